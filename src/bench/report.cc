@@ -1,0 +1,234 @@
+#include "bench/report.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+
+#ifndef LLM_GIT_COMMIT
+#define LLM_GIT_COMMIT "unknown"
+#endif
+#ifndef LLM_BUILD_TYPE
+#define LLM_BUILD_TYPE "unknown"
+#endif
+
+namespace llm {
+
+namespace {
+const std::string kRule80(80, '=');
+const std::string kDash80(80, '-');
+double Ms(double s) { return s * 1e3; }
+}  // namespace
+
+std::string FormatSummaryTable(const std::vector<BenchResult>& results) {
+  // Same columns and layout as the original script's SUMMARY block.
+  std::string out = "\n" + kRule80 + "\nSUMMARY\n" + kRule80 + "\n";
+  out += fmt::format("{:<30} {:<12} {:<12} {:<12} {:<12}\n", "Test Name", "Prompt Len", "Gen Tokens", "Time (s)",
+                     "Tokens/sec");
+  out += kDash80 + "\n";
+  for (const BenchResult& r : results) {
+    out += fmt::format("{:<30} {:<12} {:<12} {:<12.3f} {:<12.2f}\n", r.name, r.prompt_ids.size(),
+                       static_cast<int>(r.generated_tokens.median), r.time_s.median, r.tokens_per_sec.median);
+  }
+  return out;
+}
+
+std::string FormatDetailTable(const std::vector<BenchResult>& results, const RunInfo& info) {
+  std::string out = "\n" + kRule80 + "\nPREFILL / DECODE (median of " + std::to_string(info.repetitions) +
+                    " repetitions, +- stddev)\n" + kRule80 + "\n";
+  out += fmt::format("{:<22} {:>14} {:>16} {:>16} {:>30}\n", "Test Name", "TTFT (ms)", "Prefill tok/s",
+                     "Decode tok/s", "ITL ms mean/p50/p90/p99/max");
+  out += kDash80 + "\n";
+  for (const BenchResult& r : results) {
+    out += fmt::format("{:<22} {:>14} {:>16} {:>16} {:>30}\n", r.name,
+                       fmt::format("{:.1f}+-{:.1f}", Ms(r.ttft_s.median), Ms(r.ttft_s.stddev)),
+                       fmt::format("{:.2f}+-{:.2f}", r.prefill_tps.median, r.prefill_tps.stddev),
+                       fmt::format("{:.2f}+-{:.2f}", r.decode_tps.median, r.decode_tps.stddev),
+                       fmt::format("{:.1f}/{:.1f}/{:.1f}/{:.1f}/{:.1f}", Ms(r.itl_s.mean), Ms(r.itl_s.p50),
+                                   Ms(r.itl_s.p90), Ms(r.itl_s.p99), Ms(r.itl_s.max)));
+  }
+  auto mib = [](size_t b) { return b / 1048576.0; };
+  out += kDash80 + "\n";
+  out += fmt::format("Model load: {:.3f} s   weights read/token: {:.1f} MiB   weights held: {:.1f} MiB\n",
+                     info.load_time_s, mib(info.weight_bytes), mib(info.weight_bytes_total));
+  out += fmt::format("KV cache: {:.1f} MiB allocated, {:.1f} MiB used   scratch: {:.1f} MiB   peak RSS: {:.1f} MiB\n",
+                     mib(info.kv_cache_bytes), mib(info.kv_cache_used_bytes), mib(info.scratch_bytes),
+                     mib(info.peak_rss_bytes));
+  return out;
+}
+
+std::string SpreadWarnings(const std::vector<BenchResult>& results) {
+  std::string out;
+  for (const BenchResult& r : results) {
+    for (const auto& [label, s] : {std::pair<const char*, const Stats*>{"time", &r.time_s},
+                                   {"decode tokens/sec", &r.decode_tps}}) {
+      if (s->count > 1 && s->rel_spread() > 0.05) {
+        out += fmt::format("warning: {}: {} varies by {:.1f}% (stddev/mean) across repetitions; the machine is "
+                           "noisy, raise --repetitions or quiet the machine\n",
+                           r.name, label, 100 * s->rel_spread());
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+nlohmann::json StatsJson(const Stats& s) {
+  return {{"median", s.median}, {"mean", s.mean}, {"stddev", s.stddev}, {"min", s.min}, {"max", s.max}, {"n", s.count}};
+}
+
+nlohmann::json RunJson(const BenchResult& r) {
+  nlohmann::json j;
+  j["name"] = r.name;
+  j["prompt_tokens"] = r.prompt_ids.size();
+  j["generated_tokens"] = static_cast<int>(r.generated_tokens.median);
+  j["time_s"] = r.time_s.median;
+  j["tokens_per_sec"] = r.tokens_per_sec.median;
+  j["ttft_s"] = r.ttft_s.median;
+  j["prefill_tokens_per_sec"] = r.prefill_tps.median;
+  j["decode_tokens_per_sec"] = r.decode_tps.median;
+  j["itl_ms"] = {{"mean", Ms(r.itl_s.mean)}, {"p50", Ms(r.itl_s.p50)}, {"p90", Ms(r.itl_s.p90)},
+                 {"p99", Ms(r.itl_s.p99)}, {"max", Ms(r.itl_s.max)}, {"n", r.itl_s.count}};
+  j["stats"] = {{"time_s", StatsJson(r.time_s)}, {"tokens_per_sec", StatsJson(r.tokens_per_sec)},
+                {"ttft_s", StatsJson(r.ttft_s)}, {"prefill_tokens_per_sec", StatsJson(r.prefill_tps)},
+                {"decode_tokens_per_sec", StatsJson(r.decode_tps)}};
+  nlohmann::json reps = nlohmann::json::array();
+  for (const auto& rep : r.reps) {
+    reps.push_back({{"time_s", rep.time_s}, {"ttft_s", rep.ttft_s}, {"generated_tokens", rep.generated_tokens},
+                    {"tokens_per_sec", rep.tokens_per_sec}, {"prefill_tokens_per_sec", rep.prefill_tokens_per_sec},
+                    {"decode_tokens_per_sec", rep.decode_tokens_per_sec}});
+  }
+  j["repetitions"] = reps;
+  j["prompt_token_ids"] = r.prompt_ids;
+  j["generated_token_ids"] = r.generated_ids;
+  j["generated_text"] = r.text;
+  j["stop_reason"] = r.stop_reason;
+  return j;
+}
+
+}  // namespace
+
+std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& info) {
+  nlohmann::json j;
+  j["schema_version"] = kResultsSchemaVersion;
+  j["tool"] = "llama-speedbench";
+  const LlamaConfig& c = info.config;
+  j["model"] = {{"source", info.model_source},
+                {"name", info.model_name},
+                {"tokenizer", info.tokenizer},
+                {"dtype", info.dtype},
+                {"num_parameters", c.NumParameters()},
+                {"weight_bytes", info.weight_bytes},
+                {"weight_bytes_total", info.weight_bytes_total},
+                {"kv_cache_bytes", info.kv_cache_bytes},
+                {"kv_cache_used_bytes", info.kv_cache_used_bytes},
+                {"load_time_s", info.load_time_s},
+                {"config", {{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                            {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
+                            {"num_key_value_heads", c.num_key_value_heads}, {"head_dim", c.head_dim},
+                            {"vocab_size", c.vocab_size}, {"rope_theta", c.rope_theta},
+                            {"tie_word_embeddings", c.tie_word_embeddings}}}};
+  j["memory"] = {{"weight_bytes", info.weight_bytes}, {"weight_bytes_total", info.weight_bytes_total},
+                 {"kv_cache_bytes", info.kv_cache_bytes}, {"kv_cache_used_bytes", info.kv_cache_used_bytes},
+                 {"scratch_bytes", info.scratch_bytes}, {"peak_rss_bytes", info.peak_rss_bytes}};
+  j["settings"] = {{"device", info.device}, {"kernels", info.kernels}, {"threads", info.threads},
+                   {"max_seq_len", info.max_seq_len}, {"max_gen_len", info.max_gen_len}, {"warmup", info.warmup},
+                   {"repetitions", info.repetitions}, {"seed", info.seed}, {"temperature", info.temperature},
+                   {"top_k", info.top_k}, {"top_p", info.top_p}};
+  j["system"] = SystemInfo();
+  nlohmann::json runs = nlohmann::json::array();
+  for (const BenchResult& r : results) runs.push_back(RunJson(r));
+  j["runs"] = runs;
+  return j.dump(2) + "\n";
+}
+
+std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo& info, const std::string& format) {
+  std::string out;
+  if (format == "json") return ResultsJson(results, info);
+  if (format == "jsonl") {
+    for (const BenchResult& r : results) out += RunJson(r).dump() + "\n";
+    return out;
+  }
+  const bool md = format == "md";
+  const char* sep = md ? " | " : ",";
+  auto row = [&](const std::vector<std::string>& cells) {
+    std::string line = md ? "| " : "";
+    for (size_t i = 0; i < cells.size(); ++i) line += (i ? sep : "") + cells[i];
+    return line + (md ? " |\n" : "\n");
+  };
+  out += row({"test", "prompt_tokens", "generated_tokens", "time_s", "tokens_per_sec", "ttft_ms",
+              "prefill_tokens_per_sec", "decode_tokens_per_sec", "itl_p50_ms", "itl_p99_ms"});
+  if (md) out += "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const BenchResult& r : results) {
+    out += row({r.name, std::to_string(r.prompt_ids.size()), fmt::format("{}", static_cast<int>(r.generated_tokens.median)),
+                fmt::format("{:.3f}", r.time_s.median), fmt::format("{:.2f}", r.tokens_per_sec.median),
+                fmt::format("{:.1f}", Ms(r.ttft_s.median)), fmt::format("{:.2f}", r.prefill_tps.median),
+                fmt::format("{:.2f}", r.decode_tps.median), fmt::format("{:.1f}", Ms(r.itl_s.p50)),
+                fmt::format("{:.1f}", Ms(r.itl_s.p99))});
+  }
+  return out;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return IoError(path + ": cannot write (is the output directory writable?)");
+    out << content;
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return IoError(path + ": write failed (disk full?)");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return IoError(path + ": cannot move the finished file into place");
+  }
+  return OkStatus();
+}
+
+size_t PeakRssBytes() {
+  struct rusage ru;
+  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<size_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::map<std::string, std::string> SystemInfo() {
+  std::map<std::string, std::string> info;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      info["cpu"] = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  info["cpu_threads_available"] = std::to_string(AvailableCpuThreads());
+  info["simd"] = CpuSimdTargetName();
+#if defined(__clang__)
+  info["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  info["compiler"] = std::string("gcc ") + __VERSION__;
+#endif
+  info["build_type"] = LLM_BUILD_TYPE;
+  info["git_commit"] = LLM_GIT_COMMIT;
+  info["json_library"] = fmt::format("nlohmann-json {}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
+                                     NLOHMANN_JSON_VERSION_PATCH);
+  info["fmt_version"] = std::to_string(FMT_VERSION);
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  info["date"] = date;
+  return info;
+}
+
+}  // namespace llm

@@ -1,0 +1,61 @@
+// Everything the benchmark reports: the SUMMARY block of the original script,
+// the latency/memory table, other stdout formats, and benchmark_results.json.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/runner.h"
+#include "core/status.h"
+#include "io/llama_config.h"
+
+namespace llm {
+
+// What the run was: model, settings, machine. Filled by the CLI.
+struct RunInfo {
+  std::string model_source;   // directory or "dummy:NAME"
+  std::string model_name;     // --model-name when resolved through it
+  std::string tokenizer;
+  LlamaConfig config;
+  std::string dtype;
+  std::string device;
+  std::string kernels;        // backend name
+  int threads = 1;
+  int max_seq_len = 0;
+  int max_gen_len = 0;
+  int warmup = 0;
+  int repetitions = 0;
+  uint64_t seed = 0;
+  double temperature = 0;
+  int top_k = 0;
+  double top_p = 1;
+  double load_time_s = 0;
+  // Memory, bytes.
+  size_t weight_bytes = 0;        // read per decode step
+  size_t weight_bytes_total = 0;  // held
+  size_t kv_cache_bytes = 0;      // allocated
+  size_t kv_cache_used_bytes = 0; // at the end of the longest run
+  size_t scratch_bytes = 0;
+  size_t peak_rss_bytes = 0;
+};
+
+std::string FormatSummaryTable(const std::vector<BenchResult>& results);
+std::string FormatDetailTable(const std::vector<BenchResult>& results, const RunInfo& info);
+// Spread warnings (> 5% relative stddev), one line each; empty when none.
+std::string SpreadWarnings(const std::vector<BenchResult>& results);
+// md | csv | json | jsonl renderings of the per-run figures.
+std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo& info, const std::string& format);
+std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& info);
+
+// Writes via a temporary file in the same directory and rename(), so a reader
+// never sees a half-written file and a failure leaves nothing behind.
+Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+// Machine and build facts for the results file.
+std::map<std::string, std::string> SystemInfo();
+size_t PeakRssBytes();
+
+constexpr int kResultsSchemaVersion = 1;
+
+}  // namespace llm

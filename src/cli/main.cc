@@ -1,0 +1,361 @@
+// speed_benchmark: the command-line front end. Parses flags, resolves the
+// model, runs the benchmark and writes the results. Every failure becomes one
+// line on stderr and exit status 2; nothing is left half-written.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "bench/report.h"
+#include "bench/runner.h"
+#include "cli/prompts.h"
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "model/llama_model.h"
+#include "model/model_loader.h"
+
+namespace llm {
+namespace {
+
+constexpr int kExitBadInput = 2;
+
+struct Flags {
+  std::string model_path;
+  std::string model_name = "meta-llama/Llama-2-7b-hf";
+  std::string revision = "main";
+  std::string device = "auto";
+  std::string dtype = "float16";
+  int max_seq_len = 512;
+  int max_gen_len = 100;
+  std::string output_dir = "./benchmark_results";
+  bool profile = false;
+  std::vector<std::string> prompts;
+  std::string prompt_file;
+  std::vector<int> prompt_lengths;
+  std::vector<int> gen_lengths;
+  std::vector<int> depths;
+  bool ignore_eos = false;
+  std::string load_format = "auto";
+  std::string model_config;
+  uint64_t seed = 0;
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  int threads = 0;
+  int warmup = 1;
+  int repetitions = 3;
+  bool quiet = false;
+  std::string format = "table";
+  std::string kernels = "cpu";
+};
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "error: %s\n", s.message().c_str());
+  return kExitBadInput;
+}
+
+Status ValidateFlags(const Flags& f) {
+  auto bad = [](const std::string& m) { return InvalidArgument(m + " (see --help)"); };
+  DType dt;
+  if (!ParseDType(f.dtype, &dt)) return bad("--dtype '" + f.dtype + "' is not one of float32, float16, bfloat16");
+  if (f.device != "auto" && f.device != "cpu" && f.device != "cuda") return bad("--device must be auto, cpu or cuda");
+  if (f.max_seq_len < 1) return bad("--max-seq-len must be at least 1, got " + std::to_string(f.max_seq_len));
+  if (f.max_gen_len < 1) return bad("--max-gen-len must be at least 1, got " + std::to_string(f.max_gen_len));
+  if (f.warmup < 0) return bad("--warmup must be 0 or more");
+  if (f.repetitions < 1) return bad("--repetitions must be at least 1");
+  if (f.threads < 0) return bad("--threads must be positive (0 = all available)");
+  if (f.temperature < 0) return bad("--temperature must be >= 0 (0 = greedy)");
+  if (f.top_k < 0) return bad("--top-k must be >= 0 (0 = off)");
+  if (!(f.top_p > 0 && f.top_p <= 1)) return bad("--top-p must be in (0, 1]");
+  if (f.load_format != "auto" && f.load_format != "safetensors" && f.load_format != "dummy") {
+    return bad("--load-format must be auto, safetensors or dummy");
+  }
+  if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
+  for (const char* fmt : {"table", "md", "csv", "json", "jsonl"}) {
+    if (f.format == fmt) goto format_ok;
+  }
+  return bad("--format must be table, md, csv, json or jsonl");
+format_ok:
+  for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
+  for (int v : f.gen_lengths) if (v < 1) return bad("--gen-lengths values must be >= 1");
+  for (int v : f.depths) if (v < 0) return bad("--depths values must be >= 0");
+  return OkStatus();
+}
+
+// Creates the output directory and proves it writable before any work is done.
+Status PrepareOutputDir(const std::string& dir) {
+  std::string partial;
+  std::stringstream ss(dir);
+  std::string part;
+  if (!dir.empty() && dir[0] == '/') partial = "/";
+  while (std::getline(ss, part, '/')) {
+    if (part.empty()) continue;
+    partial += part + "/";
+    ::mkdir(partial.c_str(), 0755);
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return IoError("--output-dir " + dir + ": cannot create the directory");
+  }
+  if (::access(dir.c_str(), W_OK) != 0) return IoError("--output-dir " + dir + ": directory is not writable");
+  return OkStatus();
+}
+
+// --model-path, then $LLAMA_MODEL_PATH, then --model-name in the HF cache.
+Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) {
+  ModelSource src;
+  src.dtype = dtype;
+  src.seed = f.seed;
+  if (f.load_format == "dummy") {
+    src.format = LoadFormat::kDummy;
+    src.model_config = f.model_config;
+    *how = "random weights (--load-format dummy)";
+    return src;
+  }
+  src.format = f.load_format == "safetensors" ? LoadFormat::kSafetensors : LoadFormat::kAuto;
+  if (!f.model_path.empty()) {
+    src.model_dir = f.model_path;
+    *how = "--model-path";
+    return src;
+  }
+  if (const char* env = std::getenv("LLAMA_MODEL_PATH"); env != nullptr && *env != '\0') {
+    src.model_dir = env;
+    *how = "$LLAMA_MODEL_PATH";
+    return src;
+  }
+  auto cached = FindInHfCache(f.model_name, f.revision);
+  if (cached.ok()) {
+    src.model_dir = cached.value();
+    *how = "--model-name " + f.model_name + " (Hugging Face cache)";
+    return src;
+  }
+  return NotFound("no model given: " + cached.status().message() +
+                  ". Give one of: --model-path DIR; LLAMA_MODEL_PATH=DIR; --model-name ORG/NAME already in the "
+                  "Hugging Face cache; or --load-format dummy --model-config tinyllama-1.1b for random weights");
+}
+
+Result<std::vector<std::string>> ReadPromptFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("--prompt-file " + path + ": cannot read");
+  std::vector<std::string> prompts;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) prompts.push_back(line);
+  }
+  if (prompts.empty()) return InvalidArgument("--prompt-file " + path + ": no prompts (one per line)");
+  return prompts;
+}
+
+// Synthetic prompt of exactly n tokens: BOS then ids drawn from the vocabulary
+// (seeded), as llama-bench does for pp tests.
+std::vector<int32_t> SyntheticPrompt(int n, int bos, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed + n);
+  std::uniform_int_distribution<int> id(3, vocab - 1);
+  std::vector<int32_t> p(n);
+  p[0] = bos;
+  for (int i = 1; i < n; ++i) p[i] = id(rng);
+  return p;
+}
+
+Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm) {
+  const LlamaConfig& cfg = lm.config;
+  std::vector<BenchTest> tests;
+  const int bos = lm.tokenizer && lm.tokenizer->bos_id() >= 0 ? lm.tokenizer->bos_id() : cfg.bos_token_id;
+  auto check_len = [&](const BenchTest& t) -> Status {
+    if (static_cast<int>(t.prompt.size()) > f.max_seq_len) {
+      return InvalidArgument(t.name + ": prompt of " + std::to_string(t.prompt.size()) +
+                             " tokens is longer than --max-seq-len " + std::to_string(f.max_seq_len) +
+                             " (raise --max-seq-len or shorten the prompt)");
+    }
+    return OkStatus();
+  };
+  const bool sweep = !f.prompt_lengths.empty() || !f.gen_lengths.empty() || !f.depths.empty();
+  std::vector<std::string> texts = f.prompts;
+  if (!f.prompt_file.empty()) {
+    LLM_ASSIGN_OR_RETURN(auto more, ReadPromptFile(f.prompt_file));
+    texts.insert(texts.end(), more.begin(), more.end());
+  }
+  if (texts.empty() && !sweep) {
+    for (const BuiltinPrompt& p : BuiltinPrompts()) texts.push_back(p.text);
+  }
+  const bool builtin = f.prompts.empty() && f.prompt_file.empty();
+  if (!texts.empty() && lm.tokenizer == nullptr) {
+    return InvalidArgument(lm.tokenizer_status.message() +
+                           "; text prompts need a tokenizer (synthetic --prompt-lengths/--gen-lengths do not)");
+  }
+  for (size_t i = 0; i < texts.size(); ++i) {
+    BenchTest t;
+    t.name = builtin ? BuiltinPrompts()[i].name : "Prompt " + std::to_string(i + 1);
+    LLM_ASSIGN_OR_RETURN(t.prompt, lm.tokenizer->Encode(texts[i], /*add_bos=*/true));
+    t.max_new_tokens = f.max_gen_len;
+    t.ignore_eos = f.ignore_eos;
+    LLM_RETURN_IF_ERROR(check_len(t));
+    tests.push_back(std::move(t));
+  }
+  // llama-bench style rows: ppN (prompt processing), tgN (generation), tgN @ dD.
+  for (int n : f.prompt_lengths) {
+    BenchTest t{"pp" + std::to_string(n), SyntheticPrompt(n, bos, cfg.vocab_size, f.seed), 1, true};
+    LLM_RETURN_IF_ERROR(check_len(t));
+    tests.push_back(std::move(t));
+  }
+  std::vector<int> depths = f.depths;
+  if (depths.empty()) depths.push_back(0);
+  for (int g : f.gen_lengths) {
+    for (int d : depths) {
+      BenchTest t{"tg" + std::to_string(g) + (d > 0 ? " @ d" + std::to_string(d) : ""),
+                  SyntheticPrompt(std::max(1, d), bos, cfg.vocab_size, f.seed), g, true};
+      if (static_cast<int>(t.prompt.size()) + g > f.max_seq_len) {
+        return InvalidArgument(t.name + " needs " + std::to_string(t.prompt.size() + g) +
+                               " positions but --max-seq-len is " + std::to_string(f.max_seq_len));
+      }
+      tests.push_back(std::move(t));
+    }
+  }
+  if (tests.empty()) return InvalidArgument("nothing to run: --depths needs --gen-lengths");
+  return tests;
+}
+
+int Run(const Flags& f) {
+  if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
+  DType dtype;
+  ParseDType(f.dtype, &dtype);
+  std::string device = f.device;
+  if (device == "cuda") {
+    return Fail(Unimplemented("--device cuda: this build has no CUDA backend; use --device cpu (or auto)"));
+  }
+  if (device == "auto") {
+    device = "cpu";
+    if (!f.quiet) std::fprintf(stderr, "device: auto -> cpu (this build has no CUDA backend)\n");
+  }
+  if (f.profile) {
+    std::fprintf(stderr, "warning: --profile is not implemented yet (issue #5); running without a profiler\n");
+  }
+  if (Status s = PrepareOutputDir(f.output_dir); !s.ok()) return Fail(s);
+
+  std::string how;
+  auto source = ResolveModel(f, dtype, &how);
+  if (!source.ok()) return Fail(source.status());
+  const int threads = f.threads > 0 ? f.threads : AvailableCpuThreads();
+  ThreadPool pool(threads);
+  if (!f.quiet) std::fprintf(stderr, "loading model from %s ...\n", how.c_str());
+  auto loaded = LoadModel(source.value(), &pool);
+  if (!loaded.ok()) return Fail(loaded.status());
+  LoadedModel& lm = loaded.value();
+
+  auto tests = BuildTests(f, lm);
+  if (!tests.ok()) return Fail(tests.status());
+
+  std::unique_ptr<KernelBackend> backend =
+      f.kernels == "reference" ? MakeReferenceBackend() : MakeCpuBackend(&pool);
+  ModelOptions mo;
+  mo.max_seq_len = f.max_seq_len;
+  auto model = LlamaModel::Create(lm.config, std::move(lm.weights), backend.get(), mo);
+  if (!model.ok()) return Fail(model.status());
+  LlamaModel& m = *model.value();
+
+  BenchOptions bo;
+  bo.warmup = f.warmup;
+  bo.repetitions = f.repetitions;
+  bo.quiet = f.quiet;
+  bo.eos_ids = lm.config.eos_token_ids;
+  bo.sampling = SamplingOptions{f.temperature, f.top_k, f.top_p, f.seed};
+  auto results = RunBenchmark(m, lm.tokenizer.get(), tests.value(), bo);
+  if (!results.ok()) return Fail(results.status());
+
+  RunInfo info;
+  info.model_source = lm.description;
+  info.model_name = how.rfind("--model-name", 0) == 0 ? f.model_name : "";
+  info.tokenizer = lm.tokenizer ? lm.tokenizer->description() : "none";
+  info.config = lm.config;
+  info.dtype = DTypeName(dtype);
+  info.device = device;
+  info.kernels = backend->name();
+  info.threads = threads;
+  info.max_seq_len = f.max_seq_len;
+  info.max_gen_len = f.max_gen_len;
+  info.warmup = f.warmup;
+  info.repetitions = f.repetitions;
+  info.seed = f.seed;
+  info.temperature = f.temperature;
+  info.top_k = f.top_k;
+  info.top_p = f.top_p;
+  info.load_time_s = lm.load_time_s;
+  info.weight_bytes = m.weights().DecodeBytesPerToken(lm.config);
+  info.weight_bytes_total = m.weights().TotalBytes();
+  info.kv_cache_bytes = m.kv_cache_bytes();
+  size_t longest = 0;
+  for (const auto& r : results.value()) longest = std::max(longest, r.prompt_ids.size() + r.generated_ids.size());
+  info.kv_cache_used_bytes = static_cast<size_t>(lm.config.num_hidden_layers) * 2 * lm.config.kv_dim() * longest * 4;
+  info.scratch_bytes = m.scratch_bytes();
+  info.peak_rss_bytes = PeakRssBytes();
+
+  if (f.format == "table") {
+    for (const BenchResult& r : results.value()) {
+      std::printf("\n--- %s (%zu prompt tokens) ---\n%s\n", r.name.c_str(), r.prompt_ids.size(), r.text.c_str());
+    }
+    std::printf("%s", FormatSummaryTable(results.value()).c_str());
+    std::printf("%s", FormatDetailTable(results.value(), info).c_str());
+  } else {
+    std::printf("%s", FormatResults(results.value(), info, f.format).c_str());
+  }
+  std::fprintf(stderr, "%s", SpreadWarnings(results.value()).c_str());
+  const std::string json_path = f.output_dir + "/benchmark_results.json";
+  if (Status s = WriteFileAtomic(json_path, ResultsJson(results.value(), info)); !s.ok()) return Fail(s);
+  if (!f.quiet) std::fprintf(stderr, "results written to %s\n", json_path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace llm
+
+int main(int argc, char** argv) {
+  llm::Flags f;
+  CLI::App app{"llama-speedbench: how fast a Llama model generates text, and where the time goes.\n"
+               "Example: speed_benchmark --load-format dummy --model-config tinyllama-1.1b --device cpu "
+               "--dtype bfloat16 --max-gen-len 32"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--model-path", f.model_path, "Hugging Face checkpoint directory (config.json + safetensors)");
+  app.add_option("--model-name", f.model_name, "Hub model id, looked up in the Hugging Face cache");
+  app.add_option("--revision", f.revision, "Revision of --model-name");
+  app.add_option("--device", f.device, "auto | cpu | cuda");
+  app.add_option("--dtype", f.dtype, "float32 | float16 | bfloat16 (weights; arithmetic is float32)");
+  app.add_option("--max-seq-len", f.max_seq_len, "KV cache capacity in tokens");
+  app.add_option("--max-gen-len", f.max_gen_len, "Most tokens generated per test");
+  app.add_option("--output-dir", f.output_dir, "Where benchmark_results.json goes");
+  app.add_flag("--profile", f.profile, "Record a profile (profiler_trace.json, profiler_stats.txt)");
+  app.add_option("--prompt", f.prompts, "Prompt text; repeatable; replaces the built-in prompts");
+  app.add_option("--prompt-file", f.prompt_file, "File with one prompt per line");
+  app.add_option("--prompt-lengths", f.prompt_lengths, "Synthetic prompt-processing tests, e.g. 128,512")->delimiter(',');
+  app.add_option("--gen-lengths", f.gen_lengths, "Synthetic generation tests, e.g. 128")->delimiter(',');
+  app.add_option("--depths", f.depths, "KV-cache depths for the generation tests, e.g. 0,1024")->delimiter(',');
+  app.add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-sequence");
+  app.add_option("--load-format", f.load_format, "auto | safetensors | dummy (random weights)");
+  app.add_option("--model-config", f.model_config, "Architecture for dummy weights: built-in name or config.json path");
+  app.add_option("--seed", f.seed, "Seed for random weights, synthetic prompts and sampling");
+  app.add_option("--temperature", f.temperature, "0 = greedy");
+  app.add_option("--top-k", f.top_k, "0 = off");
+  app.add_option("--top-p", f.top_p, "1 = off");
+  app.add_option("--threads", f.threads, "CPU threads (0 = all available)");
+  app.add_option("--warmup", f.warmup, "Uncounted warm-up runs per test");
+  app.add_option("--repetitions", f.repetitions, "Timed runs per test");
+  app.add_flag("--quiet", f.quiet, "No progress or informational lines on stderr");
+  app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl");
+  app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return llm::kExitBadInput;
+  }
+  return llm::Run(f);
+}

@@ -1,0 +1,38 @@
+// Owning, 64-byte aligned, uninitialised byte buffer for weights, KV cache and
+// scratch. Allocation size is checked by the caller before calling Allocate.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+
+namespace llm {
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  // Returns false when the allocation fails (so the caller can report it).
+  bool Allocate(size_t bytes) {
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = rounded ? std::aligned_alloc(64, rounded) : nullptr;
+    if (rounded && p == nullptr) return false;
+    data_.reset(p);
+    size_ = bytes;
+    return true;
+  }
+  void* data() { return data_.get(); }
+  const void* data() const { return data_.get(); }
+  template <typename T> T* as() { return static_cast<T*>(data_.get()); }
+  template <typename T> const T* as() const { return static_cast<const T*>(data_.get()); }
+  size_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<void, FreeDeleter> data_;
+  size_t size_ = 0;
+};
+
+}  // namespace llm

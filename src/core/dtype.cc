@@ -1,0 +1,87 @@
+#include "core/dtype.h"
+
+namespace llm {
+
+size_t DTypeSize(DType t) {
+  switch (t) {
+    case DType::kF32: return 4;
+    case DType::kF16: return 2;
+    case DType::kBF16: return 2;
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
+  }
+  return 0;
+}
+
+const char* DTypeName(DType t) {
+  switch (t) {
+    case DType::kF32: return "float32";
+    case DType::kF16: return "float16";
+    case DType::kBF16: return "bfloat16";
+    case DType::kI32: return "int32";
+    case DType::kI64: return "int64";
+  }
+  return "?";
+}
+
+bool ParseDType(const std::string& name, DType* out) {
+  if (name == "float32" || name == "fp32" || name == "f32" || name == "float") { *out = DType::kF32; return true; }
+  if (name == "float16" || name == "fp16" || name == "f16" || name == "half") { *out = DType::kF16; return true; }
+  if (name == "bfloat16" || name == "bf16") { *out = DType::kBF16; return true; }
+  return false;
+}
+
+float F16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  if (exp == 0x1f) return BitsFloat(sign | 0x7f800000u | (mant << 13));  // inf / NaN
+  if (exp != 0) return BitsFloat(sign | ((exp + 112) << 23) | (mant << 13));
+  // Zero or subnormal: mant * 2^-24 is exact in float32.
+  const float mag = static_cast<float>(mant) * 5.9604644775390625e-8f;
+  return sign ? -mag : mag;
+}
+
+uint16_t F32ToF16(float f) {
+  const uint32_t u = FloatBits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7e00u;             // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;            // >= 65520 rounds to inf
+  if (abs >= 0x38800000u) {                                 // normal in f16 (>= 2^-14)
+    const uint32_t mant_round = abs + 0xfffu + ((abs >> 13) & 1u) - (112u << 23);
+    return sign | static_cast<uint16_t>(mant_round >> 13);
+  }
+  // Subnormal or zero in f16: scale to units of 2^-24 and round to nearest even.
+  // float32 arithmetic on abs * 2^24 is exact up to the rounding we want.
+  const float scaled = BitsFloat(abs) * 16777216.0f;  // exact: power-of-two scale
+  float whole = static_cast<float>(static_cast<uint32_t>(scaled));
+  const float frac = scaled - whole;
+  uint32_t q = static_cast<uint32_t>(whole);
+  if (frac > 0.5f || (frac == 0.5f && (q & 1u))) ++q;
+  return sign | static_cast<uint16_t>(q);
+}
+
+void ConvertFloats(const void* src, DType src_type, void* dst, DType dst_type, size_t n) {
+  if (src_type == dst_type) {
+    std::memcpy(dst, src, n * DTypeSize(src_type));
+    return;
+  }
+  auto load = [&](size_t i) -> float {
+    switch (src_type) {
+      case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(src)[i]);
+      case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(src)[i]);
+      default: return static_cast<const float*>(src)[i];
+    }
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const float v = load(i);
+    switch (dst_type) {
+      case DType::kF16: static_cast<uint16_t*>(dst)[i] = F32ToF16(v); break;
+      case DType::kBF16: static_cast<uint16_t*>(dst)[i] = F32ToBF16(v); break;
+      default: static_cast<float*>(dst)[i] = v; break;
+    }
+  }
+}
+
+}  // namespace llm

@@ -1,0 +1,121 @@
+// The CPU backend: SIMD kernels from cpu_kernels.cc spread over a ThreadPool.
+// Decides how each op is split into tasks; the arithmetic lives in the kernels.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/simd/cpu_kernels.h"
+#include "kernels/ops.h"
+
+namespace llm {
+namespace {
+
+// Below this many rows a matmul is memory-bound (decode); above, packing W for
+// the register-tiled GEMM pays for itself.
+constexpr int64_t kGemmMinRows = 4;
+
+class CpuBackend final : public KernelBackend {
+ public:
+  explicit CpuBackend(ThreadPool* pool) : pool_(pool), scratch_(pool->num_threads()) {}
+
+  const char* name() const override { return "cpu"; }
+
+  void MatMul(const float* x, int64_t M, const MatView& w, const float* bias, float* y) override {
+    const int64_t N = w.rows;
+    if (M < kGemmMinRows) {
+      // Enough tasks for load balance, each long enough to amortise the hand-off.
+      const int64_t grain = std::max<int64_t>(16, N / (8 * pool_->num_threads()) / 4 * 4);
+      pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
+      return;
+    }
+    const int64_t block = simd::GemmRowBlock();
+    pool_->ParallelRange(N, block, [&](size_t b, size_t e, int worker) {
+      simd::GemmRows(x, M, w, b, e, bias, y, Scratch(worker, kPack, simd::GemmPackFloats()));
+    });
+  }
+
+  void RmsNorm(const float* x, const MatView& weight, float eps, int64_t M, float* out) override {
+    const int64_t D = weight.cols;
+    pool_->ParallelRange(M, 8, [&](size_t b, size_t e, int) {
+      for (size_t m = b; m < e; ++m) simd::RmsNormRow(x + m * D, weight, eps, out + m * D);
+    });
+  }
+
+  void Rope(float* x, int64_t M, int num_heads, int head_dim, int start_pos, const float* cos_table,
+            const float* sin_table) override {
+    const int half = head_dim / 2;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* c = cos_table + (start_pos + m) * half;
+      const float* s = sin_table + (start_pos + m) * half;
+      for (int h = 0; h < num_heads; ++h) {
+        float* v = x + (m * num_heads + h) * head_dim;
+        for (int i = 0; i < half; ++i) {  // HF rotate_half: (a, b) -> (a c - b s, b c + a s)
+          const float a = v[i], b = v[i + half];
+          v[i] = a * c[i] - b * s[i];
+          v[i + half] = b * c[i] + a * s[i];
+        }
+      }
+    }
+  }
+
+  void Attention(const AttentionArgs& a) override {
+    const int hd = a.cache.head_dim;
+    const int group = a.num_heads / a.cache.num_kv_heads;
+    const size_t num_tasks = static_cast<size_t>(a.num_tokens) * a.num_heads;
+    pool_->ParallelFor(num_tasks, [&](size_t task, int worker) {
+      const int t = static_cast<int>(task / a.num_heads);
+      const int h = static_cast<int>(task % a.num_heads);
+      const int pos = a.start_pos + t;
+      const int kvh = h / group;
+      const float* q = a.q + task * hd;
+      float* scores = Scratch(worker, kScores, a.cache.capacity);
+      for (int p = 0; p <= pos; ++p) scores[p] = simd::Dot(q, a.cache.KeyAt(kvh, p), hd) * a.scale;
+      const float sum = simd::ExpShiftSum(scores, pos + 1, simd::MaxOf(scores, pos + 1));
+      float* out = a.out + task * hd;
+      std::fill(out, out + hd, 0.f);
+      for (int p = 0; p <= pos; ++p) simd::Axpy(scores[p], a.cache.ValueAt(kvh, p), out, hd);
+      simd::Scale(1.0f / sum, out, hd);
+    });
+  }
+
+  void SiluMul(const float* gate, const float* up, size_t n, float* out) override {
+    pool_->ParallelRange(n, 4096, [&](size_t b, size_t e, int) { simd::SiluMul(gate + b, up + b, e - b, out + b); });
+  }
+
+  void Add(float* x, const float* y, size_t n) override {
+    pool_->ParallelRange(n, 1 << 16, [&](size_t b, size_t e, int) { simd::Add(x + b, y + b, e - b); });
+  }
+
+  void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) override {
+    const size_t row_bytes = static_cast<size_t>(table.cols) * DTypeSize(table.dtype);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto* row = static_cast<const uint8_t*>(table.data) + static_cast<size_t>(ids[i]) * row_bytes;
+      simd::WidenRow(row, table.dtype, table.cols, out + i * table.cols);
+    }
+  }
+
+ private:
+  enum Slot { kPack, kScores, kNumSlots };
+
+  // Per-worker scratch, grown on first use and then reused: no allocation per token.
+  float* Scratch(int worker, Slot slot, size_t floats) {
+    AlignedBuffer& buf = scratch_[worker].slots[slot];
+    if (buf.size() < floats * sizeof(float)) buf.Allocate(floats * sizeof(float));
+    return buf.as<float>();
+  }
+
+  struct WorkerScratch {
+    AlignedBuffer slots[kNumSlots];
+  };
+  ThreadPool* pool_;
+  std::vector<WorkerScratch> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool) { return std::make_unique<CpuBackend>(pool); }
+const char* CpuSimdTargetName() { return simd::TargetName(); }
+
+}  // namespace llm

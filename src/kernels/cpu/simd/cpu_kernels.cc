@@ -1,0 +1,383 @@
+// Highway implementations of the per-row CPU kernels. This file is compiled
+// once per SIMD target through foreach_target.h; the HWY_ONCE section at the
+// bottom exports the dispatchers declared in cpu_kernels.h.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/simd/cpu_kernels.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include <algorithm>
+#include <cmath>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+#include "kernels/cpu/simd/cpu_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace llm {
+namespace simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// --- Loading weights of any storage type as float32 lanes ---------------------
+
+HWY_INLINE VF LoadW(DF df, const float* p) { return hn::LoadU(df, p); }
+HWY_INLINE VF LoadW(DF df, const hwy::bfloat16_t* p) {
+  const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+  return hn::PromoteTo(df, hn::LoadU(dbf, p));
+}
+HWY_INLINE VF LoadW(DF df, const hwy::float16_t* p) {
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(df, hn::LoadU(dh, p));
+}
+HWY_INLINE float ScalarW(const float* p) { return *p; }
+HWY_INLINE float ScalarW(const hwy::bfloat16_t* p) { return BF16ToF32(p->bits); }
+HWY_INLINE float ScalarW(const hwy::float16_t* p) { return F16ToF32(reinterpret_cast<const uint16_t*>(p)[0]); }
+
+HWY_INLINE float ReduceSum(DF df, VF v) { return hn::GetLane(hn::SumOfLanes(df, v)); }
+
+// --- GEMV: four weight rows at a time share each load of x ---------------------
+
+template <class WT>
+void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
+           const float* bias, float* y) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  int64_t n = n_begin;
+  for (; n + 4 <= n_end; n += 4) {
+    const WT* w0 = w + n * K;
+    const WT* w1 = w0 + K;
+    const WT* w2 = w1 + K;
+    const WT* w3 = w2 + K;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+      int64_t k = 0;
+      for (; k + L <= K; k += L) {
+        const VF xv = hn::LoadU(df, xm + k);
+        a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
+        a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
+        a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
+        a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
+      }
+      float s0 = ReduceSum(df, a0), s1 = ReduceSum(df, a1), s2 = ReduceSum(df, a2), s3 = ReduceSum(df, a3);
+      for (; k < K; ++k) {
+        s0 += xm[k] * ScalarW(w0 + k);
+        s1 += xm[k] * ScalarW(w1 + k);
+        s2 += xm[k] * ScalarW(w2 + k);
+        s3 += xm[k] * ScalarW(w3 + k);
+      }
+      float* ym = y + m * N + n;
+      ym[0] = s0 + (bias ? bias[n] : 0.f);
+      ym[1] = s1 + (bias ? bias[n + 1] : 0.f);
+      ym[2] = s2 + (bias ? bias[n + 2] : 0.f);
+      ym[3] = s3 + (bias ? bias[n + 3] : 0.f);
+    }
+  }
+  for (; n < n_end; ++n) {
+    const WT* wn = w + n * K;
+    for (int64_t m = 0; m < M; ++m) {
+      const float* xm = x + m * K;
+      VF a = hn::Zero(df);
+      int64_t k = 0;
+      for (; k + L <= K; k += L) a = hn::MulAdd(LoadW(df, wn + k), hn::LoadU(df, xm + k), a);
+      float s = ReduceSum(df, a);
+      for (; k < K; ++k) s += xm[k] * ScalarW(wn + k);
+      y[m * N + n] = s + (bias ? bias[n] : 0.f);
+    }
+  }
+}
+
+void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y) {
+  switch (w.dtype) {
+    case DType::kF16:
+      return GemvT(x, M, static_cast<const hwy::float16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
+    case DType::kBF16:
+      return GemvT(x, M, static_cast<const hwy::bfloat16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
+    default:
+      return GemvT(x, M, static_cast<const float*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
+  }
+}
+
+// --- GEMM: packed panels of W, a 6 x (2 vectors) register tile -----------------
+//
+// C[m0:m0+6, n0:n0+2L] accumulates over a K block: per k, two loads of the
+// packed W panel and six broadcasts of x feed twelve FMAs, so the FMA units,
+// not the load ports, are the limit. W is widened to float32 while packing,
+// once per K block, and the packed block (kKc x kNc floats) stays in L2.
+constexpr int kMr = 6;
+constexpr int64_t kKc = 256;
+constexpr int64_t kPanelsPerBlock = 8;
+
+HWY_INLINE int64_t PanelWidth() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
+
+template <int MR>
+HWY_INLINE void MicroKernel(const float* a, int64_t lda, const float* b, int64_t kc, float* tile) {
+  const DF df;
+  const size_t L = hn::Lanes(df);
+  VF c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = hn::Zero(df);
+  for (int64_t k = 0; k < kc; ++k) {
+    const VF b0 = hn::Load(df, b + k * 2 * L);
+    const VF b1 = hn::Load(df, b + k * 2 * L + L);
+    for (int i = 0; i < MR; ++i) {
+      const VF ai = hn::Set(df, a[i * lda + k]);
+      c0[i] = hn::MulAdd(ai, b0, c0[i]);
+      c1[i] = hn::MulAdd(ai, b1, c1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    hn::Store(c0[i], df, tile + i * 2 * L);
+    hn::Store(c1[i], df, tile + i * 2 * L + L);
+  }
+}
+
+template <class WT>
+void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+  for (int64_t j = 0; j < nr; ++j) {
+    const int64_t n = n0 + j;
+    if (n >= n_end) {
+      for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = 0.f;
+      continue;
+    }
+    const WT* row = w + n * K + k0;
+    for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = ScalarW(row + k);
+  }
+}
+
+template <class WT>
+void GemmT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
+           const float* bias, float* y, float* pack) {
+  const int64_t nr = PanelWidth();
+  HWY_ALIGN float tile[kMr * 2 * 16];  // 16 = widest x86 lane count
+  for (int64_t nb = n_begin; nb < n_end; nb += kPanelsPerBlock * nr) {
+    const int64_t ne = std::min(n_end, nb + kPanelsPerBlock * nr);
+    const int64_t num_panels = (ne - nb + nr - 1) / nr;
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+      const int64_t kc = std::min(kKc, K - k0);
+      for (int64_t p = 0; p < num_panels; ++p) PackPanel(w, K, nb + p * nr, ne, k0, kc, nr, pack + p * kc * nr);
+      for (int64_t m0 = 0; m0 < M; m0 += kMr) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMr, M - m0));
+        const float* a = x + m0 * K + k0;
+        for (int64_t p = 0; p < num_panels; ++p) {
+          const float* b = pack + p * kc * nr;
+          switch (mr) {
+            case 6: MicroKernel<6>(a, K, b, kc, tile); break;
+            case 5: MicroKernel<5>(a, K, b, kc, tile); break;
+            case 4: MicroKernel<4>(a, K, b, kc, tile); break;
+            case 3: MicroKernel<3>(a, K, b, kc, tile); break;
+            case 2: MicroKernel<2>(a, K, b, kc, tile); break;
+            default: MicroKernel<1>(a, K, b, kc, tile); break;
+          }
+          const int64_t n0 = nb + p * nr;
+          const int64_t cols = std::min(nr, ne - n0);
+          for (int i = 0; i < mr; ++i) {
+            float* yrow = y + (m0 + i) * N + n0;
+            const float* t = tile + i * nr;
+            if (k0 == 0) {
+              for (int64_t j = 0; j < cols; ++j) yrow[j] = t[j] + (bias ? bias[n0 + j] : 0.f);
+            } else {
+              for (int64_t j = 0; j < cols; ++j) yrow[j] += t[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y, float* pack) {
+  switch (w.dtype) {
+    case DType::kF16:
+      return GemmT(x, M, static_cast<const hwy::float16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
+    case DType::kBF16:
+      return GemmT(x, M, static_cast<const hwy::bfloat16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
+    default:
+      return GemmT(x, M, static_cast<const float*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
+  }
+}
+
+int64_t GemmRowBlock() { return kPanelsPerBlock * PanelWidth(); }
+
+// --- Vector helpers for attention, norms and activations -----------------------
+
+float Dot(const float* a, const float* b, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF s0 = hn::Zero(df), s1 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(df, a + i + L), hn::LoadU(df, b + i + L), s1);
+  }
+  for (; i + L <= n; i += L) s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
+  float s = ReduceSum(df, hn::Add(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void Axpy(float alpha, const float* x, float* y, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF va = hn::Set(df, alpha);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::MulAdd(va, hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, y + i);
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void Scale(float alpha, float* y, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF va = hn::Set(df, alpha);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Mul(va, hn::LoadU(df, y + i)), df, y + i);
+  for (; i < n; ++i) y[i] *= alpha;
+}
+
+float MaxOf(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+float ExpShiftSum(float* x, int64_t n, float max) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF vmax = hn::Set(df, max);
+  VF vsum = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + i), vmax));
+    hn::StoreU(e, df, x + i);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = ReduceSum(df, vsum);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - max));
+  return sum;
+}
+
+template <class WT>
+void RmsNormT(const float* x, const WT* w, int64_t D, float eps, float* out) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF ss = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + L <= D; i += L) {
+    const VF v = hn::LoadU(df, x + i);
+    ss = hn::MulAdd(v, v, ss);
+  }
+  float sum = ReduceSum(df, ss);
+  for (; i < D; ++i) sum += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(sum / static_cast<float>(D) + eps);
+  const VF vinv = hn::Set(df, inv);
+  for (i = 0; i + L <= D; i += L) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(df, x + i), vinv), LoadW(df, w + i)), df, out + i);
+  for (; i < D; ++i) out[i] = x[i] * inv * ScalarW(w + i);
+}
+
+void RmsNormRow(const float* x, const MatView& weight, float eps, float* out) {
+  switch (weight.dtype) {
+    case DType::kF16: return RmsNormT(x, static_cast<const hwy::float16_t*>(weight.data), weight.cols, eps, out);
+    case DType::kBF16: return RmsNormT(x, static_cast<const hwy::bfloat16_t*>(weight.data), weight.cols, eps, out);
+    default: return RmsNormT(x, static_cast<const float*>(weight.data), weight.cols, eps, out);
+  }
+}
+
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF one = hn::Set(df, 1.0f);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const VF g = hn::LoadU(df, gate + i);
+    const VF sig = hn::Div(one, hn::Add(one, hn::Exp(df, hn::Neg(g))));
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), hn::LoadU(df, up + i)), df, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void Add(float* x, const float* y, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(hn::Add(hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+template <class WT>
+void WidenT(const WT* src, int64_t n, float* out) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) hn::StoreU(LoadW(df, src + i), df, out + i);
+  for (; i < n; ++i) out[i] = ScalarW(src + i);
+}
+
+void WidenRow(const void* src, DType dtype, int64_t n, float* out) {
+  switch (dtype) {
+    case DType::kF16: return WidenT(static_cast<const hwy::float16_t*>(src), n, out);
+    case DType::kBF16: return WidenT(static_cast<const hwy::bfloat16_t*>(src), n, out);
+    default: return WidenT(static_cast<const float*>(src), n, out);
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace simd
+}  // namespace llm
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace llm {
+namespace simd {
+
+HWY_EXPORT(GemvRows);
+HWY_EXPORT(GemmRows);
+HWY_EXPORT(GemmRowBlock);
+HWY_EXPORT(Dot);
+HWY_EXPORT(Axpy);
+HWY_EXPORT(Scale);
+HWY_EXPORT(MaxOf);
+HWY_EXPORT(ExpShiftSum);
+HWY_EXPORT(RmsNormRow);
+HWY_EXPORT(SiluMul);
+HWY_EXPORT(Add);
+HWY_EXPORT(WidenRow);
+HWY_EXPORT(TargetName);
+
+void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y) {
+  HWY_DYNAMIC_DISPATCH(GemvRows)(x, M, w, n_begin, n_end, bias, y);
+}
+void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y, float* pack) {
+  HWY_DYNAMIC_DISPATCH(GemmRows)(x, M, w, n_begin, n_end, bias, y, pack);
+}
+// Enough for the widest x86 target (AVX-512, 16 float lanes): kPanelsPerBlock
+// panels of 2 vectors x kKc. HWY_MAX_BYTES is not usable here: in this
+// HWY_ONCE section it describes the baseline target, not the widest.
+size_t GemmPackFloats() { return 8 * 2 * 16 * 256; }
+int64_t GemmRowBlock() { return HWY_DYNAMIC_DISPATCH(GemmRowBlock)(); }
+float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
+void Axpy(float alpha, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Axpy)(alpha, x, y, n); }
+void Scale(float alpha, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Scale)(alpha, y, n); }
+float MaxOf(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxOf)(x, n); }
+float ExpShiftSum(float* x, int64_t n, float max) { return HWY_DYNAMIC_DISPATCH(ExpShiftSum)(x, n, max); }
+void RmsNormRow(const float* x, const MatView& weight, float eps, float* out) {
+  HWY_DYNAMIC_DISPATCH(RmsNormRow)(x, weight, eps, out);
+}
+void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n, out);
+}
+void Add(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Add)(x, y, n); }
+void WidenRow(const void* src, DType dtype, int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(WidenRow)(src, dtype, n, out);
+}
+const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+}  // namespace simd
+}  // namespace llm
+#endif  // HWY_ONCE

@@ -1,0 +1,41 @@
+// Per-row SIMD kernels of the CPU backend, compiled once per ISA target by
+// Highway (cpu_kernels.cc) and dispatched at run time to the best one the CPU
+// supports. Each function works on a slice so the backend can parallelise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace llm {
+namespace simd {
+
+// y[m, n] for n in [n_begin, n_end): dot products of x rows with W rows
+// (memory-bound path, used for decode where M is tiny).
+void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+              const float* bias, float* y);
+// Same result through a packed, register-tiled GEMM (compute-bound path for
+// prefill). `pack` is scratch of GemmPackFloats() floats owned by the caller.
+void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+              const float* bias, float* y, float* pack);
+size_t GemmPackFloats();
+// Rows of W per GEMM task: a multiple of the register tile width.
+int64_t GemmRowBlock();
+
+float Dot(const float* a, const float* b, int64_t n);
+void Axpy(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
+void Scale(float alpha, float* y, int64_t n);                 // y *= alpha
+// x[i] = exp(x[i] - max); returns the sum.
+float ExpShiftSum(float* x, int64_t n, float max);
+float MaxOf(const float* x, int64_t n);
+void RmsNormRow(const float* x, const MatView& weight, float eps, float* out);
+void SiluMul(const float* gate, const float* up, int64_t n, float* out);
+void Add(float* x, const float* y, int64_t n);
+// Widens n weights to float32.
+void WidenRow(const void* src, DType dtype, int64_t n, float* out);
+
+const char* TargetName();
+
+}  // namespace simd
+}  // namespace llm

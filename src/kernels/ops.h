@@ -1,0 +1,79 @@
+// The narrow interface between the model and the kernels. The model calls only
+// these operations; a backend (scalar reference, SIMD CPU, later CUDA)
+// implements them. Activations are float32 row-major; weights are any float
+// storage type and are widened inside the kernel, accumulating in float32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/dtype.h"
+
+namespace llm {
+
+class ThreadPool;
+
+// A read-only 2-D weight matrix [rows, cols] in HF layout: rows = out_features,
+// cols = in_features, row-major, rows contiguous.
+struct MatView {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// One layer's KV cache: [num_kv_heads][capacity][head_dim], contiguous per head
+// so that decode attention reads each head's keys and values in one stream.
+struct KvCacheView {
+  float* k = nullptr;
+  float* v = nullptr;
+  int num_kv_heads = 0;
+  int capacity = 0;  // positions
+  int head_dim = 0;
+  float* KeyAt(int kv_head, int pos) const { return k + (static_cast<size_t>(kv_head) * capacity + pos) * head_dim; }
+  float* ValueAt(int kv_head, int pos) const { return v + (static_cast<size_t>(kv_head) * capacity + pos) * head_dim; }
+};
+
+// Attention for `num_tokens` query rows at positions start_pos .. start_pos+num_tokens-1,
+// each attending causally to cache positions 0..its own position.
+struct AttentionArgs {
+  const float* q = nullptr;  // [num_tokens, num_heads * head_dim]
+  KvCacheView cache;
+  int num_tokens = 0;
+  int start_pos = 0;
+  int num_heads = 0;
+  float scale = 1.0f;        // 1/sqrt(head_dim)
+  float* out = nullptr;      // [num_tokens, num_heads * head_dim]
+};
+
+class KernelBackend {
+ public:
+  virtual ~KernelBackend() = default;
+  virtual const char* name() const = 0;
+
+  // y[M, N] = x[M, K] * W[N, K]^T (+ bias[N] when not null); K = w.cols, N = w.rows.
+  virtual void MatMul(const float* x, int64_t M, const MatView& w, const float* bias, float* y) = 0;
+  // out[m, :] = x[m, :] / sqrt(mean(x[m, :]^2) + eps) * weight   (HF LlamaRMSNorm)
+  virtual void RmsNorm(const float* x, const MatView& weight, float eps, int64_t M, float* out) = 0;
+  // In-place rotate-half RoPE on x[M, num_heads, head_dim]; row m has position
+  // start_pos + m; cos/sin tables are [positions, head_dim / 2].
+  virtual void Rope(float* x, int64_t M, int num_heads, int head_dim, int start_pos,
+                    const float* cos_table, const float* sin_table) = 0;
+  virtual void Attention(const AttentionArgs& args) = 0;
+  // out = silu(gate) * up, elementwise over n.
+  virtual void SiluMul(const float* gate, const float* up, size_t n, float* out) = 0;
+  // x += y, elementwise over n.
+  virtual void Add(float* x, const float* y, size_t n) = 0;
+  // out[i, :] = table[ids[i], :] widened to float32.
+  virtual void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) = 0;
+};
+
+// Scalar reference backend: plain loops, double accumulation; the oracle for tests.
+std::unique_ptr<KernelBackend> MakeReferenceBackend();
+// Highway SIMD backend with runtime ISA dispatch, parallel over `pool`.
+std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool);
+// Name of the SIMD target the CPU backend dispatches to on this machine (e.g. "AVX2").
+const char* CpuSimdTargetName();
+
+}  // namespace llm

@@ -1,0 +1,50 @@
+#include "model/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace llm {
+
+Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>& prompt,
+                                  const GenerationOptions& options, const std::function<void(int32_t)>& on_token) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  if (prompt.empty()) return InvalidArgument("the prompt has no tokens");
+  if (static_cast<int>(prompt.size()) > model.max_seq_len()) {
+    return InvalidArgument("prompt of " + std::to_string(prompt.size()) + " tokens is longer than --max-seq-len " +
+                           std::to_string(model.max_seq_len()) + " (raise --max-seq-len or shorten the prompt)");
+  }
+  GenerationResult r;
+  r.token_latencies_s.reserve(options.max_new_tokens);
+  r.tokens.reserve(options.max_new_tokens);
+  Sampler sampler(options.sampling);
+  const int vocab = model.config().vocab_size;
+  auto is_eos = [&](int32_t id) {
+    return std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end();
+  };
+  model.Reset();
+  r.stop_reason = "max_gen_len";
+  const Clock::time_point start = Clock::now();
+  if (options.max_new_tokens > 0) {
+    LLM_RETURN_IF_ERROR(model.Forward(prompt.data(), static_cast<int>(prompt.size())));
+    int32_t next = sampler.Sample(model.last_logits(), vocab);
+    Clock::time_point last = Clock::now();
+    r.ttft_s = seconds(last - start);
+    for (;;) {
+      r.tokens.push_back(next);
+      if (on_token) on_token(next);
+      if (!options.ignore_eos && is_eos(next)) { r.stop_reason = "eos"; break; }
+      if (static_cast<int>(r.tokens.size()) >= options.max_new_tokens) break;
+      if (model.position() >= model.max_seq_len()) { r.stop_reason = "max_seq_len"; break; }
+      LLM_RETURN_IF_ERROR(model.Forward(&next, 1));
+      next = sampler.Sample(model.last_logits(), vocab);
+      const Clock::time_point now = Clock::now();
+      r.token_latencies_s.push_back(seconds(now - last));
+      last = now;
+    }
+  }
+  r.total_s = seconds(Clock::now() - start);
+  return r;
+}
+
+}  // namespace llm

@@ -1,0 +1,193 @@
+#include "model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace llm {
+
+std::vector<float> RopeInverseFrequencies(const LlamaConfig& c) {
+  const int half = c.head_dim / 2;
+  std::vector<float> inv(half);
+  for (int i = 0; i < half; ++i) {
+    // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in float32.
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
+    inv[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(static_cast<float>(c.rope_theta)), exponent));
+  }
+  if (c.rope_scaling == RopeScaling::kLinear) {
+    for (float& f : inv) f = static_cast<float>(f / c.rope_factor);
+  } else if (c.rope_scaling == RopeScaling::kLlama3) {
+    // HF _compute_llama3_parameters: long wavelengths are divided by `factor`,
+    // short ones kept, and the band between blended smoothly.
+    const double old_len = c.rope_original_max_position;
+    const double low_wavelen = old_len / c.rope_low_freq_factor;
+    const double high_wavelen = old_len / c.rope_high_freq_factor;
+    for (float& f : inv) {
+      const double wavelen = 2 * M_PI / f;
+      if (wavelen > low_wavelen) {
+        f = static_cast<float>(f / c.rope_factor);
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_len / wavelen - c.rope_low_freq_factor) /
+                              (c.rope_high_freq_factor - c.rope_low_freq_factor);
+        f = static_cast<float>((1 - smooth) * f / c.rope_factor + smooth * f);
+      }
+    }
+  }
+  return inv;
+}
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, ModelWeights weights,
+                                                       KernelBackend* backend, const ModelOptions& options) {
+  if (options.max_seq_len <= 0) return InvalidArgument("--max-seq-len must be positive");
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = config;
+  m->weights_ = std::move(weights);
+  m->backend_ = backend;
+  m->options_ = options;
+  if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
+  const size_t T = static_cast<size_t>(m->options_.max_batch_tokens);
+  const size_t f = sizeof(float);
+  const size_t kv_elems = static_cast<size_t>(config.num_hidden_layers) * 2 * config.kv_dim() * options.max_seq_len;
+  const size_t half = config.head_dim / 2;
+  bool ok = m->kv_cache_.Allocate(kv_elems * f) &&
+            m->rope_cos_.Allocate(options.max_seq_len * half * f) &&
+            m->rope_sin_.Allocate(options.max_seq_len * half * f) &&
+            m->x_.Allocate(T * config.hidden_size * f) && m->xnorm_.Allocate(T * config.hidden_size * f) &&
+            m->q_.Allocate(T * config.q_dim() * f) && m->k_.Allocate(T * config.kv_dim() * f) &&
+            m->v_.Allocate(T * config.kv_dim() * f) && m->attn_.Allocate(T * config.q_dim() * f) &&
+            m->proj_.Allocate(T * config.hidden_size * f) && m->gate_.Allocate(T * config.intermediate_size * f) &&
+            m->up_.Allocate(T * config.intermediate_size * f) &&
+            m->logits_.Allocate((options.all_logits ? T : 1) * config.vocab_size * f);
+  if (!ok) {
+    return IoError("out of memory allocating the KV cache and activations for --max-seq-len " +
+                   std::to_string(options.max_seq_len) + " (try a smaller --max-seq-len)");
+  }
+  std::memset(m->kv_cache_.data(), 0, m->kv_cache_.size());
+  m->BuildRopeTables();
+  return m;
+}
+
+void LlamaModel::BuildRopeTables() {
+  const std::vector<float> inv = RopeInverseFrequencies(config_);
+  const int half = config_.head_dim / 2;
+  float* cos_t = rope_cos_.as<float>();
+  float* sin_t = rope_sin_.as<float>();
+  for (int p = 0; p < options_.max_seq_len; ++p) {
+    for (int i = 0; i < half; ++i) {
+      // HF multiplies position by inv_freq in float32, then takes cos/sin.
+      const float angle = static_cast<float>(p) * inv[i];
+      cos_t[p * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      sin_t[p * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  }
+}
+
+KvCacheView LlamaModel::LayerCache(int layer) const {
+  const size_t per_tensor = static_cast<size_t>(config_.kv_dim()) * options_.max_seq_len;
+  float* base = const_cast<float*>(kv_cache_.as<float>()) + static_cast<size_t>(layer) * 2 * per_tensor;
+  return KvCacheView{base, base + per_tensor, config_.num_key_value_heads, options_.max_seq_len, config_.head_dim};
+}
+
+size_t LlamaModel::kv_cache_used_bytes() const {
+  return static_cast<size_t>(config_.num_hidden_layers) * 2 * config_.kv_dim() * position_ * sizeof(float);
+}
+
+size_t LlamaModel::scratch_bytes() const {
+  size_t total = rope_cos_.size() + rope_sin_.size();
+  for (const AlignedBuffer* b : {&x_, &xnorm_, &q_, &k_, &v_, &attn_, &proj_, &gate_, &up_, &logits_}) total += b->size();
+  return total;
+}
+
+const float* LlamaModel::last_logits() const {
+  const float* l = logits_.as<float>();
+  return options_.all_logits ? l + static_cast<size_t>(last_n_ - 1) * config_.vocab_size : l;
+}
+
+Status LlamaModel::Forward(const int32_t* tokens, int n) {
+  if (n <= 0) return InvalidArgument("Forward needs at least one token");
+  if (position_ + n > options_.max_seq_len) {
+    return InvalidArgument("sequence of " + std::to_string(position_ + n) + " tokens exceeds --max-seq-len " +
+                           std::to_string(options_.max_seq_len) + " (raise --max-seq-len or shorten the prompt)");
+  }
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+      return InvalidArgument("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " +
+                             std::to_string(config_.vocab_size));
+    }
+  }
+  if (options_.all_logits && n > options_.max_batch_tokens) {
+    return InvalidArgument("all_logits needs the whole input in one chunk");
+  }
+  for (int done = 0; done < n;) {
+    const int chunk = std::min(n - done, options_.max_batch_tokens);
+    LLM_RETURN_IF_ERROR(ForwardChunk(tokens + done, chunk, logits_.as<float>()));
+    done += chunk;
+  }
+  last_n_ = n;
+  return OkStatus();
+}
+
+Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out) {
+  const LlamaConfig& c = config_;
+  const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
+  KernelBackend& k = *backend_;
+  float* x = x_.as<float>();
+  float* xn = xnorm_.as<float>();
+  float* q = q_.as<float>();
+  float* kk = k_.as<float>();
+  float* vv = v_.as<float>();
+  float* attn = attn_.as<float>();
+  float* proj = proj_.as<float>();
+  float* gate = gate_.as<float>();
+  float* up = up_.as<float>();
+  auto bias = [](const Tensor& t) { return t.empty() ? nullptr : t.f32(); };
+
+  k.Embedding(weights_.embed_tokens.view(), tokens, T, x);
+  if (observer_) observer_(0, x, T);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    // Attention block: x = x + o_proj(attn(rope(q), rope(k), v))
+    k.RmsNorm(x, w.input_layernorm.view(), c.rms_norm_eps, T, xn);
+    k.MatMul(xn, T, w.q_proj.view(), bias(w.q_bias), q);
+    k.MatMul(xn, T, w.k_proj.view(), bias(w.k_bias), kk);
+    k.MatMul(xn, T, w.v_proj.view(), bias(w.v_bias), vv);
+    k.Rope(q, T, c.num_attention_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
+    k.Rope(kk, T, c.num_key_value_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
+    const KvCacheView cache = LayerCache(l);
+    for (int t = 0; t < T; ++t) {  // scatter [T, kv_head, hd] into [kv_head, pos, hd]
+      for (int h = 0; h < c.num_key_value_heads; ++h) {
+        std::memcpy(cache.KeyAt(h, position_ + t), kk + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
+        std::memcpy(cache.ValueAt(h, position_ + t), vv + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
+      }
+    }
+    AttentionArgs args;
+    args.q = q;
+    args.cache = cache;
+    args.num_tokens = T;
+    args.start_pos = position_;
+    args.num_heads = c.num_attention_heads;
+    args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    args.out = attn;
+    k.Attention(args);
+    k.MatMul(attn, T, w.o_proj.view(), bias(w.o_bias), proj);
+    k.Add(x, proj, T * H);
+    // MLP block: x = x + down_proj(silu(gate_proj(x)) * up_proj(x))
+    k.RmsNorm(x, w.post_attention_layernorm.view(), c.rms_norm_eps, T, xn);
+    k.MatMul(xn, T, w.gate_proj.view(), bias(w.gate_bias), gate);
+    k.MatMul(xn, T, w.up_proj.view(), bias(w.up_bias), up);
+    k.SiluMul(gate, up, T * F, gate);
+    k.MatMul(gate, T, w.down_proj.view(), bias(w.down_bias), proj);
+    k.Add(x, proj, T * H);
+    if (observer_) observer_(l + 1, x, T);
+  }
+  position_ += T;
+  // Final norm and lm_head: every row when all logits are kept, else the last.
+  const int64_t rows = options_.all_logits ? T : 1;
+  const float* head_in = x + (T - rows) * H;
+  k.RmsNorm(head_in, weights_.norm.view(), c.rms_norm_eps, rows, xn);
+  if (observer_) observer_(c.num_hidden_layers + 1, xn, rows);
+  k.MatMul(xn, rows, weights_.lm_head.view(), nullptr, logits_out);
+  return OkStatus();
+}
+
+}  // namespace llm

@@ -1,0 +1,86 @@
+// The Llama forward pass over a KV cache. Reads top to bottom like HF's
+// LlamaForCausalLM.forward; all arithmetic goes through a KernelBackend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/status.h"
+#include "io/llama_config.h"
+#include "kernels/ops.h"
+#include "model/weights.h"
+
+namespace llm {
+
+// Called with the hidden state after each stage: stage 0 = embeddings,
+// stage l+1 = output of layer l, stage num_layers+1 = after the final norm.
+// Lets a test name the first layer that diverges from the reference.
+using LayerObserver = std::function<void(int stage, const float* hidden, int64_t num_tokens)>;
+
+struct ModelOptions {
+  int max_seq_len = 512;      // KV cache capacity in positions
+  int max_batch_tokens = 0;   // largest prefill chunk; 0 = max_seq_len
+  bool all_logits = false;    // keep logits of every position (tests), not just the last
+};
+
+class LlamaModel {
+ public:
+  static Result<std::unique_ptr<LlamaModel>> Create(const LlamaConfig& config, ModelWeights weights,
+                                                    KernelBackend* backend, const ModelOptions& options);
+
+  // Runs `tokens` at positions position() .. position()+n-1 and appends them to
+  // the cache. Prompts longer than max_batch_tokens run in chunks.
+  Status Forward(const int32_t* tokens, int n);
+  // Logits of the last token of the last Forward, [vocab].
+  const float* last_logits() const;
+  // With all_logits: logits of every token of the last Forward, [n, vocab].
+  const float* all_logits() const { return logits_.as<float>(); }
+
+  int position() const { return position_; }
+  void Reset() { position_ = 0; }
+  void set_layer_observer(LayerObserver obs) { observer_ = std::move(obs); }
+
+  const LlamaConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  KernelBackend* backend() const { return backend_; }
+  int max_seq_len() const { return options_.max_seq_len; }
+  size_t kv_cache_bytes() const { return kv_cache_.size(); }
+  // KV bytes holding tokens now (used, as opposed to allocated).
+  size_t kv_cache_used_bytes() const;
+  size_t scratch_bytes() const;
+
+ private:
+  LlamaModel() = default;
+  Status ForwardChunk(const int32_t* tokens, int n, float* logits_out);
+  void BuildRopeTables();
+  KvCacheView LayerCache(int layer) const;
+
+  LlamaConfig config_;
+  ModelWeights weights_;
+  KernelBackend* backend_ = nullptr;
+  ModelOptions options_;
+  int position_ = 0;
+  int last_n_ = 0;
+  LayerObserver observer_;
+
+  AlignedBuffer kv_cache_;          // [layer][k|v][kv_head][max_seq_len][head_dim] float32
+  AlignedBuffer rope_cos_, rope_sin_;  // [max_seq_len][head_dim / 2]
+  // Activations for up to max_batch_tokens rows; names say what they hold.
+  AlignedBuffer x_;        // [T, hidden] residual stream
+  AlignedBuffer xnorm_;    // [T, hidden] normed input of a block
+  AlignedBuffer q_;        // [T, q_dim]
+  AlignedBuffer k_, v_;    // [T, kv_dim]
+  AlignedBuffer attn_;     // [T, q_dim]
+  AlignedBuffer proj_;     // [T, hidden] block output before the residual add
+  AlignedBuffer gate_, up_;  // [T, intermediate]
+  AlignedBuffer logits_;   // [T or 1, vocab]
+};
+
+// Inverse frequencies of RoPE with HF's scaling rules (default, linear, llama3),
+// [head_dim / 2], float32 as HF computes them.
+std::vector<float> RopeInverseFrequencies(const LlamaConfig& c);
+
+}  // namespace llm

@@ -1,0 +1,95 @@
+#include "model/model_loader.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "core/mapped_file.h"
+
+namespace llm {
+
+namespace {
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+Result<LlamaConfig> LoadDummyConfig(const std::string& name) {
+  if (name.empty()) return InvalidArgument("--load-format dummy needs --model-config NAME or path/to/config.json");
+  if (name.find('/') != std::string::npos || name.find(".json") != std::string::npos) {
+    LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(name));
+    return ParseLlamaConfig(text, name);
+  }
+  return BuiltinLlamaConfig(name);
+}
+
+}  // namespace
+
+Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
+  const auto start = std::chrono::steady_clock::now();
+  LoadedModel m;
+  if (src.format == LoadFormat::kDummy) {
+    LLM_ASSIGN_OR_RETURN(m.config, LoadDummyConfig(src.model_config));
+    LLM_ASSIGN_OR_RETURN(m.weights, MakeDummyWeights(m.config, src.dtype, src.seed, pool));
+    m.description = "dummy:" + src.model_config;
+    if (m.config.vocab_size >= MakeByteTokenizer()->vocab_size()) {
+      m.tokenizer = MakeByteTokenizer();
+    } else {
+      m.tokenizer_status = NotFound(m.description + ": vocab_size " + std::to_string(m.config.vocab_size) +
+                                    " is too small for the built-in byte-level tokenizer (needs 259)");
+    }
+  } else {
+    const std::string& dir = src.model_dir;
+    if (!IsDirectory(dir)) return NotFound(dir + ": model directory not found");
+    LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(dir + "/config.json"));
+    LLM_ASSIGN_OR_RETURN(m.config, ParseLlamaConfig(text, dir + "/config.json"));
+    LLM_ASSIGN_OR_RETURN(m.weights, LoadSafetensorsWeights(dir, m.config, src.dtype, pool));
+    auto tok = LoadTokenizer(dir);
+    if (tok.ok()) {
+      m.tokenizer = std::move(tok.value());
+    } else if (tok.status().code() == StatusCode::kNotFound) {
+      m.tokenizer_status = tok.status();
+    } else {
+      return tok.status();  // present but corrupt or unsupported: say so now
+    }
+    m.description = dir;
+  }
+  if (m.tokenizer && m.tokenizer->vocab_size() > m.config.vocab_size) {
+    return InvalidArgument(m.description + ": tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+                           " tokens but the model's vocab_size is " + std::to_string(m.config.vocab_size));
+  }
+  m.load_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return m;
+}
+
+Result<std::string> FindInHfCache(const std::string& repo_id, const std::string& revision) {
+  std::string cache;
+  if (const char* c = std::getenv("HF_HUB_CACHE")) {
+    cache = c;
+  } else if (const char* h = std::getenv("HF_HOME")) {
+    cache = std::string(h) + "/hub";
+  } else if (const char* home = std::getenv("HOME")) {
+    cache = std::string(home) + "/.cache/huggingface/hub";
+  }
+  const size_t slash = repo_id.find('/');
+  if (cache.empty() || slash == std::string::npos) return NotFound(repo_id + ": not in the Hugging Face cache");
+  const std::string repo_dir =
+      cache + "/models--" + repo_id.substr(0, slash) + "--" + repo_id.substr(slash + 1);
+  std::string commit = revision;
+  auto ref = ReadTextFile(repo_dir + "/refs/" + revision);
+  if (ref.ok()) commit = Trim(ref.value());
+  const std::string snapshot = repo_dir + "/snapshots/" + commit;
+  if (!IsDirectory(snapshot)) {
+    return NotFound(repo_id + " (revision " + revision + ") is not in the Hugging Face cache at " + cache);
+  }
+  return snapshot;
+}
+
+}  // namespace llm

@@ -1,0 +1,45 @@
+// From "where is the model" to a runnable model: resolves a checkpoint
+// directory or a random-weight architecture, loads config, weights and
+// tokenizer, and records what was loaded for the results file.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "io/llama_config.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llm {
+
+class ThreadPool;
+
+enum class LoadFormat { kAuto, kSafetensors, kDummy };
+
+struct ModelSource {
+  std::string model_dir;     // checkpoint directory (safetensors)
+  LoadFormat format = LoadFormat::kAuto;
+  std::string model_config;  // dummy: built-in name or path to a config.json
+  DType dtype = DType::kF16;
+  uint64_t seed = 0;
+};
+
+struct LoadedModel {
+  LlamaConfig config;
+  ModelWeights weights;
+  // Null when the directory has none; then only token-id workloads (synthetic
+  // prompts) can run, and tokenizer_status says why text cannot.
+  std::unique_ptr<Tokenizer> tokenizer;
+  Status tokenizer_status;
+  std::string description;  // "dummy:tinyllama-1.1b" or the directory
+  double load_time_s = 0;
+};
+
+Result<LoadedModel> LoadModel(const ModelSource& source, ThreadPool* pool);
+
+// Finds ORG/NAME in the local Hugging Face cache (HF_HUB_CACHE, else
+// HF_HOME/hub, else ~/.cache/huggingface/hub) at `revision`; NotFound if absent.
+Result<std::string> FindInHfCache(const std::string& repo_id, const std::string& revision);
+
+}  // namespace llm

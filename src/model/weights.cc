@@ -1,0 +1,284 @@
+#include "model/weights.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/aligned_buffer.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "io/safetensors.h"
+
+namespace llm {
+
+namespace {
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Allocates a tensor's storage; fails cleanly when memory is short.
+Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name) {
+  auto buf = std::make_shared<AlignedBuffer>();
+  const size_t bytes = static_cast<size_t>(rows * cols) * DTypeSize(dtype);
+  if (!buf->Allocate(bytes)) {
+    return IoError("out of memory allocating " + std::to_string(bytes >> 20) + " MiB for " + name +
+                   " (try --dtype bfloat16 or a smaller model)");
+  }
+  Tensor t;
+  t.dtype = dtype;
+  t.rows = rows;
+  t.cols = cols;
+  t.data = buf->data();
+  t.owner = std::shared_ptr<const void>(buf, buf->data());
+  return t;
+}
+
+constexpr size_t kConvertChunk = 1 << 20;  // elements per parallel task
+
+}  // namespace
+
+std::vector<TensorSpec> ListTensors(const LlamaConfig& c, ModelWeights* w) {
+  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), f = c.intermediate_size;
+  std::vector<TensorSpec> specs;
+  specs.push_back({"model.embed_tokens.weight", c.vocab_size, h, &w->embed_tokens, false, TensorSpec::kNormal});
+  w->layers.resize(c.num_hidden_layers);
+  for (int i = 0; i < c.num_hidden_layers; ++i) {
+    LayerWeights& l = w->layers[i];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    specs.push_back({p + "input_layernorm.weight", 1, h, &l.input_layernorm, false, TensorSpec::kOnes});
+    specs.push_back({p + "self_attn.q_proj.weight", q, h, &l.q_proj, false, TensorSpec::kNormal});
+    specs.push_back({p + "self_attn.k_proj.weight", kv, h, &l.k_proj, false, TensorSpec::kNormal});
+    specs.push_back({p + "self_attn.v_proj.weight", kv, h, &l.v_proj, false, TensorSpec::kNormal});
+    specs.push_back({p + "self_attn.o_proj.weight", h, q, &l.o_proj, false, TensorSpec::kNormal});
+    if (c.attention_bias) {
+      specs.push_back({p + "self_attn.q_proj.bias", 1, q, &l.q_bias, true, TensorSpec::kZeros});
+      specs.push_back({p + "self_attn.k_proj.bias", 1, kv, &l.k_bias, true, TensorSpec::kZeros});
+      specs.push_back({p + "self_attn.v_proj.bias", 1, kv, &l.v_bias, true, TensorSpec::kZeros});
+      specs.push_back({p + "self_attn.o_proj.bias", 1, h, &l.o_bias, true, TensorSpec::kZeros});
+    }
+    specs.push_back({p + "post_attention_layernorm.weight", 1, h, &l.post_attention_layernorm, false, TensorSpec::kOnes});
+    specs.push_back({p + "mlp.gate_proj.weight", f, h, &l.gate_proj, false, TensorSpec::kNormal});
+    specs.push_back({p + "mlp.up_proj.weight", f, h, &l.up_proj, false, TensorSpec::kNormal});
+    specs.push_back({p + "mlp.down_proj.weight", h, f, &l.down_proj, false, TensorSpec::kNormal});
+    if (c.mlp_bias) {
+      specs.push_back({p + "mlp.gate_proj.bias", 1, f, &l.gate_bias, true, TensorSpec::kZeros});
+      specs.push_back({p + "mlp.up_proj.bias", 1, f, &l.up_bias, true, TensorSpec::kZeros});
+      specs.push_back({p + "mlp.down_proj.bias", 1, h, &l.down_bias, true, TensorSpec::kZeros});
+    }
+  }
+  specs.push_back({"model.norm.weight", 1, h, &w->norm, false, TensorSpec::kOnes});
+  if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", c.vocab_size, h, &w->lm_head, false, TensorSpec::kNormal});
+  return specs;
+}
+
+size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
+  size_t bytes = 0;
+  for (const LayerWeights& l : layers) {
+    for (const Tensor* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_bias, &l.k_bias,
+                            &l.v_bias, &l.o_bias, &l.post_attention_layernorm, &l.gate_proj, &l.up_proj,
+                            &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias}) {
+      if (!t->empty()) bytes += t->nbytes();
+    }
+  }
+  bytes += norm.nbytes() + lm_head.nbytes();
+  if (!c.tie_word_embeddings) bytes += static_cast<size_t>(embed_tokens.cols) * DTypeSize(embed_tokens.dtype);
+  return bytes;
+}
+
+size_t ModelWeights::TotalBytes() const {
+  size_t bytes = embed_tokens.nbytes() + norm.nbytes();
+  if (lm_head.data != embed_tokens.data) bytes += lm_head.nbytes();
+  for (const LayerWeights& l : layers) {
+    for (const Tensor* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_bias, &l.k_bias,
+                            &l.v_bias, &l.o_bias, &l.post_attention_layernorm, &l.gate_proj, &l.up_proj,
+                            &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias}) {
+      if (!t->empty()) bytes += t->nbytes();
+    }
+  }
+  return bytes;
+}
+
+namespace {
+
+// Which shard files make up the checkpoint in `dir`.
+Result<std::vector<std::string>> FindShards(const std::string& dir) {
+  const std::string index_path = dir + "/model.safetensors.index.json";
+  if (FileExists(index_path)) {
+    LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+      return DataLoss(index_path + ": not a valid index (needs a 'weight_map' object); download it again");
+    }
+    std::set<std::string> files;
+    for (auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string()) return DataLoss(index_path + ": weight_map['" + name + "'] is not a file name");
+      const std::string f = file.get<std::string>();
+      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
+        return DataLoss(index_path + ": shard name '" + f + "' must be a plain file name in the model directory");
+      }
+      files.insert(f);
+    }
+    std::vector<std::string> paths;
+    for (const auto& f : files) paths.push_back(dir + "/" + f);
+    return paths;
+  }
+  if (FileExists(dir + "/model.safetensors")) return std::vector<std::string>{dir + "/model.safetensors"};
+  if (FileExists(dir + "/pytorch_model.bin") || FileExists(dir + "/pytorch_model.bin.index.json")) {
+    return Unimplemented(dir + ": only pytorch_model.bin (pickle) weights found; they are not loaded for safety. "
+                         "Convert them: python -c \"from transformers import AutoModelForCausalLM as M; "
+                         "M.from_pretrained('" + dir + "').save_pretrained('" + dir + "', safe_serialization=True)\"");
+  }
+  return NotFound(dir + ": no model.safetensors or model.safetensors.index.json found");
+}
+
+// Copies (with conversion) a checkpoint tensor into a new allocation, in parallel.
+Result<Tensor> ConvertTensor(const SafetensorsFile& file, const SafetensorsEntry& e, const TensorSpec& spec,
+                             DType dtype, ThreadPool* pool) {
+  LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(dtype, spec.rows, spec.cols, spec.name));
+  const size_t n = static_cast<size_t>(spec.rows * spec.cols);
+  const uint8_t* src = file.TensorData(e);
+  auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
+  pool->ParallelRange(n, kConvertChunk, [&](size_t b, size_t end, int) {
+    ConvertFloats(src + b * DTypeSize(e.dtype), e.dtype, dst + b * DTypeSize(dtype), dtype, end - b);
+  });
+  return t;
+}
+
+}  // namespace
+
+Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaConfig& config, DType dtype,
+                                            ThreadPool* pool) {
+  LLM_ASSIGN_OR_RETURN(std::vector<std::string> shard_paths, FindShards(dir));
+  std::vector<std::shared_ptr<SafetensorsFile>> shards;
+  std::map<std::string, std::pair<const SafetensorsFile*, const SafetensorsEntry*>> by_name;
+  for (const auto& path : shard_paths) {
+    LLM_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));
+    shards.push_back(file);
+    for (const auto& [name, entry] : file->tensors()) by_name[name] = {file.get(), &entry};
+  }
+  ModelWeights w;
+  w.dtype = dtype;
+  for (const TensorSpec& spec : ListTensors(config, &w)) {
+    auto it = by_name.find(spec.name);
+    if (it == by_name.end()) {
+      return NotFound(dir + ": tensor '" + spec.name + "' is missing from the checkpoint (config.json says " +
+                      std::to_string(config.num_hidden_layers) + " layers" +
+                      (config.tie_word_embeddings ? ", tied embeddings" : ", untied embeddings") + ")");
+    }
+    const SafetensorsFile& file = *it->second.first;
+    const SafetensorsEntry& e = *it->second.second;
+    const bool is_vector = spec.rows == 1;
+    const bool shape_ok = is_vector ? (e.shape.size() == 1 && e.shape[0] == spec.cols)
+                                    : (e.shape.size() == 2 && e.shape[0] == spec.rows && e.shape[1] == spec.cols);
+    if (!shape_ok) {
+      std::string got;
+      for (auto d : e.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      const std::string want = is_vector ? std::to_string(spec.cols)
+                                         : std::to_string(spec.rows) + ", " + std::to_string(spec.cols);
+      return InvalidArgument(file.path() + ": tensor '" + spec.name + "' has shape [" + got + "] but config.json implies [" +
+                             want + "] (config.json and weights do not belong together)");
+    }
+    if (e.dtype != DType::kF32 && e.dtype != DType::kF16 && e.dtype != DType::kBF16) {
+      return Unimplemented(file.path() + ": tensor '" + spec.name + "' is stored as " + DTypeName(e.dtype) +
+                           "; weights must be F32, F16 or BF16");
+    }
+    const DType want = spec.is_bias ? DType::kF32 : dtype;
+    if (e.dtype == want) {
+      // Zero-copy: the tensor points into the mapping, which it keeps alive.
+      Tensor t;
+      t.dtype = want;
+      t.rows = spec.rows;
+      t.cols = spec.cols;
+      t.data = file.TensorData(e);
+      t.owner = file.mapped();
+      *spec.slot = std::move(t);
+    } else {
+      LLM_ASSIGN_OR_RETURN(*spec.slot, ConvertTensor(file, e, spec, want, pool));
+    }
+  }
+  if (config.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  return w;
+}
+
+namespace {
+
+// Counter-based generator: value i of tensor t depends only on (seed, t, i),
+// so any split across threads gives the same weights.
+inline uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Inverse normal CDF sampled at 4096 midpoints and interpolated: one hash and
+// one lerp per value instead of Box-Muller's log/sqrt/cos, which would take
+// about a minute for a 7B model on two cores. Tails are cut at ~3.7 sigma.
+class NormalTable {
+ public:
+  NormalTable() {
+    for (int i = 0; i <= kSize; ++i) {
+      const double p = (i + 0.5) / (kSize + 1);
+      table_[i] = static_cast<float>(InverseNormalCdf(p));
+    }
+  }
+  float Sample(uint64_t bits) const {
+    const uint32_t idx = static_cast<uint32_t>(bits >> 52);             // 12 bits
+    const float frac = static_cast<float>((bits >> 28) & 0xffffff) * (1.0f / 16777216.0f);
+    return table_[idx] + (table_[idx + 1] - table_[idx]) * frac;
+  }
+
+ private:
+  static constexpr int kSize = 4096;
+  // Bisection on erfc: slow but exact, and run once for 4097 points.
+  static double InverseNormalCdf(double p) {
+    double lo = -10, hi = 10;
+    for (int it = 0; it < 100; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      if (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p) lo = mid; else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+  }
+  float table_[kSize + 1];
+};
+
+}  // namespace
+
+Result<ModelWeights> MakeDummyWeights(const LlamaConfig& config, DType dtype, uint64_t seed, ThreadPool* pool) {
+  static const NormalTable normal;
+  constexpr float kStd = 0.02f;  // HF initializer_range of every Llama release
+  ModelWeights w;
+  w.dtype = dtype;
+  uint64_t tensor_index = 0;
+  for (const TensorSpec& spec : ListTensors(config, &w)) {
+    const DType want = spec.is_bias ? DType::kF32 : dtype;
+    LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(want, spec.rows, spec.cols, spec.name));
+    const size_t n = static_cast<size_t>(spec.rows * spec.cols);
+    auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
+    const uint64_t stream = SplitMix64(seed ^ SplitMix64(++tensor_index));
+    const TensorSpec::Init init = spec.init;
+    pool->ParallelRange(n, kConvertChunk, [&](size_t b, size_t e, int) {
+      float chunk[1024];
+      for (size_t i = b; i < e; i += 1024) {
+        const size_t len = std::min<size_t>(1024, e - i);
+        for (size_t j = 0; j < len; ++j) {
+          chunk[j] = init == TensorSpec::kOnes    ? 1.0f
+                     : init == TensorSpec::kZeros ? 0.0f
+                                                  : kStd * normal.Sample(SplitMix64(stream + i + j));
+        }
+        ConvertFloats(chunk, DType::kF32, dst + i * DTypeSize(want), want, len);
+      }
+    });
+    *spec.slot = std::move(t);
+  }
+  if (config.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  return w;
+}
+
+}  // namespace llm

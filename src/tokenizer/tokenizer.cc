@@ -1,0 +1,120 @@
+#include "tokenizer/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+#include <sys/stat.h>
+
+namespace llm {
+
+size_t CompleteUtf8Prefix(const std::string& s) {
+  // Walk back over at most 3 continuation bytes to the last lead byte and
+  // check whether its sequence is complete.
+  const size_t n = s.size();
+  size_t i = n;
+  int back = 0;
+  while (i > 0 && back < 4) {
+    const unsigned char c = static_cast<unsigned char>(s[i - 1]);
+    if ((c & 0xC0) != 0x80) {
+      const size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+      return (n - (i - 1) >= need) ? n : i - 1;
+    }
+    --i;
+    ++back;
+  }
+  return n;  // only continuation bytes: invalid UTF-8, pass through
+}
+
+std::string StreamDecoder::Push(int32_t id) {
+  ids_.push_back(id);
+  const std::string text = tok_->Decode(ids_);
+  const size_t complete = CompleteUtf8Prefix(text);
+  if (complete <= emitted_) return "";
+  std::string out = text.substr(emitted_, complete - emitted_);
+  emitted_ = complete;
+  return out;
+}
+
+std::string StreamDecoder::Flush() {
+  const std::string text = tok_->Decode(ids_);
+  std::string out = text.size() > emitted_ ? text.substr(emitted_) : "";
+  emitted_ = text.size();
+  return out;
+}
+
+namespace {
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  Status Load(const std::string& path) {
+    const auto st = sp_.Load(path);
+    if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
+    path_ = path;
+    return OkStatus();
+  }
+  Result<std::vector<int32_t>> Encode(const std::string& text, bool add_bos) const override {
+    std::vector<int> ids;
+    const auto st = sp_.Encode(text, &ids);
+    if (!st.ok()) return InvalidArgument("cannot tokenize prompt: " + st.ToString());
+    std::vector<int32_t> out;
+    if (add_bos && sp_.bos_id() >= 0) out.push_back(sp_.bos_id());
+    out.insert(out.end(), ids.begin(), ids.end());
+    return out;
+  }
+  std::string Decode(const std::vector<int32_t>& ids) const override {
+    std::vector<int> v(ids.begin(), ids.end());
+    std::string text;
+    sp_.Decode(v, &text);
+    return text;
+  }
+  int vocab_size() const override { return sp_.GetPieceSize(); }
+  int bos_id() const override { return sp_.bos_id(); }
+  std::vector<int> eos_ids() const override { return {sp_.eos_id()}; }
+  std::string description() const override { return "sentencepiece:" + path_; }
+
+ private:
+  sentencepiece::SentencePieceProcessor sp_;
+  std::string path_;
+};
+
+class ByteTokenizer final : public Tokenizer {
+ public:
+  Result<std::vector<int32_t>> Encode(const std::string& text, bool add_bos) const override {
+    std::vector<int32_t> out;
+    if (add_bos) out.push_back(1);
+    for (unsigned char c : text) out.push_back(static_cast<int32_t>(c) + 3);
+    return out;
+  }
+  std::string Decode(const std::vector<int32_t>& ids) const override {
+    std::string s;
+    for (int32_t id : ids) {
+      if (id >= 3 && id < 259) s.push_back(static_cast<char>(id - 3));
+    }
+    return s;
+  }
+  int vocab_size() const override { return 259; }
+  int bos_id() const override { return 1; }
+  std::vector<int> eos_ids() const override { return {2}; }
+  std::string description() const override { return "byte-level (built-in)"; }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path) {
+  auto tok = std::make_unique<SentencePieceTokenizer>();
+  LLM_RETURN_IF_ERROR(tok->Load(path));
+  return std::unique_ptr<Tokenizer>(std::move(tok));
+}
+
+Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir) {
+  const std::string sp_path = model_dir + "/tokenizer.model";
+  struct stat st;
+  if (::stat(sp_path.c_str(), &st) == 0) return LoadSentencePieceTokenizer(sp_path);
+  if (::stat((model_dir + "/tokenizer.json").c_str(), &st) == 0) {
+    return Unimplemented(model_dir + ": only tokenizer.json found; tokenizer.json support is not built yet "
+                         "(issue #3); add the model's tokenizer.model");
+  }
+  return NotFound(model_dir + ": no tokenizer.model found");
+}
+
+std::unique_ptr<Tokenizer> MakeByteTokenizer() { return std::make_unique<ByteTokenizer>(); }
+
+}  // namespace llm

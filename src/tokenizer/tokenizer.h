@@ -1,0 +1,53 @@
+// Text <-> token ids. Implementations: SentencePiece (tokenizer.model of
+// Llama 1/2, TinyLlama) and a built-in byte-level tokenizer for random-weight
+// runs that have no tokenizer file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace llm {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Encodes text; prepends BOS when add_bos (as Llama's tokenizers do).
+  virtual Result<std::vector<int32_t>> Encode(const std::string& text, bool add_bos) const = 0;
+  virtual std::string Decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual int bos_id() const = 0;
+  virtual std::vector<int> eos_ids() const = 0;
+  // What was loaded, for the results file: "sentencepiece:<path>", "byte-level (built-in)".
+  virtual std::string description() const = 0;
+};
+
+// Turns a stream of ids into text pieces that never split a UTF-8 character:
+// bytes of an incomplete character are held until it completes.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer* tok) : tok_(tok) {}
+  // Returns the new complete text contributed by `id` (may be empty).
+  std::string Push(int32_t id);
+  // Returns whatever is still held (an incomplete character at the end).
+  std::string Flush();
+
+ private:
+  const Tokenizer* tok_;
+  std::vector<int32_t> ids_;
+  size_t emitted_ = 0;  // bytes of Decode(ids_) already returned
+};
+
+// Loads the tokenizer of a model directory (tokenizer.model). NotFound when absent.
+Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir);
+Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
+// Bytes map to ids 3..258 (Llama 2's byte-fallback ids); 0 <unk>, 1 <s>, 2 </s>.
+std::unique_ptr<Tokenizer> MakeByteTokenizer();
+
+// Length in bytes of the longest prefix of `s` that ends on a UTF-8 character boundary.
+size_t CompleteUtf8Prefix(const std::string& s);
+
+}  // namespace llm

@@ -1,0 +1,162 @@
+// Runs the real speed_benchmark binary on fixture models: outputs, the flag
+// contract, model resolution order, and clean failures on bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace llm {
+namespace {
+
+using nlohmann::json;
+using testing::FixtureModel;
+using testing::TempDir;
+
+struct RunResult {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+RunResult RunCli(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " " + LLM_SPEED_BENCHMARK + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+bool Exists(const std::string& path) { return std::ifstream(path).good(); }
+
+class Cli : public ::testing::Test {
+ protected:
+  std::string Fast() const { return " --warmup 0 --repetitions 1 --output-dir " + out_.path(); }
+  std::string Results() const { return out_.path() + "/benchmark_results.json"; }
+  TempDir out_;
+};
+
+TEST_F(Cli, MinimalRunMatchesTransformersTokenForToken) {
+  const auto ref = testing::LoadReference("mha_tied_f32");
+  const std::string prompt = ref.meta["cli"]["text"];
+  const RunResult r = RunCli("--model-path " + FixtureModel("mha_tied_f32") + " --device cpu --dtype float32 --prompt '" +
+                             prompt + "' --max-gen-len 20 --ignore-eos" + Fast());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json j = ReadJson(Results());
+  ASSERT_EQ(j["runs"].size(), 1u);
+  const json& run = j["runs"][0];
+  EXPECT_EQ(run["prompt_token_ids"], ref.meta["cli"]["prompt_ids"]);
+  EXPECT_EQ(run["generated_token_ids"], ref.meta["cli"]["greedy_ids"]);
+  EXPECT_NE(r.out.find("SUMMARY"), std::string::npos);
+}
+
+TEST_F(Cli, BuiltinTestsSummaryAndResultsContract) {
+  const RunResult r = RunCli("--model-path " + FixtureModel("mha_tied_f32") +
+                             " --device cpu --dtype float32 --max-gen-len 5 --warmup 1 --repetitions 2 --output-dir " +
+                             out_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* line : {"SUMMARY", "Test Name                      Prompt Len   Gen Tokens   Time (s)     Tokens/sec",
+                           "Short prompt", "Medium prompt", "Long prompt", "TTFT (ms)", "peak RSS"}) {
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  }
+  const json j = ReadJson(Results());
+  EXPECT_EQ(j["schema_version"], 1);
+  ASSERT_EQ(j["runs"].size(), 3u);
+  for (const json& run : j["runs"]) {
+    for (const char* key : {"name", "prompt_tokens", "generated_tokens", "time_s", "tokens_per_sec", "ttft_s",
+                            "prefill_tokens_per_sec", "decode_tokens_per_sec", "prompt_token_ids",
+                            "generated_token_ids"}) {
+      EXPECT_TRUE(run.contains(key)) << key;
+    }
+    EXPECT_EQ(run["repetitions"].size(), 2u);
+    EXPECT_EQ(run["prompt_tokens"], run["prompt_token_ids"].size());
+    EXPECT_GT(run["tokens_per_sec"].get<double>(), 0);
+  }
+  for (const char* key : {"weight_bytes", "kv_cache_bytes"}) EXPECT_GT(j["model"][key].get<double>(), 0) << key;
+  EXPECT_EQ(j["settings"]["device"], "cpu");
+}
+
+TEST_F(Cli, SweepsAndFormats) {
+  const RunResult r = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                             "/config.json --dtype bfloat16 --prompt-lengths 16,32 --gen-lengths 4 --depths 0,8 "
+                             "--format csv" + Fast());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* row : {"pp16,16,1,", "pp32,32,1,", "tg4,1,4,", "tg4 @ d8,8,4,"}) {
+    EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
+  }
+  const RunResult md = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                              "/config.json --gen-lengths 2 --format md" + Fast());
+  EXPECT_NE(md.out.find("| tg2 | 1 | 2 |"), std::string::npos) << md.out;
+  const RunResult jl = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                              "/config.json --gen-lengths 2 --format jsonl --quiet" + Fast());
+  EXPECT_EQ(json::parse(jl.out)["name"], "tg2") << jl.out;
+}
+
+TEST_F(Cli, ModelPathPriority) {
+  const std::string env = "LLAMA_MODEL_PATH=" + FixtureModel("mha_tied_f32");
+  RunResult r = RunCli("--dtype float32 --max-gen-len 2 --prompt hi" + Fast(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(ReadJson(Results())["model"]["source"], FixtureModel("mha_tied_f32"));
+  // --model-path wins over the environment.
+  r = RunCli("--model-path " + FixtureModel("linear_mqa_f32") + " --max-gen-len 2 --prompt hi" + Fast(), env);
+  EXPECT_NE(r.exit_code, 0);  // that fixture has no tokenizer: proves the flag, not the env, was used
+  EXPECT_NE(r.out.find("linear_mqa_f32"), std::string::npos) << r.out;
+  // Then --model-name through the Hugging Face cache.
+  TempDir hf;
+  const std::string repo = hf.path() + "/models--test-org--tiny-llama";
+  std::system(("mkdir -p " + repo + "/refs " + repo + "/snapshots/abc123 && echo abc123 > " + repo +
+               "/refs/main && cp -r " + FixtureModel("mha_tied_f32") + "/. " + repo + "/snapshots/abc123/").c_str());
+  r = RunCli("--model-name test-org/tiny-llama --max-gen-len 2 --prompt hi" + Fast(), "HF_HUB_CACHE=" + hf.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(ReadJson(Results())["model"]["name"], "test-org/tiny-llama");
+  // Nothing anywhere: the message lists the ways to give a model.
+  r = RunCli("--model-name test-org/absent" + Fast(), "HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
+  EXPECT_EQ(r.exit_code, 2);
+  for (const char* way : {"--model-path", "LLAMA_MODEL_PATH", "--model-name", "--load-format dummy"}) {
+    EXPECT_NE(r.out.find(way), std::string::npos) << way << ": " << r.out;
+  }
+}
+
+TEST_F(Cli, BadInputGetsOneLineExitTwoAndNoOutputFile) {
+  const std::string model = " --model-path " + FixtureModel("mha_tied_f32");
+  TempDir broken;
+  std::system(("cp -r " + FixtureModel("mha_tied_f32") + "/. " + broken.path()).c_str());
+  std::system(("truncate -s 1000 " + broken.path() + "/model.safetensors").c_str());
+  const std::string long_prompt(3000, 'x');
+  struct Case { std::string args; std::string expect; };
+  const std::vector<Case> cases = {
+      {"--dtype float8" + model, "--dtype"},
+      {"--max-gen-len -1" + model, "--max-gen-len"},
+      {"--no-such-flag" + model, "no-such-flag"},
+      {"--device tpu" + model, "--device"},
+      {"--top-p 1.5" + model, "--top-p"},
+      {"--device cuda" + model, "CUDA"},
+      {"--max-seq-len 16 --prompt '" + long_prompt + "'" + model, "--max-seq-len"},
+      {"--model-path /nonexistent/model", "/nonexistent/model"},
+      {"--model-path " + broken.path(), "model.safetensors"},
+      {"--load-format dummy --model-config no-such-arch", "no-such-arch"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = RunCli(c.args + " --quiet" + Fast());
+    EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error:"), std::string::npos) << r.out;
+    EXPECT_FALSE(Exists(Results())) << "partial results left by: " << c.args;
+  }
+  const RunResult r = RunCli("--output-dir /proc/version/x" + model + " --quiet");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--output-dir"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace llm

@@ -1,0 +1,153 @@
+// The SIMD CPU backend against the scalar reference backend (the oracle),
+// over sizes around the vector width, odd sizes, misaligned pointers and every
+// weight dtype. Matmul tolerance follows the error bound of a float32 dot
+// product: |err| <= c * K * eps * sum_k |x_k w_k|.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+
+namespace llm {
+namespace {
+
+constexpr double kEps = 1.1920929e-7;
+
+class KernelsTest : public ::testing::Test {
+ protected:
+  std::vector<float> Random(size_t n, float scale = 1.0f) {
+    std::vector<float> v(n);
+    std::normal_distribution<float> d(0.0f, scale);
+    for (auto& x : v) x = d(rng_);
+    return v;
+  }
+  // Weights stored in `dtype`, preceded by `offset` elements to misalign them.
+  std::vector<uint8_t> Store(const std::vector<float>& w, DType dtype, int offset) {
+    std::vector<uint8_t> bytes((w.size() + offset) * DTypeSize(dtype) + 64);
+    ConvertFloats(w.data(), DType::kF32, bytes.data() + offset * DTypeSize(dtype), dtype, w.size());
+    return bytes;
+  }
+  std::mt19937 rng_{123};
+  ThreadPool pool_{2};
+  std::unique_ptr<KernelBackend> ref_ = MakeReferenceBackend();
+  std::unique_ptr<KernelBackend> cpu_ = MakeCpuBackend(&pool_);
+};
+
+TEST_F(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 13}) {
+      for (int64_t K : {1, 7, 8, 9, 16, 17, 33, 257, 300}) {
+        for (int64_t N : {1, 3, 4, 5, 17, 33, 130}) {
+          for (int offset : {0, 1}) {
+            const bool with_bias = (M + K + N) % 2 == 0;
+            auto wf = Random(N * K);
+            auto bytes = Store(wf, dtype, offset);
+            const MatView w{bytes.data() + offset * DTypeSize(dtype), dtype, N, K};
+            std::vector<float> xbuf = Random(M * K + offset);
+            const float* x = xbuf.data() + offset;
+            auto bias = Random(N);
+            std::vector<float> y_ref(M * N), y(M * N);
+            ref_->MatMul(x, M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+            cpu_->MatMul(x, M, w, with_bias ? bias.data() : nullptr, y.data());
+            for (int64_t m = 0; m < M; ++m) {
+              for (int64_t n = 0; n < N; ++n) {
+                double abs_sum = 0;
+                for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[m * K + k] * wf[n * K + k]);
+                const double tol = 2.0 * K * kEps * abs_sum + 1e-6;
+                ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], tol)
+                    << "MatMul " << DTypeName(dtype) << " M=" << M << " K=" << K << " N=" << N << " offset=" << offset
+                    << " at (" << m << ", " << n << ")";
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(KernelsTest, RmsNormMatchesReference) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int64_t D : {1, 7, 8, 9, 60, 257}) {
+      const int64_t M = 3;
+      auto wf = Random(D);
+      auto bytes = Store(wf, dtype, 0);
+      const MatView w{bytes.data(), dtype, 1, D};
+      auto x = Random(M * D, 3.0f);
+      std::vector<float> a(M * D), b(M * D);
+      ref_->RmsNorm(x.data(), w, 1e-5f, M, a.data());
+      cpu_->RmsNorm(x.data(), w, 1e-5f, M, b.data());
+      for (int64_t i = 0; i < M * D; ++i) ASSERT_NEAR(b[i], a[i], 1e-5 * (1 + std::fabs(a[i]))) << "D=" << D << " i=" << i;
+    }
+  }
+}
+
+TEST_F(KernelsTest, RopeMatchesReference) {
+  const int heads = 3, hd = 12, positions = 40, half = hd / 2;
+  std::vector<float> cos_t(positions * half), sin_t(positions * half);
+  for (int p = 0; p < positions; ++p) {
+    for (int i = 0; i < half; ++i) {
+      cos_t[p * half + i] = std::cos(p * 0.1f * (i + 1));
+      sin_t[p * half + i] = std::sin(p * 0.1f * (i + 1));
+    }
+  }
+  auto x = Random(5 * heads * hd);
+  auto a = x, b = x;
+  ref_->Rope(a.data(), 5, heads, hd, 31, cos_t.data(), sin_t.data());
+  cpu_->Rope(b.data(), 5, heads, hd, 31, cos_t.data(), sin_t.data());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 1e-6) << i;
+}
+
+TEST_F(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
+  for (int hd : {8, 12, 64}) {
+    for (int kv_heads : {1, 2}) {
+      const int heads = 4, capacity = 50, start = 17, tokens = 9;
+      auto k = Random(kv_heads * capacity * hd);
+      auto v = Random(kv_heads * capacity * hd);
+      auto q = Random(tokens * heads * hd);
+      AttentionArgs args;
+      args.q = q.data();
+      args.cache = KvCacheView{k.data(), v.data(), kv_heads, capacity, hd};
+      args.num_tokens = tokens;
+      args.start_pos = start;
+      args.num_heads = heads;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      std::vector<float> a(tokens * heads * hd), b(tokens * heads * hd);
+      args.out = a.data();
+      ref_->Attention(args);
+      args.out = b.data();
+      cpu_->Attention(args);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 2e-5) << "hd " << hd << " kv " << kv_heads << " i " << i;
+    }
+  }
+}
+
+TEST_F(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
+  for (size_t n : {1, 7, 8, 9, 100, 4097}) {
+    auto g = Random(n, 4.0f), u = Random(n);
+    std::vector<float> a(n), b(n);
+    ref_->SiluMul(g.data(), u.data(), n, a.data());
+    cpu_->SiluMul(g.data(), u.data(), n, b.data());
+    for (size_t i = 0; i < n; ++i) ASSERT_NEAR(b[i], a[i], 1e-5 * (1 + std::fabs(a[i]))) << i;
+    auto x1 = Random(n), x2 = x1, y = Random(n);
+    ref_->Add(x1.data(), y.data(), n);
+    cpu_->Add(x2.data(), y.data(), n);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(x1[i], x2[i]);
+  }
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    auto table = Random(10 * 13);
+    auto bytes = Store(table, dtype, 0);
+    const MatView t{bytes.data(), dtype, 10, 13};
+    const int32_t ids[3] = {9, 0, 4};
+    std::vector<float> a(3 * 13), b(3 * 13);
+    ref_->Embedding(t, ids, 3, a.data());
+    cpu_->Embedding(t, ids, 3, b.data());
+    EXPECT_EQ(a, b);
+  }
+}
+
+}  // namespace
+}  // namespace llm

@@ -1,0 +1,85 @@
+// Helpers shared by the tests: fixture paths, reference outputs written by
+// tools/make_fixtures.py, relative error, temporary directories.
+#pragma once
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace llm::testing {
+
+inline std::string FixtureModel(const std::string& name) { return std::string(LLM_FIXTURES_DIR) + "/models/" + name; }
+
+// Reference outputs of transformers for one fixture model.
+struct Reference {
+  nlohmann::json meta;
+  std::shared_ptr<SafetensorsFile> file;
+
+  std::vector<int32_t> Ids(const std::string& key) const {
+    const SafetensorsEntry& e = file->tensors().at(key);
+    const auto* p = reinterpret_cast<const int32_t*>(file->TensorData(e));
+    return std::vector<int32_t>(p, p + e.nbytes / 4);
+  }
+  std::vector<float> Floats(const std::string& key) const {
+    const SafetensorsEntry& e = file->tensors().at(key);
+    const auto* p = reinterpret_cast<const float*>(file->TensorData(e));
+    return std::vector<float>(p, p + e.nbytes / 4);
+  }
+};
+
+inline Reference LoadReference(const std::string& name) {
+  const std::string base = std::string(LLM_FIXTURES_DIR) + "/reference/" + name;
+  Reference r;
+  std::ifstream in(base + ".json");
+  r.meta = nlohmann::json::parse(in);
+  if (r.meta.value("magic", "") != "llama-speedbench-fixture" || r.meta.value("version", 0) != 1) {
+    throw std::runtime_error(base + ".json: wrong magic or version; HINT: re-run tools/make_fixtures.py");
+  }
+  auto f = SafetensorsFile::Open(base + ".safetensors");
+  if (!f.ok()) throw std::runtime_error(f.status().message());
+  r.file = f.value();
+  return r;
+}
+
+// ||a - b|| / ||b||
+inline double RelErr(const float* a, const float* b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// A fresh directory under /tmp, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/llm_test_XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace llm::testing
