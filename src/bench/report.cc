@@ -144,17 +144,22 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                    {"repetitions", info.repetitions}, {"seed", info.seed}, {"temperature", info.temperature},
                    {"top_k", info.top_k}, {"top_p", info.top_p}};
   j["system"] = SystemInfo();
+  if (info.verify_compared > 0) {
+    j["verify"] = {{"reference", "float32 on cpu"}, {"tokens_compared", info.verify_compared},
+                   {"tokens_agreeing", info.verify_agreeing_prefix},
+                   {"reference_token_ids", info.verify_reference_ids}, {"tested_token_ids", info.verify_tested_ids}};
+  }
   nlohmann::json runs = nlohmann::json::array();
   for (const BenchResult& r : results) runs.push_back(RunJson(r));
   j["runs"] = runs;
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";  // generated text may be invalid UTF-8
 }
 
 std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo& info, const std::string& format) {
   std::string out;
   if (format == "json") return ResultsJson(results, info);
   if (format == "jsonl") {
-    for (const BenchResult& r : results) out += RunJson(r).dump() + "\n";
+    for (const BenchResult& r : results) out += RunJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     return out;
   }
   const bool md = format == "md";

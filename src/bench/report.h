@@ -38,6 +38,10 @@ struct RunInfo {
   size_t kv_cache_used_bytes = 0; // at the end of the longest run
   size_t scratch_bytes = 0;
   size_t peak_rss_bytes = 0;
+  // --verify outcome; compared == 0 when not asked.
+  int verify_compared = 0;
+  int verify_agreeing_prefix = 0;
+  std::vector<int32_t> verify_reference_ids, verify_tested_ids;
 };
 
 std::string FormatSummaryTable(const std::vector<BenchResult>& results);

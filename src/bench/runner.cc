@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 
 namespace llm {
@@ -27,6 +28,23 @@ RepetitionResult Summarize(const GenerationResult& g, size_t prompt_len) {
 Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer* tokenizer,
                                               const std::vector<BenchTest>& tests, const BenchOptions& options) {
   const bool progress = !options.quiet && ::isatty(STDERR_FILENO);
+  // Progress: tokens done against tokens planned (every run to max_new_tokens),
+  // which makes the ETA an upper bound when runs stop early at EOS.
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point last_print = start;
+  double planned = 0, done = 0;
+  for (const BenchTest& t : tests) planned += double(options.warmup + options.repetitions) * t.max_new_tokens;
+  std::string label;
+  auto on_token = [&](int32_t) {
+    done += 1;
+    const Clock::time_point now = Clock::now();
+    if (now - last_print < std::chrono::milliseconds(100)) return;
+    last_print = now;
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    const double eta = done > 0 ? elapsed / done * std::max(0.0, planned - done) : 0;
+    std::fprintf(stderr, "\r%s  %.0f/%.0f tokens  ETA %.0fs   ", label.c_str(), done, planned, eta);
+  };
   std::vector<BenchResult> results;
   for (size_t ti = 0; ti < tests.size(); ++ti) {
     const BenchTest& test = tests[ti];
@@ -43,18 +61,24 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     for (int run = 0; run < total_runs; ++run) {
       const bool warmup = run < options.warmup;
       if (progress) {
-        std::fprintf(stderr, "\r[%zu/%zu] %s: %s %d/%d   ", ti + 1, tests.size(), test.name.c_str(),
-                     warmup ? "warm-up" : "repetition", warmup ? run + 1 : run - options.warmup + 1,
-                     warmup ? options.warmup : options.repetitions);
+        char buf[256];
+        std::snprintf(buf, sizeof(buf), "[%zu/%zu] %s: %s %d/%d", ti + 1, tests.size(), test.name.c_str(),
+                      warmup ? "warm-up" : "repetition", warmup ? run + 1 : run - options.warmup + 1,
+                      warmup ? options.warmup : options.repetitions);
+        label = buf;
       }
-      LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, gen));
+      const int planned_here = test.max_new_tokens;
+      const double done_before = done;
+      LLM_ASSIGN_OR_RETURN(GenerationResult g,
+                           Generate(model, test.prompt, gen, progress ? std::function<void(int32_t)>(on_token) : nullptr));
+      if (progress) done = done_before + planned_here;  // a run that stopped early counts as finished
       if (warmup) continue;
       br.reps.push_back(Summarize(g, test.prompt.size()));
       itl.insert(itl.end(), g.token_latencies_s.begin(), g.token_latencies_s.end());
       br.generated_ids = g.tokens;
       br.stop_reason = g.stop_reason;
     }
-    if (progress) std::fprintf(stderr, "\r%*s\r", 60, "");
+    if (progress) std::fprintf(stderr, "\r%*s\r", 100, "");
     if (tokenizer != nullptr) br.text = tokenizer->Decode(br.generated_ids);
     auto collect = [&](auto field) {
       std::vector<double> v;

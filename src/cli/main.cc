@@ -15,6 +15,7 @@
 
 #include "bench/report.h"
 #include "bench/runner.h"
+#include "bench/verify.h"
 #include "cli/prompts.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
@@ -54,6 +55,7 @@ struct Flags {
   bool quiet = false;
   std::string format = "table";
   std::string kernels = "cpu";
+  bool verify = false;
 };
 
 int Fail(const Status& s) {
@@ -253,6 +255,17 @@ int Run(const Flags& f) {
   auto tests = BuildTests(f, lm);
   if (!tests.ok()) return Fail(tests.status());
 
+  // --verify: float32 reference tokens first, so the two models never coexist.
+  constexpr int kVerifyTokens = 16;
+  std::vector<int32_t> verify_reference;
+  if (f.verify) {
+    const BenchTest& first = tests.value().front();
+    const int n = std::min(kVerifyTokens, std::max(1, f.max_seq_len - static_cast<int>(first.prompt.size())));
+    auto ref = Float32ReferenceTokens(source.value(), first.prompt, n, f.max_seq_len, &pool);
+    if (!ref.ok()) return Fail(InvalidArgument("--verify: float32 reference run failed: " + ref.status().message()));
+    verify_reference = std::move(ref.value());
+  }
+
   std::unique_ptr<KernelBackend> backend =
       f.kernels == "reference" ? MakeReferenceBackend() : MakeCpuBackend(&pool);
   ModelOptions mo;
@@ -260,6 +273,16 @@ int Run(const Flags& f) {
   auto model = LlamaModel::Create(lm.config, std::move(lm.weights), backend.get(), mo);
   if (!model.ok()) return Fail(model.status());
   LlamaModel& m = *model.value();
+
+  VerifyResult verified;
+  if (f.verify) {
+    auto v = VerifyModel(m, tests.value().front().prompt, verify_reference);
+    if (!v.ok()) return Fail(v.status());
+    verified = std::move(v.value());
+    std::fprintf(stderr, "verify: %d of %d greedy tokens of '%s' agree with a float32 CPU run%s\n",
+                 verified.agreeing_prefix, verified.compared, tests.value().front().name.c_str(),
+                 verified.agreeing_prefix == verified.compared ? "" : " (WARNING: this configuration diverges)");
+  }
 
   BenchOptions bo;
   bo.warmup = f.warmup;
@@ -296,6 +319,10 @@ int Run(const Flags& f) {
   info.kv_cache_used_bytes = static_cast<size_t>(lm.config.num_hidden_layers) * 2 * lm.config.kv_dim() * longest * 4;
   info.scratch_bytes = m.scratch_bytes();
   info.peak_rss_bytes = PeakRssBytes();
+  info.verify_compared = verified.compared;
+  info.verify_agreeing_prefix = verified.agreeing_prefix;
+  info.verify_reference_ids = verified.reference_ids;
+  info.verify_tested_ids = verified.tested_ids;
 
   if (f.format == "table") {
     for (const BenchResult& r : results.value()) {
@@ -349,6 +376,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", f.quiet, "No progress or informational lines on stderr");
   app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl");
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
+  app.add_flag("--verify", f.verify, "Before timing, compare the first 16 greedy tokens with a float32 CPU run");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -357,5 +385,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s (see --help)\n", e.what());
     return llm::kExitBadInput;
   }
-  return llm::Run(f);
+  try {
+    return llm::Run(f);
+  } catch (const std::exception& e) {  // library code returns Status; this is a last line of defence
+    std::fprintf(stderr, "error: internal failure: %s (please report it)\n", e.what());
+    return llm::kExitBadInput;
+  }
 }

@@ -62,24 +62,46 @@ uint16_t F32ToF16(float f) {
   return sign | static_cast<uint16_t>(q);
 }
 
+namespace {
+
+template <class Load, class Store>
+void ConvertLoop(size_t n, Load load, Store store) {
+  for (size_t i = 0; i < n; ++i) store(i, load(i));
+}
+
+template <class Load>
+void ConvertTo(size_t n, Load load, void* dst, DType dst_type) {
+  // The switch sits outside the loop so each case compiles to a tight loop.
+  switch (dst_type) {
+    case DType::kF16: {
+      auto* d = static_cast<uint16_t*>(dst);
+      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = F32ToF16(v); });
+    }
+    case DType::kBF16: {
+      auto* d = static_cast<uint16_t*>(dst);
+      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = F32ToBF16(v); });
+    }
+    default: {
+      auto* d = static_cast<float*>(dst);
+      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = v; });
+    }
+  }
+}
+
+}  // namespace
+
 void ConvertFloats(const void* src, DType src_type, void* dst, DType dst_type, size_t n) {
   if (src_type == dst_type) {
     std::memcpy(dst, src, n * DTypeSize(src_type));
     return;
   }
-  auto load = [&](size_t i) -> float {
-    switch (src_type) {
-      case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(src)[i]);
-      case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(src)[i]);
-      default: return static_cast<const float*>(src)[i];
-    }
-  };
-  for (size_t i = 0; i < n; ++i) {
-    const float v = load(i);
-    switch (dst_type) {
-      case DType::kF16: static_cast<uint16_t*>(dst)[i] = F32ToF16(v); break;
-      case DType::kBF16: static_cast<uint16_t*>(dst)[i] = F32ToBF16(v); break;
-      default: static_cast<float*>(dst)[i] = v; break;
+  const auto* h = static_cast<const uint16_t*>(src);
+  switch (src_type) {
+    case DType::kF16: return ConvertTo(n, [h](size_t i) { return F16ToF32(h[i]); }, dst, dst_type);
+    case DType::kBF16: return ConvertTo(n, [h](size_t i) { return BF16ToF32(h[i]); }, dst, dst_type);
+    default: {
+      const auto* f = static_cast<const float*>(src);
+      return ConvertTo(n, [f](size_t i) { return f[i]; }, dst, dst_type);
     }
   }
 }

@@ -127,6 +127,80 @@ TEST_F(Cli, ModelPathPriority) {
   }
 }
 
+std::vector<int> GeneratedIds(const json& j, size_t run = 0) {
+  return j["runs"][run]["generated_token_ids"].get<std::vector<int>>();
+}
+
+TEST_F(Cli, PromptFileThreadsWarmupRepetitionsAndQuiet) {
+  testing::WriteFile(out_.path() + "/prompts.txt", "once upon a time\n\nthe lazy dog\n");
+  const RunResult r = RunCli("--model-path " + FixtureModel("mha_tied_f32") + " --prompt-file " + out_.path() +
+                             "/prompts.txt --threads 1 --warmup 2 --repetitions 3 --max-gen-len 3 --quiet --output-dir " +
+                             out_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.find("loading model"), std::string::npos) << "--quiet still printed progress";
+  const json j = ReadJson(Results());
+  ASSERT_EQ(j["runs"].size(), 2u);  // the blank line is skipped
+  EXPECT_EQ(j["runs"][1]["name"], "Prompt 2");
+  EXPECT_EQ(j["runs"][0]["repetitions"].size(), 3u);
+  EXPECT_EQ(j["settings"]["threads"], 1);
+  EXPECT_EQ(j["settings"]["warmup"], 2);
+  const RunResult loud = RunCli("--model-path " + FixtureModel("mha_tied_f32") + " --max-gen-len 1 --prompt hi" + Fast());
+  EXPECT_NE(loud.out.find("device: auto -> cpu"), std::string::npos) << loud.out;
+}
+
+TEST_F(Cli, SeedFixesDummyWeightsAndSampling) {
+  // A small architecture keeps this fast: the fixture's config.json as --model-config.
+  const std::string small = "--load-format dummy --model-config " + FixtureModel("gqa_odd_bias_f16") +
+                            "/config.json --dtype float32 --gen-lengths 12 --quiet" + Fast();
+  ASSERT_EQ(RunCli(small + " --seed 1").exit_code, 0);
+  const auto a = GeneratedIds(ReadJson(Results()));
+  ASSERT_EQ(RunCli(small + " --seed 1").exit_code, 0);
+  EXPECT_EQ(GeneratedIds(ReadJson(Results())), a);
+  ASSERT_EQ(RunCli(small + " --seed 2").exit_code, 0);
+  EXPECT_NE(GeneratedIds(ReadJson(Results())), a);
+  const std::string sampled = small + " --seed 5 --temperature 1.5 --top-k 50 --top-p 0.95";
+  ASSERT_EQ(RunCli(sampled).exit_code, 0);
+  const json s1 = ReadJson(Results());
+  EXPECT_EQ(s1["settings"]["top_k"], 50);
+  ASSERT_EQ(RunCli(sampled).exit_code, 0);
+  EXPECT_EQ(GeneratedIds(ReadJson(Results())), GeneratedIds(s1));
+  EXPECT_NE(GeneratedIds(s1), a) << "sampling at temperature 1.5 produced the greedy sequence";
+}
+
+TEST_F(Cli, StopsAtEosUnlessIgnoreEos) {
+  // Find the first greedy token, then declare it the end-of-sequence id.
+  const std::string prompt = " --prompt 'once upon a time' --max-gen-len 6";
+  ASSERT_EQ(RunCli("--model-path " + FixtureModel("mha_tied_f32") + prompt + Fast()).exit_code, 0);
+  const int first = GeneratedIds(ReadJson(Results()))[0];
+  TempDir model;
+  std::system(("cp -r " + FixtureModel("mha_tied_f32") + "/. " + model.path()).c_str());
+  std::string cfg = testing::ReadFile(model.path() + "/config.json");
+  cfg.replace(cfg.find("\"eos_token_id\": 2"), 17, "\"eos_token_id\": [2, " + std::to_string(first) + "]");
+  testing::WriteFile(model.path() + "/config.json", cfg);
+  ASSERT_EQ(RunCli("--model-path " + model.path() + prompt + Fast()).exit_code, 0);
+  json j = ReadJson(Results());
+  EXPECT_EQ(j["runs"][0]["generated_tokens"], 1);
+  EXPECT_EQ(j["runs"][0]["stop_reason"], "eos");
+  ASSERT_EQ(RunCli("--model-path " + model.path() + prompt + " --ignore-eos" + Fast()).exit_code, 0);
+  j = ReadJson(Results());
+  EXPECT_EQ(j["runs"][0]["generated_tokens"], 6);
+  EXPECT_EQ(j["runs"][0]["stop_reason"], "max_gen_len");
+}
+
+TEST_F(Cli, VerifyAndReferenceKernelsAgreeWithTheFastPath) {
+  const std::string args = "--model-path " + FixtureModel("linear_mqa_f32") + " --load-format safetensors";
+  // This fixture has no tokenizer: synthetic prompts exercise the token-id path.
+  ASSERT_EQ(RunCli(args + " --dtype float32 --gen-lengths 10 --verify" + Fast()).exit_code, 0);
+  const json fast = ReadJson(Results());
+  EXPECT_EQ(fast["verify"]["tokens_compared"], 16);
+  EXPECT_EQ(fast["verify"]["tokens_agreeing"], 16);
+  const RunResult r = RunCli(args + " --dtype float32 --gen-lengths 10 --kernels reference" + Fast());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json ref = ReadJson(Results());
+  EXPECT_EQ(ref["settings"]["kernels"], "reference");
+  EXPECT_EQ(GeneratedIds(ref), GeneratedIds(fast));
+}
+
 TEST_F(Cli, BadInputGetsOneLineExitTwoAndNoOutputFile) {
   const std::string model = " --model-path " + FixtureModel("mha_tied_f32");
   TempDir broken;
