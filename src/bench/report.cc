@@ -149,6 +149,15 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                    {"tokens_agreeing", info.verify_agreeing_prefix},
                    {"reference_token_ids", info.verify_reference_ids}, {"tested_token_ids", info.verify_tested_ids}};
   }
+  if (!info.profile_trace.empty()) {
+    j["profile"] = {{"trace", info.profile_trace}, {"trace_bytes", info.profile_trace_bytes},
+                    {"events", info.profile_events}};
+  }
+  if (info.profile_overhead_pct >= -100) {
+    j["profile_overhead"] = {{"decode_tokens_per_sec_off", info.profile_decode_tps_off},
+                             {"decode_tokens_per_sec_on", info.profile_decode_tps_on},
+                             {"overhead_pct", info.profile_overhead_pct}};
+  }
   nlohmann::json runs = nlohmann::json::array();
   for (const BenchResult& r : results) runs.push_back(RunJson(r));
   j["runs"] = runs;

@@ -42,6 +42,12 @@ struct RunInfo {
   int verify_compared = 0;
   int verify_agreeing_prefix = 0;
   std::vector<int32_t> verify_reference_ids, verify_tested_ids;
+  // --profile / --profile-overhead outcomes; empty / negative when not asked.
+  std::string profile_trace;
+  size_t profile_trace_bytes = 0;
+  size_t profile_events = 0;
+  double profile_overhead_pct = -1000;  // < -100: not measured
+  double profile_decode_tps_off = 0, profile_decode_tps_on = 0;
 };
 
 std::string FormatSummaryTable(const std::vector<BenchResult>& results);

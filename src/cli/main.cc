@@ -13,6 +13,8 @@
 #include <random>
 #include <sstream>
 
+#include "bench/calibration.h"
+#include "bench/profile_run.h"
 #include "bench/report.h"
 #include "bench/runner.h"
 #include "bench/verify.h"
@@ -56,6 +58,9 @@ struct Flags {
   std::string format = "table";
   std::string kernels = "cpu";
   bool verify = false;
+  std::string profile_steps;
+  bool profile_overhead = false;
+  bool calibrate = false;
 };
 
 int Fail(const Status& s) {
@@ -225,8 +230,19 @@ Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm)
   return tests;
 }
 
+int Calibrate(const Flags& f) {
+  ThreadPool pool(f.threads > 0 ? f.threads : AvailableCpuThreads());
+  const Calibration c = MeasureCalibration(&pool);
+  std::printf("read bandwidth: %.2f GB/s (best of 10 passes over 1 GiB)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
+              "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
+  StoreCalibration(c);
+  std::printf("cached in %s\n", CalibrationCachePath().c_str());
+  return 0;
+}
+
 int Run(const Flags& f) {
   if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
+  if (f.calibrate) return Calibrate(f);
   DType dtype;
   ParseDType(f.dtype, &dtype);
   std::string device = f.device;
@@ -237,8 +253,11 @@ int Run(const Flags& f) {
     device = "cpu";
     if (!f.quiet) std::fprintf(stderr, "device: auto -> cpu (this build has no CUDA backend)\n");
   }
-  if (f.profile) {
-    std::fprintf(stderr, "warning: --profile is not implemented yet (issue #5); running without a profiler\n");
+  ProfileSchedule schedule;
+  if (!f.profile_steps.empty()) {
+    auto sch = ParseProfileSchedule(f.profile_steps);
+    if (!sch.ok()) return Fail(sch.status());
+    schedule = sch.value();
   }
   if (Status s = PrepareOutputDir(f.output_dir); !s.ok()) return Fail(s);
 
@@ -334,6 +353,35 @@ int Run(const Flags& f) {
     std::printf("%s", FormatResults(results.value(), info, f.format).c_str());
   }
   std::fprintf(stderr, "%s", SpreadWarnings(results.value()).c_str());
+  // Profiling happens after the timed runs, on the first test, so it never
+  // touches the reported timings.
+  if (f.profile_overhead) {
+    auto o = MeasureProfileOverhead(m, pool, tests.value().front(), bo, 3);
+    if (!o.ok()) return Fail(o.status());
+    info.profile_overhead_pct = o->overhead_pct;
+    info.profile_decode_tps_off = o->decode_tps_off;
+    info.profile_decode_tps_on = o->decode_tps_on;
+    std::printf("\nProfiler overhead on '%s' (median of %d runs each): decode %.2f tok/s without, %.2f with = %.2f%%\n",
+                tests.value().front().name.c_str(), o->runs, o->decode_tps_off, o->decode_tps_on, o->overhead_pct);
+  }
+  if (f.profile) {
+    const std::string header = "llama-speedbench profile: " + lm.description + ", " + info.dtype + ", test '" +
+                               tests.value().front().name + "' (" +
+                               std::to_string(tests.value().front().prompt.size()) + " prompt tokens)\n";
+    if (!f.quiet) std::fprintf(stderr, "profiling '%s' ...\n", tests.value().front().name.c_str());
+    auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, f.output_dir, header);
+    if (!p.ok()) return Fail(p.status());
+    info.profile_trace = f.output_dir + "/profiler_trace.json";
+    info.profile_trace_bytes = p->summary.trace_bytes;
+    info.profile_events = p->summary.events;
+    if (f.format == "table") {
+      const std::string& text = p->stats_text;
+      const size_t b = text.find("Bottlenecks");
+      std::printf("\n%s", b == std::string::npos ? "" : text.substr(b).c_str());
+      std::printf("Profile: %s/profiler_trace.json (%.1f MB), profiler_stats.txt, profiler_stats.json\n",
+                  f.output_dir.c_str(), p->summary.trace_bytes / 1e6);
+    }
+  }
   const std::string json_path = f.output_dir + "/benchmark_results.json";
   if (Status s = WriteFileAtomic(json_path, ResultsJson(results.value(), info)); !s.ok()) return Fail(s);
   if (!f.quiet) std::fprintf(stderr, "results written to %s\n", json_path.c_str());
@@ -376,6 +424,10 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", f.quiet, "No progress or informational lines on stderr");
   app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl");
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
+  app.add_option("--profile-steps", f.profile_steps,
+                 "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
+  app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");
+  app.add_flag("--calibrate", f.calibrate, "Measure this machine's read bandwidth and FMA peak, cache them, and exit");
   app.add_flag("--verify", f.verify, "Before timing, compare the first 16 greedy tokens with a float32 CPU run");
   try {
     app.parse(argc, argv);

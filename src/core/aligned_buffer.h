@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/memory_ledger.h"
+
 namespace llm {
 
 struct FreeDeleter {
@@ -17,8 +19,23 @@ struct FreeDeleter {
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
+  explicit AlignedBuffer(MemCategory category) : category_(category) {}
+  AlignedBuffer(AlignedBuffer&& o) noexcept
+      : data_(std::move(o.data_)), size_(o.size_), category_(o.category_) { o.size_ = 0; }
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    Release();
+    data_ = std::move(o.data_);
+    size_ = o.size_;
+    category_ = o.category_;
+    o.size_ = 0;
+    return *this;
+  }
+  ~AlignedBuffer() { Release(); }
+
+  void set_category(MemCategory c) { category_ = c; }
   // Returns false when the allocation fails (so the caller can report it).
   bool Allocate(size_t bytes) {
+    Release();
     // Large buffers (weights, KV cache) are 2 MiB aligned and ask for huge
     // pages: fewer page faults at load and fewer TLB misses when streaming.
     const size_t align = bytes >= (kHugePage << 2) ? kHugePage : 64;
@@ -28,6 +45,7 @@ class AlignedBuffer {
     if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);
     data_.reset(p);
     size_ = bytes;
+    MemoryLedger::Get().Add(category_, static_cast<int64_t>(size_));
     return true;
   }
   void* data() { return data_.get(); }
@@ -37,9 +55,15 @@ class AlignedBuffer {
   size_t size() const { return size_; }
 
  private:
+  void Release() {
+    if (data_) MemoryLedger::Get().Add(category_, -static_cast<int64_t>(size_));
+    data_.reset();
+    size_ = 0;
+  }
   static constexpr size_t kHugePage = 2u << 20;
   std::unique_ptr<void, FreeDeleter> data_;
   size_t size_ = 0;
+  MemCategory category_ = MemCategory::kOther;
 };
 
 }  // namespace llm

@@ -12,7 +12,7 @@
 
 namespace llm {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path, MemCategory category) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -36,11 +36,14 @@ Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
     }
     file->data_ = static_cast<const uint8_t*>(p);
   }
+  file->category_ = category;
+  MemoryLedger::Get().Add(category, static_cast<int64_t>(file->size_));
   ::close(fd);
   return file;
 }
 
 MappedFile::~MappedFile() {
+  MemoryLedger::Get().Add(category_, -static_cast<int64_t>(size_));
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 

@@ -7,13 +7,16 @@
 #include <memory>
 #include <string>
 
+#include "core/memory_ledger.h"
 #include "core/status.h"
 
 namespace llm {
 
 class MappedFile {
  public:
-  static Result<std::shared_ptr<MappedFile>> Open(const std::string& path);
+  // The mapping is counted in the MemoryLedger under `category` while it lives.
+  static Result<std::shared_ptr<MappedFile>> Open(const std::string& path,
+                                                  MemCategory category = MemCategory::kOther);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -27,6 +30,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  MemCategory category_ = MemCategory::kOther;
 };
 
 // Reads a whole (small) text file, e.g. config.json.

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/memory_ledger.h"
+
 namespace llm {
 
 namespace {
@@ -40,11 +42,16 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::RunTasks(int worker) {
+  const bool observed = observer_ != nullptr && observer_->observing();
+  const int64_t begin = observed ? NowNs() : 0;
+  bool ran = false;
   for (;;) {
     const size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (task >= num_tasks_) break;
     (*fn_)(task, worker);
+    ran = true;
   }
+  if (observed && ran) observer_->OnWorkerSpan(worker, begin, NowNs());
 }
 
 void ThreadPool::WorkerLoop(int worker) {

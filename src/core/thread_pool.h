@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -17,6 +18,15 @@
 
 namespace llm {
 
+// Told how long each worker was busy in each parallel region (the profiler
+// implements it to draw per-thread tracks). Called from the worker's thread.
+class ParallelObserver {
+ public:
+  virtual ~ParallelObserver() = default;
+  virtual bool observing() const = 0;
+  virtual void OnWorkerSpan(int worker, int64_t begin_ns, int64_t end_ns) = 0;
+};
+
 class ThreadPool {
  public:
   explicit ThreadPool(int num_threads);
@@ -25,6 +35,7 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int num_threads() const { return num_threads_; }
+  void set_observer(ParallelObserver* observer) { observer_ = observer; }
 
   // Calls fn(task, worker) for task in [0, num_tasks), spread over the workers;
   // returns when all are done. Tasks are handed out dynamically (atomic counter).
@@ -48,6 +59,7 @@ class ThreadPool {
   size_t num_tasks_ = 0;
   const std::function<void(size_t, int)>* fn_ = nullptr;
   std::atomic<bool> stop_{false};
+  ParallelObserver* observer_ = nullptr;
 };
 
 // Number of hardware threads usable by this process (affinity aware).

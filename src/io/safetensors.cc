@@ -93,7 +93,7 @@ Result<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
 }
 
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  LLM_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(path));
+  LLM_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(path, MemCategory::kWeights));
   LLM_ASSIGN_OR_RETURN(auto tensors, ParseSafetensorsHeader(mapped->data(), mapped->size(), path));
   auto f = std::make_shared<SafetensorsFile>();
   f->file_ = std::move(mapped);

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/dtype.h"
+#include "profiler/profiler.h"
 
 namespace llm {
 
@@ -45,7 +46,17 @@ struct AttentionArgs {
   int num_heads = 0;
   float scale = 1.0f;        // 1/sqrt(head_dim)
   float* out = nullptr;      // [num_tokens, num_heads * head_dim]
+  int layer = -1;            // for profiler scopes
 };
+
+// Work of scaled dot-product attention by part. With ctx = sum over query rows
+// of the positions each attends to: scores 2*H*hd*ctx FLOPs and reads K once
+// per KV head; softmax ~5 FLOPs per score (max, subtract, exp, sum, divide);
+// weighted sum 2*H*hd*ctx FLOPs and reads V once per KV head.
+struct SdpaWork {
+  OpCost scores, softmax, weighted_sum, total;
+};
+SdpaWork SdpaCost(const AttentionArgs& args);
 
 class KernelBackend {
  public:
@@ -67,6 +78,8 @@ class KernelBackend {
   virtual void Add(float* x, const float* y, size_t n) = 0;
   // out[i, :] = table[ids[i], :] widened to float32.
   virtual void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // Backends that split an op into parts record them as child scopes.
+  virtual void set_profiler(Profiler* profiler) {}
 };
 
 // Scalar reference backend: plain loops, double accumulation; the oracle for tests.

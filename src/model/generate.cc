@@ -23,11 +23,23 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
     return std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end();
   };
   model.Reset();
+  Profiler* prof = model.profiler();
+  const OpCost sampling_cost = ElementwiseCost(vocab, 1, 1);  // one pass over the logits
+  auto kv_used = [&] {
+    if (prof) prof->AddCounter("kv_cache_used_bytes", static_cast<int64_t>(model.kv_cache_used_bytes()));
+  };
   r.stop_reason = "max_gen_len";
   const Clock::time_point start = Clock::now();
   if (options.max_new_tokens > 0) {
-    LLM_RETURN_IF_ERROR(model.Forward(prompt.data(), static_cast<int>(prompt.size())));
-    int32_t next = sampler.Sample(model.last_logits(), vocab);
+    int32_t next;
+    {
+      if (prof) prof->set_step(-1);
+      LLM_PROFILE(prof, Op::kPrefill, -1);
+      LLM_RETURN_IF_ERROR(model.Forward(prompt.data(), static_cast<int>(prompt.size())));
+      LLM_PROFILE(prof, Op::kSampling, -1, sampling_cost);
+      next = sampler.Sample(model.last_logits(), vocab);
+    }
+    kv_used();
     Clock::time_point last = Clock::now();
     r.ttft_s = seconds(last - start);
     for (;;) {
@@ -36,8 +48,16 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
       if (!options.ignore_eos && is_eos(next)) { r.stop_reason = "eos"; break; }
       if (static_cast<int>(r.tokens.size()) >= options.max_new_tokens) break;
       if (model.position() >= model.max_seq_len()) { r.stop_reason = "max_seq_len"; break; }
-      LLM_RETURN_IF_ERROR(model.Forward(&next, 1));
-      next = sampler.Sample(model.last_logits(), vocab);
+      {
+        const int step = static_cast<int>(r.tokens.size()) - 1;
+        if (prof) prof->set_step(step);
+        if (prof && options.profile_step) prof->set_active(options.profile_step(step));
+        LLM_PROFILE(prof, Op::kDecodeStep, -1);
+        LLM_RETURN_IF_ERROR(model.Forward(&next, 1));
+        LLM_PROFILE(prof, Op::kSampling, -1, sampling_cost);
+        next = sampler.Sample(model.last_logits(), vocab);
+      }
+      kv_used();
       const Clock::time_point now = Clock::now();
       r.token_latencies_s.push_back(seconds(now - last));
       last = now;

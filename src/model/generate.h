@@ -17,6 +17,9 @@ struct GenerationOptions {
   bool ignore_eos = false;
   std::vector<int> eos_ids;
   SamplingOptions sampling;
+  // With a profiler on the model: whether to record decode step N (a schedule
+  // like torch.profiler's wait/warmup/active). Unset = record every step.
+  std::function<bool(int step)> profile_step;
 };
 
 struct GenerationResult {

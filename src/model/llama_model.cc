@@ -46,6 +46,11 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   m->options_ = options;
   if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
   const size_t T = static_cast<size_t>(m->options_.max_batch_tokens);
+  m->kv_cache_.set_category(MemCategory::kKvCache);
+  for (AlignedBuffer* b : {&m->rope_cos_, &m->rope_sin_, &m->x_, &m->xnorm_, &m->q_, &m->k_, &m->v_, &m->attn_,
+                           &m->proj_, &m->gate_, &m->up_, &m->logits_}) {
+    b->set_category(MemCategory::kActivations);
+  }
   const size_t f = sizeof(float);
   const size_t kv_elems = static_cast<size_t>(config.num_hidden_layers) * 2 * config.kv_dim() * options.max_seq_len;
   const size_t half = config.head_dim / 2;
@@ -131,6 +136,8 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   const LlamaConfig& c = config_;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
   KernelBackend& k = *backend_;
+  Profiler* prof = profiler_;
+  const size_t wb = DTypeSize(weights_.dtype);
   float* x = x_.as<float>();
   float* xn = xnorm_.as<float>();
   float* q = q_.as<float>();
@@ -141,52 +148,116 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   float* gate = gate_.as<float>();
   float* up = up_.as<float>();
   auto bias = [](const Tensor& t) { return t.empty() ? nullptr : t.f32(); };
-
-  k.Embedding(weights_.embed_tokens.view(), tokens, T, x);
+  // Each scope below is one line: op, layer, and the work it must do.
+  {
+    LLM_PROFILE(prof, Op::kEmbedding, -1, OpCost{0, T * H * static_cast<int64_t>(wb + 4), T, static_cast<int32_t>(H), 0});
+    k.Embedding(weights_.embed_tokens.view(), tokens, T, x);
+  }
   if (observer_) observer_(0, x, T);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
+    LLM_PROFILE(prof, Op::kLayer, l);
     // Attention block: x = x + o_proj(attn(rope(q), rope(k), v))
-    k.RmsNorm(x, w.input_layernorm.view(), c.rms_norm_eps, T, xn);
-    k.MatMul(xn, T, w.q_proj.view(), bias(w.q_bias), q);
-    k.MatMul(xn, T, w.k_proj.view(), bias(w.k_bias), kk);
-    k.MatMul(xn, T, w.v_proj.view(), bias(w.v_bias), vv);
-    k.Rope(q, T, c.num_attention_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
-    k.Rope(kk, T, c.num_key_value_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
-    const KvCacheView cache = LayerCache(l);
-    for (int t = 0; t < T; ++t) {  // scatter [T, kv_head, hd] into [kv_head, pos, hd]
-      for (int h = 0; h < c.num_key_value_heads; ++h) {
-        std::memcpy(cache.KeyAt(h, position_ + t), kk + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
-        std::memcpy(cache.ValueAt(h, position_ + t), vv + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
+    {
+      LLM_PROFILE(prof, Op::kAttentionNorm, l, RmsNormCost(T, H, wb));
+      k.RmsNorm(x, w.input_layernorm.view(), c.rms_norm_eps, T, xn);
+    }
+    {
+      LLM_PROFILE(prof, Op::kAttention, l);
+      {
+        LLM_PROFILE(prof, Op::kQProj, l, MatMulCost(T, Q, H, wb));
+        k.MatMul(xn, T, w.q_proj.view(), bias(w.q_bias), q);
+      }
+      {
+        LLM_PROFILE(prof, Op::kKProj, l, MatMulCost(T, KV, H, wb));
+        k.MatMul(xn, T, w.k_proj.view(), bias(w.k_bias), kk);
+      }
+      {
+        LLM_PROFILE(prof, Op::kVProj, l, MatMulCost(T, KV, H, wb));
+        k.MatMul(xn, T, w.v_proj.view(), bias(w.v_bias), vv);
+      }
+      {
+        // 3 FLOPs per element (two multiplies, one add); reads and writes q, k and the tables.
+        LLM_PROFILE(prof, Op::kRope, l, ElementwiseCost(T * (Q + KV), 3, 3));
+        k.Rope(q, T, c.num_attention_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
+        k.Rope(kk, T, c.num_key_value_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
+      }
+      const KvCacheView cache = LayerCache(l);
+      {
+        LLM_PROFILE(prof, Op::kKvWrite, l, ElementwiseCost(2 * T * KV, 0, 2));
+        for (int t = 0; t < T; ++t) {  // scatter [T, kv_head, hd] into [kv_head, pos, hd]
+          for (int h = 0; h < c.num_key_value_heads; ++h) {
+            std::memcpy(cache.KeyAt(h, position_ + t), kk + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
+            std::memcpy(cache.ValueAt(h, position_ + t), vv + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
+          }
+        }
+      }
+      AttentionArgs args;
+      args.q = q;
+      args.cache = cache;
+      args.num_tokens = T;
+      args.start_pos = position_;
+      args.num_heads = c.num_attention_heads;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      args.out = attn;
+      args.layer = l;
+      {
+        LLM_PROFILE(prof, Op::kSdpa, l, SdpaCost(args).total);
+        k.Attention(args);
+      }
+      {
+        LLM_PROFILE(prof, Op::kOProj, l, MatMulCost(T, H, Q, wb));
+        k.MatMul(attn, T, w.o_proj.view(), bias(w.o_bias), proj);
       }
     }
-    AttentionArgs args;
-    args.q = q;
-    args.cache = cache;
-    args.num_tokens = T;
-    args.start_pos = position_;
-    args.num_heads = c.num_attention_heads;
-    args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    args.out = attn;
-    k.Attention(args);
-    k.MatMul(attn, T, w.o_proj.view(), bias(w.o_bias), proj);
-    k.Add(x, proj, T * H);
+    {
+      LLM_PROFILE(prof, Op::kAttentionResidual, l, ElementwiseCost(T * H, 1, 3));
+      k.Add(x, proj, T * H);
+    }
     // MLP block: x = x + down_proj(silu(gate_proj(x)) * up_proj(x))
-    k.RmsNorm(x, w.post_attention_layernorm.view(), c.rms_norm_eps, T, xn);
-    k.MatMul(xn, T, w.gate_proj.view(), bias(w.gate_bias), gate);
-    k.MatMul(xn, T, w.up_proj.view(), bias(w.up_bias), up);
-    k.SiluMul(gate, up, T * F, gate);
-    k.MatMul(gate, T, w.down_proj.view(), bias(w.down_bias), proj);
-    k.Add(x, proj, T * H);
+    {
+      LLM_PROFILE(prof, Op::kFfnNorm, l, RmsNormCost(T, H, wb));
+      k.RmsNorm(x, w.post_attention_layernorm.view(), c.rms_norm_eps, T, xn);
+    }
+    {
+      LLM_PROFILE(prof, Op::kFeedForward, l);
+      {
+        LLM_PROFILE(prof, Op::kGateProj, l, MatMulCost(T, F, H, wb));
+        k.MatMul(xn, T, w.gate_proj.view(), bias(w.gate_bias), gate);
+      }
+      {
+        LLM_PROFILE(prof, Op::kUpProj, l, MatMulCost(T, F, H, wb));
+        k.MatMul(xn, T, w.up_proj.view(), bias(w.up_bias), up);
+      }
+      {
+        // silu(g) * u = g / (1 + exp(-g)) * u: counted as 5 FLOPs (exp as one).
+        LLM_PROFILE(prof, Op::kSiluMul, l, ElementwiseCost(T * F, 5, 3));
+        k.SiluMul(gate, up, T * F, gate);
+      }
+      {
+        LLM_PROFILE(prof, Op::kDownProj, l, MatMulCost(T, H, F, wb));
+        k.MatMul(gate, T, w.down_proj.view(), bias(w.down_bias), proj);
+      }
+    }
+    {
+      LLM_PROFILE(prof, Op::kFfnResidual, l, ElementwiseCost(T * H, 1, 3));
+      k.Add(x, proj, T * H);
+    }
     if (observer_) observer_(l + 1, x, T);
   }
   position_ += T;
   // Final norm and lm_head: every row when all logits are kept, else the last.
   const int64_t rows = options_.all_logits ? T : 1;
   const float* head_in = x + (T - rows) * H;
-  k.RmsNorm(head_in, weights_.norm.view(), c.rms_norm_eps, rows, xn);
+  {
+    LLM_PROFILE(prof, Op::kNorm, -1, RmsNormCost(rows, H, wb));
+    k.RmsNorm(head_in, weights_.norm.view(), c.rms_norm_eps, rows, xn);
+  }
   if (observer_) observer_(c.num_hidden_layers + 1, xn, rows);
-  k.MatMul(xn, rows, weights_.lm_head.view(), nullptr, logits_out);
+  {
+    LLM_PROFILE(prof, Op::kLmHead, -1, MatMulCost(rows, c.vocab_size, H, DTypeSize(weights_.lm_head.dtype)));
+    k.MatMul(xn, rows, weights_.lm_head.view(), nullptr, logits_out);
+  }
   return OkStatus();
 }
 

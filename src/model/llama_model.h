@@ -12,6 +12,7 @@
 #include "io/llama_config.h"
 #include "kernels/ops.h"
 #include "model/weights.h"
+#include "profiler/profiler.h"
 
 namespace llm {
 
@@ -42,6 +43,9 @@ class LlamaModel {
   int position() const { return position_; }
   void Reset() { position_ = 0; }
   void set_layer_observer(LayerObserver obs) { observer_ = std::move(obs); }
+  // Operator scopes go to `profiler` while it is active; null = none.
+  void set_profiler(Profiler* profiler) { profiler_ = profiler; }
+  Profiler* profiler() const { return profiler_; }
 
   const LlamaConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -65,6 +69,7 @@ class LlamaModel {
   int position_ = 0;
   int last_n_ = 0;
   LayerObserver observer_;
+  Profiler* profiler_ = nullptr;
 
   AlignedBuffer kv_cache_;          // [layer][k|v][kv_head][max_seq_len][head_dim] float32
   AlignedBuffer rope_cos_, rope_sin_;  // [max_seq_len][head_dim / 2]

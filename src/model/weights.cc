@@ -24,7 +24,7 @@ bool FileExists(const std::string& path) {
 
 // Allocates a tensor's storage; fails cleanly when memory is short.
 Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name) {
-  auto buf = std::make_shared<AlignedBuffer>();
+  auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
   const size_t bytes = static_cast<size_t>(rows * cols) * DTypeSize(dtype);
   if (!buf->Allocate(bytes)) {
     return IoError("out of memory allocating " + std::to_string(bytes >> 20) + " MiB for " + name +

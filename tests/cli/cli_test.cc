@@ -201,6 +201,38 @@ TEST_F(Cli, VerifyAndReferenceKernelsAgreeWithTheFastPath) {
   EXPECT_EQ(GeneratedIds(ref), GeneratedIds(fast));
 }
 
+TEST_F(Cli, ProfileWritesTraceStatsAndJson) {
+  TempDir cache;
+  const std::string env = "XDG_CACHE_HOME=" + cache.path();
+  const RunResult r = RunCli("--model-path " + FixtureModel("mha_tied_f32") +
+                             " --dtype float32 --prompt 'once upon a time' --max-gen-len 6 --profile --profile-steps 0,1,3"
+                             " --profile-overhead" + Fast(), env);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* f : {"/profiler_trace.json", "/profiler_stats.txt", "/profiler_stats.json"}) {
+    EXPECT_TRUE(Exists(out_.path() + f)) << f;
+  }
+  EXPECT_NE(r.out.find("Bottlenecks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Profiler overhead"), std::string::npos) << r.out;
+  const json j = ReadJson(Results());
+  EXPECT_GT(j["profile"]["events"].get<int>(), 0);
+  EXPECT_TRUE(j["profile_overhead"].contains("overhead_pct"));
+  const json stats = ReadJson(out_.path() + "/profiler_stats.json");
+  EXPECT_EQ(stats["phases"]["decode"]["steps"], 3);
+  EXPECT_GT(stats["calibration"]["read_gbps"].get<double>(), 0);
+  EXPECT_TRUE(Exists(cache.path() + "/llama-speedbench/calibration.json"));
+}
+
+TEST_F(Cli, CalibrateAloneAndBadProfileSteps) {
+  TempDir cache;
+  const RunResult c = RunCli("--calibrate --threads 1", "XDG_CACHE_HOME=" + cache.path());
+  ASSERT_EQ(c.exit_code, 0) << c.out;
+  EXPECT_NE(c.out.find("read bandwidth"), std::string::npos);
+  EXPECT_NE(c.out.find("FMA peak"), std::string::npos);
+  const RunResult bad = RunCli("--model-path " + FixtureModel("mha_tied_f32") + " --profile --profile-steps x" + Fast());
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--profile-steps"), std::string::npos) << bad.out;
+}
+
 TEST_F(Cli, BadInputGetsOneLineExitTwoAndNoOutputFile) {
   const std::string model = " --model-path " + FixtureModel("mha_tied_f32");
   TempDir broken;

@@ -2,6 +2,7 @@
 // Decides how each op is split into tasks; the arithmetic lives in the kernels.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -60,25 +61,51 @@ class CpuBackend final : public KernelBackend {
     }
   }
 
+  // Three parallel passes over (token, head) pairs, so the profiler can show
+  // scores, softmax and the weighted sum apart. Scores of every pair sit in
+  // one scratch matrix [T * H, cache capacity] (sized once: no allocation per
+  // token); each row reads K and V of its KV
+  // head contiguously (cache layout [kv_head][pos][hd]).
   void Attention(const AttentionArgs& a) override {
     const int hd = a.cache.head_dim;
     const int group = a.num_heads / a.cache.num_kv_heads;
-    const size_t num_tasks = static_cast<size_t>(a.num_tokens) * a.num_heads;
-    pool_->ParallelFor(num_tasks, [&](size_t task, int worker) {
-      const int t = static_cast<int>(task / a.num_heads);
-      const int h = static_cast<int>(task % a.num_heads);
-      const int pos = a.start_pos + t;
-      const int kvh = h / group;
-      const float* q = a.q + task * hd;
-      float* scores = Scratch(worker, kScores, a.cache.capacity);
-      for (int p = 0; p <= pos; ++p) scores[p] = simd::Dot(q, a.cache.KeyAt(kvh, p), hd) * a.scale;
-      const float sum = simd::ExpShiftSum(scores, pos + 1, simd::MaxOf(scores, pos + 1));
-      float* out = a.out + task * hd;
-      std::fill(out, out + hd, 0.f);
-      for (int p = 0; p <= pos; ++p) simd::Axpy(scores[p], a.cache.ValueAt(kvh, p), out, hd);
-      simd::Scale(1.0f / sum, out, hd);
-    });
+    const size_t num_rows = static_cast<size_t>(a.num_tokens) * a.num_heads;
+    const size_t stride = static_cast<size_t>(a.cache.capacity);
+    float* scores = Scratch(0, kScores, num_rows * stride);
+    const SdpaWork work = SdpaCost(a);
+    auto for_rows = [&](const std::function<void(size_t row, int pos, int kvh)>& fn) {
+      pool_->ParallelFor(num_rows, [&](size_t row, int) {
+        fn(row, a.start_pos + static_cast<int>(row / a.num_heads), static_cast<int>(row % a.num_heads) / group);
+      });
+    };
+    {
+      LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
+      for_rows([&](size_t row, int pos, int kvh) {
+        const float* q = a.q + row * hd;
+        float* s = scores + row * stride;
+        for (int p = 0; p <= pos; ++p) s[p] = simd::Dot(q, a.cache.KeyAt(kvh, p), hd) * a.scale;
+      });
+    }
+    {
+      LLM_PROFILE(profiler_, Op::kSdpaSoftmax, a.layer, work.softmax);
+      for_rows([&](size_t row, int pos, int) {
+        float* s = scores + row * stride;
+        const float sum = simd::ExpShiftSum(s, pos + 1, simd::MaxOf(s, pos + 1));
+        simd::Scale(1.0f / sum, s, pos + 1);
+      });
+    }
+    {
+      LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
+      for_rows([&](size_t row, int pos, int kvh) {
+        const float* s = scores + row * stride;
+        float* out = a.out + row * hd;
+        std::fill(out, out + hd, 0.f);
+        for (int p = 0; p <= pos; ++p) simd::Axpy(s[p], a.cache.ValueAt(kvh, p), out, hd);
+      });
+    }
   }
+
+  void set_profiler(Profiler* profiler) override { profiler_ = profiler; }
 
   void SiluMul(const float* gate, const float* up, size_t n, float* out) override {
     pool_->ParallelRange(n, 4096, [&](size_t b, size_t e, int) { simd::SiluMul(gate + b, up + b, e - b, out + b); });
@@ -102,7 +129,10 @@ class CpuBackend final : public KernelBackend {
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
     AlignedBuffer& buf = scratch_[worker].slots[slot];
-    if (buf.size() < floats * sizeof(float)) buf.Allocate(floats * sizeof(float));
+    if (buf.size() < floats * sizeof(float)) {
+      buf.set_category(MemCategory::kActivations);
+      buf.Allocate(floats * sizeof(float));
+    }
     return buf.as<float>();
   }
 
@@ -110,6 +140,7 @@ class CpuBackend final : public KernelBackend {
     AlignedBuffer slots[kNumSlots];
   };
   ThreadPool* pool_;
+  Profiler* profiler_ = nullptr;
   std::vector<WorkerScratch> scratch_;
 };
 

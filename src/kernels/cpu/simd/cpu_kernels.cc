@@ -325,6 +325,42 @@ void WidenRow(const void* src, DType dtype, int64_t n, float* out) {
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
+// --- Machine probes for the profiler's roofline -----------------------------
+
+// Sum of n floats with four accumulators: a pure streaming read.
+float ReadSum(const float* x, int64_t n) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    a0 = hn::Add(a0, hn::LoadU(df, x + i));
+    a1 = hn::Add(a1, hn::LoadU(df, x + i + L));
+    a2 = hn::Add(a2, hn::LoadU(df, x + i + 2 * L));
+    a3 = hn::Add(a3, hn::LoadU(df, x + i + 3 * L));
+  }
+  float s = ReduceSum(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+// Twelve independent FMA chains (enough to cover FMA latency x throughput on
+// current x86 cores); returns lanes * 12 * 2 * iterations FLOPs worth of work.
+float FmaPeak(int64_t iterations, float seed) {
+  const DF df;
+  const VF m = hn::Set(df, 0.999999f), b = hn::Set(df, 1e-7f);
+  VF c[12];
+  for (int j = 0; j < 12; ++j) c[j] = hn::Set(df, seed + j);
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (int j = 0; j < 12; ++j) c[j] = hn::MulAdd(c[j], m, b);
+  }
+  VF s = c[0];
+  for (int j = 1; j < 12; ++j) s = hn::Add(s, c[j]);
+  return ReduceSum(df, s);
+}
+
+int64_t FloatLanes() { return static_cast<int64_t>(hn::Lanes(DF())); }
+
 }  // namespace HWY_NAMESPACE
 }  // namespace simd
 }  // namespace llm
@@ -347,6 +383,12 @@ HWY_EXPORT(SiluMul);
 HWY_EXPORT(Add);
 HWY_EXPORT(WidenRow);
 HWY_EXPORT(TargetName);
+HWY_EXPORT(ReadSum);
+HWY_EXPORT(FmaPeak);
+HWY_EXPORT(FloatLanes);
+float ReadSum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n); }
+float FmaPeak(int64_t iterations, float seed) { return HWY_DYNAMIC_DISPATCH(FmaPeak)(iterations, seed); }
+int64_t FloatLanes() { return HWY_DYNAMIC_DISPATCH(FloatLanes)(); }
 
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
               float* y) {

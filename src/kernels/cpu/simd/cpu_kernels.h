@@ -37,5 +37,11 @@ void WidenRow(const void* src, DType dtype, int64_t n, float* out);
 
 const char* TargetName();
 
+// Machine probes (calibration): streaming read, and FMA throughput with twelve
+// independent chains (FLOPs = FloatLanes() * 24 * iterations).
+float ReadSum(const float* x, int64_t n);
+float FmaPeak(int64_t iterations, float seed);
+int64_t FloatLanes();
+
 }  // namespace simd
 }  // namespace llm

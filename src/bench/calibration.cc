@@ -1,0 +1,119 @@
+#include "bench/calibration.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "bench/report.h"
+#include "core/aligned_buffer.h"
+#include "core/memory_ledger.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/simd/cpu_kernels.h"
+
+namespace llm {
+
+namespace {
+
+std::string MachineKey(int threads) {
+  const auto info = SystemInfo();
+  auto get = [&](const char* k) { auto it = info.find(k); return it == info.end() ? std::string() : it->second; };
+  return get("cpu") + " | " + get("simd") + " | threads=" + std::to_string(threads);
+}
+
+}  // namespace
+
+std::string CalibrationCachePath() {
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    base = x;
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    base = std::string(h) + "/.cache";
+  } else {
+    base = "/tmp";
+  }
+  return base + "/llama-speedbench/calibration.json";
+}
+
+Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
+  Calibration c;
+  c.threads = pool->num_threads();
+  c.key = MachineKey(c.threads);
+  c.source = "measured";
+  // Bandwidth: each thread streams its slice; first touch in parallel so pages
+  // spread like the model's weights do.
+  AlignedBuffer buf(MemCategory::kOther);
+  const size_t n = buffer_bytes / sizeof(float);
+  if (buf.Allocate(n * sizeof(float))) {
+    float* x = buf.as<float>();
+    const size_t slice = (n + c.threads - 1) / c.threads;
+    pool->ParallelFor(c.threads, [&](size_t t, int) {
+      const size_t b = t * slice, e = std::min(n, b + slice);
+      for (size_t i = b; i < e; ++i) x[i] = 1e-3f;
+    });
+    volatile float sink = 0;
+    for (int rep = 0; rep < 10; ++rep) {
+      const int64_t t0 = NowNs();
+      pool->ParallelFor(c.threads, [&](size_t t, int) {
+        const size_t b = t * slice, e = std::min(n, b + slice);
+        if (b < e) sink = sink + simd::ReadSum(x + b, static_cast<int64_t>(e - b));
+      });
+      const double s = (NowNs() - t0) * 1e-9;
+      c.read_gbps = std::max(c.read_gbps, n * sizeof(float) / s / 1e9);
+    }
+  }
+  // Arithmetic: long enough (~0.2 s) to reach steady clocks.
+  const int64_t iters = 20'000'000;
+  const double flops = static_cast<double>(simd::FloatLanes()) * 24.0 * iters * c.threads;
+  for (int rep = 0; rep < 5; ++rep) {
+    volatile float sink = 0;
+    const int64_t t0 = NowNs();
+    pool->ParallelFor(c.threads, [&](size_t t, int) { sink = sink + simd::FmaPeak(iters, static_cast<float>(t)); });
+    const double s = (NowNs() - t0) * 1e-9;
+    c.fma_gflops = std::max(c.fma_gflops, flops / s / 1e9);
+  }
+  return c;
+}
+
+Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
+  const std::string path = CalibrationCachePath();
+  const std::string key = MachineKey(pool->num_threads());
+  std::ifstream in(path);
+  if (in) {
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains(key) && j[key].is_object()) {
+      Calibration c;
+      c.read_gbps = j[key].value("read_gbps", 0.0);
+      c.fma_gflops = j[key].value("fma_gflops", 0.0);
+      c.threads = pool->num_threads();
+      c.key = key;
+      c.source = "cache:" + path;
+      if (c.read_gbps > 0 && c.fma_gflops > 0) return c;
+    }
+  }
+  Calibration c = MeasureCalibration(pool);
+  StoreCalibration(c);
+  return c;
+}
+
+void StoreCalibration(const Calibration& c) {
+  // Best effort: a read-only home just means measuring again next time.
+  const std::string path = CalibrationCachePath();
+  nlohmann::json all = nlohmann::json::object();
+  {
+    std::ifstream in(path);
+    if (in) {
+      auto j = nlohmann::json::parse(in, nullptr, false);
+      if (!j.is_discarded() && j.is_object()) all = j;
+    }
+  }
+  all[c.key] = {{"read_gbps", c.read_gbps}, {"fma_gflops", c.fma_gflops}, {"date", SystemInfo()["date"]}};
+  const std::string dir = path.substr(0, path.rfind('/'));
+  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
+  ::mkdir(dir.c_str(), 0755);
+  (void)WriteFileAtomic(path, all.dump(2) + "\n");
+}
+
+}  // namespace llm

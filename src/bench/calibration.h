@@ -1,0 +1,29 @@
+// This machine's limits, measured: read bandwidth (GB/s) and float32 FMA peak
+// (GFLOP/s) with the benchmark's thread count. The profiler's verdicts are
+// ratios to these. Results are cached per CPU, SIMD target and thread count in
+// $XDG_CACHE_HOME/llama-speedbench/calibration.json (else ~/.cache/...).
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+
+namespace llm {
+
+class ThreadPool;
+
+struct Calibration {
+  double read_gbps = 0;       // best of 10 passes over a 1 GiB buffer
+  double fma_gflops = 0;      // best of 5
+  int threads = 0;
+  std::string key;            // what the cache entry is valid for
+  std::string source;         // "measured" or "cache:<path>"
+};
+
+Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes = size_t{1} << 30);
+// Cached result when present for this machine key, else measure and store.
+Calibration LoadOrMeasureCalibration(ThreadPool* pool);
+void StoreCalibration(const Calibration& c);
+std::string CalibrationCachePath();
+
+}  // namespace llm

@@ -1,0 +1,55 @@
+// Turns a Profiler's events into the three --profile outputs:
+//   profiler_trace.json  Chrome Trace Event Format (chrome://tracing, Perfetto)
+//   profiler_stats.txt   per-operator tables (prefill and decode), categories,
+//                        per-layer times, memory, and a Bottlenecks section
+//   profiler_stats.json  the same tables for machines
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/calibration.h"
+#include "core/status.h"
+#include "profiler/profiler.h"
+
+namespace llm {
+
+struct OpStats {
+  std::string name;      // "attention.q_proj" (summed over layers) or a layer name
+  std::string category;
+  int64_t calls = 0;
+  double total_ms = 0, self_ms = 0;
+  double flops = 0, bytes = 0;
+  double gflops_per_s() const { return self_ms > 0 ? flops / (self_ms * 1e6) : 0; }
+  double gbytes_per_s() const { return self_ms > 0 ? bytes / (self_ms * 1e6) : 0; }
+};
+
+struct PhaseStats {
+  std::string phase;                 // "prefill" | "decode"
+  double wall_ms = 0;                // sum of prefill / decode_step scopes
+  int64_t steps = 0;                 // scopes of the phase
+  double self_sum_ms = 0;            // sum of operator self times inside the phase
+  std::vector<OpStats> ops;          // by operator, sorted by self time
+  std::vector<OpStats> categories;
+  std::vector<OpStats> layers;
+};
+
+struct ProfileSummary {
+  std::vector<PhaseStats> phases;
+  size_t events = 0;
+  int64_t dropped = 0;
+  size_t trace_bytes = 0;
+};
+
+// Aggregates the events (self time = duration minus direct children).
+ProfileSummary SummarizeProfile(const Profiler& profiler);
+std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, const std::string& header);
+std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal);
+std::string ChromeTraceJson(const Profiler& profiler, const std::string& process_name);
+
+// Writes the three files atomically into `dir`; fills summary.trace_bytes.
+Status WriteProfileOutputs(const Profiler& profiler, const Calibration& cal, const std::string& header,
+                           const std::string& dir, ProfileSummary* summary);
+
+}  // namespace llm

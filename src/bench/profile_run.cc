@@ -1,0 +1,126 @@
+#include "bench/profile_run.h"
+
+#include <sstream>
+
+#include "bench/stats.h"
+#include "core/thread_pool.h"
+#include "model/generate.h"
+
+namespace llm {
+
+Result<ProfileSchedule> ParseProfileSchedule(const std::string& text) {
+  std::vector<int> v;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      size_t used = 0;
+      const int x = std::stoi(part, &used);
+      if (used != part.size() || x < 0) throw std::invalid_argument(part);
+      v.push_back(x);
+    } catch (const std::exception&) {
+      return InvalidArgument("--profile-steps '" + text + "': expected WAIT,WARMUP,ACTIVE or ACTIVE, non-negative integers");
+    }
+  }
+  ProfileSchedule s;
+  if (v.size() == 1) {
+    s.active = v[0];
+  } else if (v.size() == 3) {
+    s.wait = v[0];
+    s.warmup = v[1];
+    s.active = v[2];
+  } else {
+    return InvalidArgument("--profile-steps '" + text + "': expected WAIT,WARMUP,ACTIVE or ACTIVE");
+  }
+  return s;
+}
+
+namespace {
+
+GenerationOptions OptionsFor(const BenchTest& test, const BenchOptions& options) {
+  GenerationOptions go;
+  go.max_new_tokens = test.max_new_tokens;
+  go.ignore_eos = test.ignore_eos;
+  go.eos_ids = options.eos_ids;
+  go.sampling = options.sampling;
+  return go;
+}
+
+// Connects a profiler to the model, its backend and the pool for one scope.
+class Attach {
+ public:
+  Attach(LlamaModel& m, ThreadPool& pool, Profiler* p) : m_(m), pool_(pool) {
+    m.set_profiler(p);
+    m.backend()->set_profiler(p);
+    pool.set_observer(p);
+  }
+  ~Attach() {
+    m_.set_profiler(nullptr);
+    m_.backend()->set_profiler(nullptr);
+    pool_.set_observer(nullptr);
+  }
+
+ private:
+  LlamaModel& m_;
+  ThreadPool& pool_;
+};
+
+// Events per thread for `steps` recorded steps: ~25 scopes and ~14 parallel
+// regions per layer per step, plus the prompt pass.
+size_t EventCapacity(const LlamaConfig& c, int steps) {
+  return static_cast<size_t>(steps + 2) * (static_cast<size_t>(c.num_hidden_layers) * 32 + 32);
+}
+
+}  // namespace
+
+Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                     const BenchOptions& options, const ProfileSchedule& schedule,
+                                     const std::string& output_dir, const std::string& header) {
+  ProfileRunResult r;
+  r.calibration = LoadOrMeasureCalibration(&pool);
+  const int steps = std::min(schedule.active, test.max_new_tokens);
+  Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps));
+  {
+    Attach attach(model, pool, &profiler);
+    GenerationOptions go = OptionsFor(test, options);
+    go.profile_step = [&](int step) { return schedule.Records(step); };
+    profiler.set_active(true);
+    auto g = Generate(model, test.prompt, go);
+    profiler.set_active(false);
+    if (!g.ok()) return g.status();
+  }
+  LLM_RETURN_IF_ERROR(WriteProfileOutputs(profiler, r.calibration, header, output_dir, &r.summary));
+  r.stats_text = FormatProfileStats(r.summary, r.calibration, header);
+  return r;
+}
+
+Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                               const BenchOptions& options, int runs) {
+  ProfileOverhead o;
+  o.runs = runs;
+  std::vector<double> off, on;
+  const GenerationOptions go = OptionsFor(test, options);
+  auto decode_tps = [](const GenerationResult& g) {
+    double s = 0;
+    for (double t : g.token_latencies_s) s += t;
+    return s > 0 ? g.token_latencies_s.size() / s : 0;
+  };
+  for (int i = 0; i < runs; ++i) {
+    {
+      LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
+      off.push_back(decode_tps(g));
+    }
+    Profiler profiler(pool.num_threads(), EventCapacity(model.config(), test.max_new_tokens));
+    Attach attach(model, pool, &profiler);
+    profiler.set_active(true);
+    LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
+    profiler.set_active(false);
+    on.push_back(decode_tps(g));
+  }
+  o.decode_tps_off = ComputeStats(off).median;
+  o.decode_tps_on = ComputeStats(on).median;
+  o.overhead_pct = o.decode_tps_off > 0 ? 100 * (o.decode_tps_off - o.decode_tps_on) / o.decode_tps_off : 0;
+  return o;
+}
+
+}  // namespace llm

@@ -1,0 +1,48 @@
+// --profile and --profile-overhead: one extra, recorded generation after the
+// timed runs (so profiling never touches the reported timings), and a
+// measurement of what recording costs.
+#pragma once
+
+#include <string>
+
+#include "bench/calibration.h"
+#include "bench/profile_report.h"
+#include "bench/runner.h"
+#include "core/status.h"
+#include "model/llama_model.h"
+
+namespace llm {
+
+class ThreadPool;
+
+// Like torch.profiler.schedule: skip `wait` decode steps, run `warmup` more
+// unrecorded, then record `active` steps. The prompt pass is always recorded.
+struct ProfileSchedule {
+  int wait = 0;
+  int warmup = 0;
+  int active = 1 << 30;
+  bool Records(int step) const { return step >= wait + warmup && step < wait + warmup + active; }
+};
+// Parses "WAIT,WARMUP,ACTIVE" (or a single ACTIVE).
+Result<ProfileSchedule> ParseProfileSchedule(const std::string& text);
+
+struct ProfileRunResult {
+  ProfileSummary summary;
+  Calibration calibration;
+  std::string stats_text;
+};
+
+Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                     const BenchOptions& options, const ProfileSchedule& schedule,
+                                     const std::string& output_dir, const std::string& header);
+
+struct ProfileOverhead {
+  double decode_tps_off = 0, decode_tps_on = 0;  // medians
+  double overhead_pct = 0;                       // (off - on) / off * 100
+  int runs = 0;
+};
+// Alternates runs without and with recording (same test) and compares medians.
+Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                               const BenchOptions& options, int runs);
+
+}  // namespace llm

@@ -1,0 +1,192 @@
+// The profiler: work formulas against hand-computed values, a recorded run on
+// a fixture model checked against the Trace Event Format, self-time
+// accounting, the step schedule, and calibration sanity.
+#include "profiler/profiler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "bench/calibration.h"
+#include "bench/profile_report.h"
+#include "bench/profile_run.h"
+#include "core/thread_pool.h"
+#include "kernels/ops.h"
+#include "model/model_loader.h"
+#include "test_util.h"
+
+namespace llm {
+namespace {
+
+TEST(ProfilerCosts, MatchHandComputedValues) {
+  // TinyLlama gate_proj in decode: y[1, 5632] = x[1, 2048] W[5632, 2048]^T, bf16 weights.
+  const OpCost mm = MatMulCost(1, 5632, 2048, 2);
+  EXPECT_EQ(mm.flops, 2LL * 5632 * 2048);
+  EXPECT_EQ(mm.bytes, 5632LL * 2048 * 2 + 4 * (2048 + 5632));
+  const OpCost norm = RmsNormCost(3, 64, 4);
+  EXPECT_EQ(norm.flops, 4 * 3 * 64);
+  EXPECT_EQ(norm.bytes, 8 * 3 * 64 + 64 * 4);
+  // Two query rows at positions 3 and 4 attend to 4 + 5 = 9 cache positions.
+  AttentionArgs a;
+  a.num_tokens = 2;
+  a.start_pos = 3;
+  a.num_heads = 4;
+  a.cache.head_dim = 8;
+  a.cache.num_kv_heads = 2;
+  const SdpaWork w = SdpaCost(a);
+  EXPECT_EQ(w.scores.flops, 2 * 4 * 8 * 9);
+  EXPECT_EQ(w.scores.bytes, 4 * (2 * 5 * 8 + 2 * 4 * 8 + 4 * 9));
+  EXPECT_EQ(w.softmax.flops, 5 * 4 * 9);
+  EXPECT_EQ(w.weighted_sum.flops, 2 * 4 * 8 * 9);
+  EXPECT_EQ(w.total.flops, w.scores.flops + w.softmax.flops + w.weighted_sum.flops);
+  EXPECT_EQ(ElementwiseCost(10, 5, 3).bytes, 120);
+}
+
+TEST(ProfilerNames, ModulePaths) {
+  EXPECT_EQ(OpName(Op::kQProj, 3, -1), "layers.3.attention.q_proj");
+  EXPECT_EQ(OpName(Op::kDownProj, 0, 2), "layers.0.feed_forward.down_proj");
+  EXPECT_EQ(OpName(Op::kSdpaSoftmax, 1, 2), "layers.1.attention.sdpa.softmax");
+  EXPECT_EQ(OpName(Op::kDecodeStep, -1, 7), "decode_step[7]");
+  EXPECT_EQ(OpName(Op::kLmHead, -1, 7), "lm_head");
+  EXPECT_EQ(OpName(Op::kLayer, 5, 0), "layers.5");
+}
+
+TEST(Profiler, RecordsNothingWhenInactive) {
+  Profiler p(2, 100);
+  { LLM_PROFILE(&p, Op::kQProj, 0); }
+  EXPECT_TRUE(p.events(0).empty());
+  p.set_active(true);
+  { LLM_PROFILE(&p, Op::kQProj, 0); }
+  EXPECT_EQ(p.events(0).size(), 1u);
+}
+
+class ProfiledRun : public ::testing::Test {
+ protected:
+  void Run(const ProfileSchedule& schedule) {
+    ModelSource src;
+    src.model_dir = testing::FixtureModel("gqa_odd_bias_f16");
+    src.dtype = DType::kF32;
+    auto loaded = LoadModel(src, &pool_);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    backend_ = MakeCpuBackend(&pool_);
+    ModelOptions mo;
+    mo.max_seq_len = 64;
+    auto m = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend_.get(), mo);
+    ASSERT_TRUE(m.ok());
+    model_ = std::move(m.value());
+    BenchTest test{"t", {1, 5, 9, 13, 17, 21, 25}, 10, true};
+    auto r = RunProfiled(*model_, pool_, test, BenchOptions{}, schedule, dir_.path(), "test\n");
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    result_ = r.value();
+    trace_ = nlohmann::json::parse(testing::ReadFile(dir_.path() + "/profiler_trace.json"));
+  }
+  ThreadPool pool_{2};
+  std::unique_ptr<KernelBackend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  testing::TempDir dir_;
+  ProfileRunResult result_;
+  nlohmann::json trace_;
+};
+
+TEST_F(ProfiledRun, TraceFollowsTheTraceEventFormat) {
+  Run(ProfileSchedule{});
+  ASSERT_TRUE(trace_.contains("traceEvents"));
+  std::map<int, std::vector<std::pair<double, double>>> tracks;
+  std::map<int, std::string> thread_names;
+  std::set<std::string> names;
+  int counters = 0;
+  for (const auto& e : trace_["traceEvents"]) {
+    ASSERT_TRUE(e.contains("ph") && e.contains("pid") && e.contains("name")) << e.dump();
+    const std::string ph = e["ph"];
+    if (ph == "M" && e["name"] == "thread_name") thread_names[e["tid"]] = e["args"]["name"];
+    if (ph == "C") {
+      ++counters;
+      ASSERT_TRUE(e.contains("ts") && e["args"].is_object());
+    }
+    if (ph != "X") continue;
+    ASSERT_TRUE(e.contains("ts") && e.contains("dur") && e.contains("tid")) << e.dump();
+    ASSERT_GE(e["dur"].get<double>(), 0);
+    tracks[e["tid"]].push_back({e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()});
+    names.insert(e["name"]);
+  }
+  for (const char* n : {"prefill", "decode_step[0]", "decode_step[8]", "layers.2.attention.q_proj",
+                        "layers.0.attention.sdpa.softmax", "layers.1.feed_forward.down_proj", "lm_head", "sampling",
+                        "embedding", "norm", "layers.2.ffn_norm"}) {
+    EXPECT_TRUE(names.count(n)) << n;
+  }
+  EXPECT_GT(counters, 2);
+  ASSERT_GE(tracks.size(), 2u) << "worker threads need their own track";
+  for (auto& [tid, spans] : tracks) {
+    EXPECT_TRUE(thread_names.count(tid)) << "no thread_name for tid " << tid;
+    // On one track, events nest or follow each other; they never partly overlap.
+    std::sort(spans.begin(), spans.end(),
+              [](const auto& a, const auto& b) { return a.first != b.first ? a.first < b.first : a.second > b.second; });
+    std::vector<std::pair<double, double>> stack;
+    const double eps = 1e-3;  // the microsecond formatting rounds to 1 ns
+    for (const auto& s : spans) {
+      while (!stack.empty() && stack.back().second <= s.first + eps) stack.pop_back();
+      if (!stack.empty()) {
+        ASSERT_LE(s.second, stack.back().second + eps) << "partial overlap on tid " << tid << " at ts " << s.first;
+      }
+      stack.push_back(s);
+    }
+  }
+}
+
+TEST_F(ProfiledRun, OperatorSelfTimesAccountForEachDecodeStep) {
+  Run(ProfileSchedule{});
+  bool saw_decode = false;
+  for (const PhaseStats& ph : result_.summary.phases) {
+    const double ratio = ph.self_sum_ms / ph.wall_ms;
+    EXPECT_GE(ratio, 0.90) << ph.phase;
+    EXPECT_LE(ratio, 1.0 + 1e-9) << ph.phase;
+    if (ph.phase == "decode") {
+      saw_decode = true;
+      EXPECT_EQ(ph.steps, 9);  // 10 tokens: the first comes from prefill
+    }
+  }
+  EXPECT_TRUE(saw_decode);
+  for (const char* f : {"/profiler_stats.txt", "/profiler_stats.json"}) {
+    EXPECT_FALSE(testing::ReadFile(dir_.path() + f).empty()) << f;
+  }
+  const std::string stats = testing::ReadFile(dir_.path() + "/profiler_stats.txt");
+  for (const char* s : {"PREFILL", "DECODE", "By category", "Per layer", "Bottlenecks", "attention.q_proj", "Next:"}) {
+    EXPECT_NE(stats.find(s), std::string::npos) << s;
+  }
+}
+
+TEST_F(ProfiledRun, ScheduleRecordsOnlyTheActiveSteps) {
+  auto s = ParseProfileSchedule("2,1,3");
+  ASSERT_TRUE(s.ok());
+  Run(s.value());
+  std::set<std::string> steps;
+  for (const auto& e : trace_["traceEvents"]) {
+    const std::string name = e["name"];
+    if (name.rfind("decode_step", 0) == 0) steps.insert(name);
+  }
+  EXPECT_EQ(steps, (std::set<std::string>{"decode_step[3]", "decode_step[4]", "decode_step[5]"}));
+  EXPECT_FALSE(ParseProfileSchedule("1,2").ok());
+  EXPECT_FALSE(ParseProfileSchedule("a").ok());
+}
+
+// Two calibrations in a row agree within 20%. The machines are shared, and a
+// neighbour's memory traffic can last for seconds, so the pair gets three
+// chances; a probe that measured the wrong thing would disagree every time.
+TEST(Calibration, PositiveAndRepeatable) {
+  ThreadPool pool(2);
+  bool agreed = false;
+  for (int attempt = 0; attempt < 3 && !agreed; ++attempt) {
+    const Calibration a = MeasureCalibration(&pool, size_t{256} << 20);
+    const Calibration b = MeasureCalibration(&pool, size_t{256} << 20);
+    std::printf("  calibration: %.1f / %.1f GB/s, %.1f / %.1f GFLOP/s\n", a.read_gbps, b.read_gbps, a.fma_gflops,
+                b.fma_gflops);
+    ASSERT_GT(a.read_gbps, 0.5);
+    ASSERT_GT(a.fma_gflops, 1.0);
+    agreed = std::fabs(a.read_gbps / b.read_gbps - 1.0) <= 0.2 && std::fabs(a.fma_gflops / b.fma_gflops - 1.0) <= 0.2;
+  }
+  EXPECT_TRUE(agreed) << "calibration not repeatable within 20% in three attempts";
+}
+
+}  // namespace
+}  // namespace llm
