@@ -117,8 +117,11 @@ Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& po
     profiler.set_active(false);
     on.push_back(decode_tps(g));
   }
-  o.decode_tps_off = ComputeStats(off).median;
-  o.decode_tps_on = ComputeStats(on).median;
+  const Stats s_off = ComputeStats(off), s_on = ComputeStats(on);
+  o.decode_tps_off = s_off.median;
+  o.decode_tps_on = s_on.median;
+  o.stddev_off = s_off.stddev;
+  o.stddev_on = s_on.stddev;
   o.overhead_pct = o.decode_tps_off > 0 ? 100 * (o.decode_tps_off - o.decode_tps_on) / o.decode_tps_off : 0;
   return o;
 }

@@ -38,6 +38,7 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
 
 struct ProfileOverhead {
   double decode_tps_off = 0, decode_tps_on = 0;  // medians
+  double stddev_off = 0, stddev_on = 0;
   double overhead_pct = 0;                       // (off - on) / off * 100
   int runs = 0;
 };

@@ -356,13 +356,15 @@ int Run(const Flags& f) {
   // Profiling happens after the timed runs, on the first test, so it never
   // touches the reported timings.
   if (f.profile_overhead) {
-    auto o = MeasureProfileOverhead(m, pool, tests.value().front(), bo, 3);
+    auto o = MeasureProfileOverhead(m, pool, tests.value().front(), bo, std::max(3, f.repetitions));
     if (!o.ok()) return Fail(o.status());
     info.profile_overhead_pct = o->overhead_pct;
     info.profile_decode_tps_off = o->decode_tps_off;
     info.profile_decode_tps_on = o->decode_tps_on;
-    std::printf("\nProfiler overhead on '%s' (median of %d runs each): decode %.2f tok/s without, %.2f with = %.2f%%\n",
-                tests.value().front().name.c_str(), o->runs, o->decode_tps_off, o->decode_tps_on, o->overhead_pct);
+    std::printf("\nProfiler overhead on '%s' (median of %d alternating runs each): decode %.2f +- %.2f tok/s without, "
+                "%.2f +- %.2f with = %.2f%%\n",
+                tests.value().front().name.c_str(), o->runs, o->decode_tps_off, o->stddev_off, o->decode_tps_on,
+                o->stddev_on, o->overhead_pct);
   }
   if (f.profile) {
     const std::string header = "llama-speedbench profile: " + lm.description + ", " + info.dtype + ", test '" +
