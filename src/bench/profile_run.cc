@@ -37,15 +37,6 @@ Result<ProfileSchedule> ParseProfileSchedule(const std::string& text) {
 
 namespace {
 
-GenerationOptions OptionsFor(const BenchTest& test, const BenchOptions& options) {
-  GenerationOptions go;
-  go.max_new_tokens = test.max_new_tokens;
-  go.ignore_eos = test.ignore_eos;
-  go.eos_ids = options.eos_ids;
-  go.sampling = options.sampling;
-  return go;
-}
-
 // Connects a profiler to the model, its backend and the pool for one scope.
 class Attach {
  public:
@@ -82,7 +73,7 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
   Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps));
   {
     Attach attach(model, pool, &profiler);
-    GenerationOptions go = OptionsFor(test, options);
+    GenerationOptions go = GenerationOptionsFor(test, options);
     go.profile_step = [&](int step) { return schedule.Records(step); };
     profiler.set_active(true);
     auto g = Generate(model, test.prompt, go);
@@ -99,7 +90,7 @@ Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& po
   ProfileOverhead o;
   o.runs = runs;
   std::vector<double> off, on;
-  const GenerationOptions go = OptionsFor(test, options);
+  const GenerationOptions go = GenerationOptionsFor(test, options);
   auto decode_tps = [](const GenerationResult& g) {
     double s = 0;
     for (double t : g.token_latencies_s) s += t;

@@ -25,6 +25,15 @@ RepetitionResult Summarize(const GenerationResult& g, size_t prompt_len) {
 
 }  // namespace
 
+GenerationOptions GenerationOptionsFor(const BenchTest& test, const BenchOptions& options) {
+  GenerationOptions go;
+  go.max_new_tokens = test.max_new_tokens;
+  go.ignore_eos = test.ignore_eos;
+  go.eos_ids = options.eos_ids;
+  go.sampling = options.sampling;
+  return go;
+}
+
 Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer* tokenizer,
                                               const std::vector<BenchTest>& tests, const BenchOptions& options) {
   const bool progress = !options.quiet && ::isatty(STDERR_FILENO);
@@ -48,11 +57,7 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
   std::vector<BenchResult> results;
   for (size_t ti = 0; ti < tests.size(); ++ti) {
     const BenchTest& test = tests[ti];
-    GenerationOptions gen;
-    gen.max_new_tokens = test.max_new_tokens;
-    gen.ignore_eos = test.ignore_eos;
-    gen.eos_ids = options.eos_ids;
-    gen.sampling = options.sampling;
+    const GenerationOptions gen = GenerationOptionsFor(test, options);
     BenchResult br;
     br.name = test.name;
     br.prompt_ids = test.prompt;

@@ -45,6 +45,9 @@ struct BenchResult {
   Stats itl_s;  // inter-token latency over all decode steps of all repetitions
 };
 
+// How a test is generated: its lengths, plus the run's stop ids and sampling.
+GenerationOptions GenerationOptionsFor(const BenchTest& test, const BenchOptions& options);
+
 // Runs every test; progress on stderr when it is a terminal and not quiet.
 // `tokenizer` may be null (synthetic prompts); then no text is decoded.
 Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer* tokenizer,
