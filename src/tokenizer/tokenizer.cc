@@ -1,6 +1,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <sentencepiece_processor.h>
+
+#include "tokenizer/hf_tokenizer.h"
 #include <sys/stat.h>
 
 namespace llm {
@@ -105,14 +107,12 @@ Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string&
 }
 
 Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir) {
-  const std::string sp_path = model_dir + "/tokenizer.model";
+  // tokenizer.json first: it is what transformers' fast tokenizer uses.
   struct stat st;
+  if (::stat((model_dir + "/tokenizer.json").c_str(), &st) == 0) return LoadHfTokenizer(model_dir);
+  const std::string sp_path = model_dir + "/tokenizer.model";
   if (::stat(sp_path.c_str(), &st) == 0) return LoadSentencePieceTokenizer(sp_path);
-  if (::stat((model_dir + "/tokenizer.json").c_str(), &st) == 0) {
-    return Unimplemented(model_dir + ": only tokenizer.json found; tokenizer.json support is not built yet "
-                         "(issue #3); add the model's tokenizer.model");
-  }
-  return NotFound(model_dir + ": no tokenizer.model found");
+  return NotFound(model_dir + ": no tokenizer.json or tokenizer.model found");
 }
 
 std::unique_ptr<Tokenizer> MakeByteTokenizer() { return std::make_unique<ByteTokenizer>(); }
