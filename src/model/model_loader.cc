@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "core/mapped_file.h"
 
 namespace llm {
@@ -30,6 +32,29 @@ Result<LlamaConfig> LoadDummyConfig(const std::string& name) {
   return BuiltinLlamaConfig(name);
 }
 
+// generation_config.json's eos_token_id (an int or a list: Llama 3 Instruct
+// stops on both <|end_of_text|> and <|eot_id|>) is the stop set when present.
+Status ApplyGenerationConfig(const std::string& dir, LlamaConfig* config) {
+  auto text = ReadTextFile(dir + "/generation_config.json");
+  if (!text.ok()) return OkStatus();  // optional file
+  auto j = nlohmann::json::parse(text.value(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return InvalidArgument(dir + "/generation_config.json: not valid JSON (truncated or corrupt)");
+  }
+  auto eos = j.find("eos_token_id");
+  if (eos == j.end() || eos->is_null()) return OkStatus();
+  std::vector<int> ids;
+  if (eos->is_number_integer()) ids.push_back(eos->get<int>());
+  if (eos->is_array()) {
+    for (const auto& e : *eos) {
+      if (e.is_number_integer()) ids.push_back(e.get<int>());
+    }
+  }
+  if (ids.empty()) return InvalidArgument(dir + "/generation_config.json: eos_token_id must be an integer or a list");
+  config->eos_token_ids = ids;
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
@@ -50,6 +75,7 @@ Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
     if (!IsDirectory(dir)) return NotFound(dir + ": model directory not found");
     LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(dir + "/config.json"));
     LLM_ASSIGN_OR_RETURN(m.config, ParseLlamaConfig(text, dir + "/config.json"));
+    LLM_RETURN_IF_ERROR(ApplyGenerationConfig(dir, &m.config));
     LLM_ASSIGN_OR_RETURN(m.weights, LoadSafetensorsWeights(dir, m.config, src.dtype, pool));
     auto tok = LoadTokenizer(dir);
     if (tok.ok()) {

@@ -99,6 +99,7 @@ class HfTokenizer final : public Tokenizer {
   std::vector<std::string> id_to_token_;
   std::unordered_map<std::string, int> merge_rank_;  // "left\x01right" -> rank
   std::vector<std::pair<std::string, int>> added_;   // content, id; longest first
+  std::vector<std::pair<std::string, int>> added_by_first_byte_[256];  // same, bucketed: scanning stays linear
   std::vector<bool> is_special_;
   std::vector<Normalize> normalizers_;
   bool metaspace_ = false;
@@ -228,6 +229,9 @@ Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& sour
   }
   is_special_.resize(id_to_token_.size(), false);
   std::sort(added_.begin(), added_.end(), [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  for (const auto& a : added_) {
+    if (!a.first.empty()) added_by_first_byte_[static_cast<unsigned char>(a.first[0])].push_back(a);
+  }
   LLM_RETURN_IF_ERROR(InitNormalizer(j.contains("normalizer") ? j["normalizer"] : json()));
   // The Split regex must exist before ByteLevel is checked: initialise in order.
   LLM_RETURN_IF_ERROR(InitPreTokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json()));
@@ -363,9 +367,14 @@ void HfTokenizer::EncodeSegment(const std::string& segment, bool first_segment, 
   // Isolated split: every match is a piece, and so is every gap between matches.
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(split_regex_, nullptr);
   size_t pos = 0, last = 0;
+  // PCRE2 checks the whole subject for valid UTF-8 on every call unless told
+  // not to: check once, then skip it (otherwise encoding is quadratic).
+  uint32_t options = 0;
   while (pos <= text.size()) {
-    const int rc = pcre2_match(split_regex_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, md, nullptr);
-    if (rc < 0) break;
+    const int rc =
+        pcre2_match(split_regex_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, options, md, nullptr);
+    if (rc < 0) break;  // no more matches, or invalid UTF-8: the rest is one piece (bytes are still encoded)
+    options = PCRE2_NO_UTF_CHECK;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[0] > last) Bpe(byte_map(text.substr(last, ov[0] - last)), out);
     if (ov[1] > ov[0]) Bpe(byte_map(text.substr(ov[0], ov[1] - ov[0])), out);
@@ -385,8 +394,8 @@ Result<std::vector<int32_t>> HfTokenizer::Encode(const std::string& text, bool a
   bool first = true;
   for (size_t i = 0; i < text.size();) {
     const std::pair<std::string, int>* hit = nullptr;
-    for (const auto& a : added_) {
-      if (!a.first.empty() && text.compare(i, a.first.size(), a.first) == 0) {
+    for (const auto& a : added_by_first_byte_[static_cast<unsigned char>(text[i])]) {
+      if (text.compare(i, a.first.size(), a.first) == 0) {
         hit = &a;
         break;
       }

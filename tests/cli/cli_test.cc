@@ -174,9 +174,10 @@ TEST_F(Cli, StopsAtEosUnlessIgnoreEos) {
   const int first = GeneratedIds(ReadJson(Results()))[0];
   TempDir model;
   std::system(("cp -r " + FixtureModel("mha_tied_f32") + "/. " + model.path()).c_str());
-  std::string cfg = testing::ReadFile(model.path() + "/config.json");
+  // generation_config.json's list is the stop set (as Llama 3 Instruct's is).
+  std::string cfg = testing::ReadFile(model.path() + "/generation_config.json");
   cfg.replace(cfg.find("\"eos_token_id\": 2"), 17, "\"eos_token_id\": [2, " + std::to_string(first) + "]");
-  testing::WriteFile(model.path() + "/config.json", cfg);
+  testing::WriteFile(model.path() + "/generation_config.json", cfg);
   ASSERT_EQ(RunCli("--model-path " + model.path() + prompt + Fast()).exit_code, 0);
   json j = ReadJson(Results());
   EXPECT_EQ(j["runs"][0]["generated_tokens"], 1);
