@@ -97,6 +97,9 @@ TEST_F(Cli, SweepsAndFormats) {
   const RunResult md = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
                               "/config.json --gen-lengths 2 --format md" + Fast());
   EXPECT_NE(md.out.find("| tg2 | 1 | 2 |"), std::string::npos) << md.out;
+  const RunResult js = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                              "/config.json --gen-lengths 2 --format json --quiet" + Fast());
+  EXPECT_EQ(json::parse(js.out)["runs"][0]["name"], "tg2") << js.out;
   const RunResult jl = RunCli("--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
                               "/config.json --gen-lengths 2 --format jsonl --quiet" + Fast());
   EXPECT_EQ(json::parse(jl.out)["name"], "tg2") << jl.out;
@@ -119,6 +122,15 @@ TEST_F(Cli, ModelPathPriority) {
   r = RunCli("--model-name test-org/tiny-llama --max-gen-len 2 --prompt hi" + Fast(), "HF_HUB_CACHE=" + hf.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(ReadJson(Results())["model"]["name"], "test-org/tiny-llama");
+  // --revision picks refs/<revision>; an unknown one is not in the cache.
+  std::system(("cp " + repo + "/refs/main " + repo + "/refs/v1").c_str());
+  r = RunCli("--model-name test-org/tiny-llama --revision v1 --max-gen-len 2 --prompt hi" + Fast(),
+             "HF_HUB_CACHE=" + hf.path());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = RunCli("--model-name test-org/tiny-llama --revision v2 --max-gen-len 2 --prompt hi" + Fast(),
+             "HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("revision v2"), std::string::npos) << r.out;
   // Nothing anywhere: the message lists the ways to give a model.
   r = RunCli("--model-name test-org/absent" + Fast(), "HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
   EXPECT_EQ(r.exit_code, 2);
