@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
 
 PACKAGES=(cmake ninja-build g++ git pkg-config
-          libsentencepiece-dev libpcre2-dev libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
+          libsentencepiece-dev libpcre2-dev libcurl4-openssl-dev libssl-dev python3 libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do

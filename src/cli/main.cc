@@ -19,6 +19,7 @@
 #include "bench/runner.h"
 #include "bench/verify.h"
 #include "cli/prompts.h"
+#include "hub/hub.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
@@ -33,6 +34,7 @@ struct Flags {
   std::string model_path;
   std::string model_name = "meta-llama/Llama-2-7b-hf";
   std::string revision = "main";
+  bool offline = false;
   std::string device = "auto";
   std::string dtype = "float16";
   int max_seq_len = 512;
@@ -137,15 +139,19 @@ Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) 
     *how = "$LLAMA_MODEL_PATH";
     return src;
   }
-  auto cached = FindInHfCache(f.model_name, f.revision);
-  if (cached.ok()) {
-    src.model_dir = cached.value();
-    *how = "--model-name " + f.model_name + " (Hugging Face cache)";
+  HubOptions hub = HubOptionsFromEnvironment();
+  hub.offline = hub.offline || f.offline;
+  hub.progress = hub.progress && !f.quiet;
+  auto snapshot = ResolveHubModel(f.model_name, f.revision, hub);
+  if (snapshot.ok()) {
+    src.model_dir = snapshot.value();
+    *how = "--model-name " + f.model_name + " (Hugging Face cache " + hub.cache_dir + ")";
     return src;
   }
-  return NotFound("no model given: " + cached.status().message() +
-                  ". Give one of: --model-path DIR; LLAMA_MODEL_PATH=DIR; --model-name ORG/NAME already in the "
-                  "Hugging Face cache; or --load-format dummy --model-config tinyllama-1.1b for random weights");
+  return Status(snapshot.status().code(),
+                "no model: " + snapshot.status().message() +
+                    ". Give one of: --model-path DIR; LLAMA_MODEL_PATH=DIR; --model-name ORG/NAME (from the Hugging Face "
+                    "cache or hub); or --load-format dummy --model-config tinyllama-1.1b for random weights");
 }
 
 Result<std::vector<std::string>> ReadPromptFile(const std::string& path) {
@@ -402,6 +408,7 @@ int main(int argc, char** argv) {
   app.add_option("--model-path", f.model_path, "Hugging Face checkpoint directory (config.json + safetensors)");
   app.add_option("--model-name", f.model_name, "Hub model id, looked up in the Hugging Face cache");
   app.add_option("--revision", f.revision, "Revision of --model-name");
+  app.add_flag("--offline", f.offline, "Use the Hugging Face cache only (as HF_HUB_OFFLINE=1)");
   app.add_option("--device", f.device, "auto | cpu | cuda");
   app.add_option("--dtype", f.dtype, "float32 | float16 | bfloat16 (weights; arithmetic is float32)");
   app.add_option("--max-seq-len", f.max_seq_len, "KV cache capacity in tokens");

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <chrono>
-#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
@@ -16,11 +15,6 @@ namespace {
 bool IsDirectory(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 Result<LlamaConfig> LoadDummyConfig(const std::string& name) {
@@ -93,29 +87,6 @@ Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
   }
   m.load_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return m;
-}
-
-Result<std::string> FindInHfCache(const std::string& repo_id, const std::string& revision) {
-  std::string cache;
-  if (const char* c = std::getenv("HF_HUB_CACHE")) {
-    cache = c;
-  } else if (const char* h = std::getenv("HF_HOME")) {
-    cache = std::string(h) + "/hub";
-  } else if (const char* home = std::getenv("HOME")) {
-    cache = std::string(home) + "/.cache/huggingface/hub";
-  }
-  const size_t slash = repo_id.find('/');
-  if (cache.empty() || slash == std::string::npos) return NotFound(repo_id + ": not in the Hugging Face cache");
-  const std::string repo_dir =
-      cache + "/models--" + repo_id.substr(0, slash) + "--" + repo_id.substr(slash + 1);
-  std::string commit = revision;
-  auto ref = ReadTextFile(repo_dir + "/refs/" + revision);
-  if (ref.ok()) commit = Trim(ref.value());
-  const std::string snapshot = repo_dir + "/snapshots/" + commit;
-  if (!IsDirectory(snapshot)) {
-    return NotFound(repo_id + " (revision " + revision + ") is not in the Hugging Face cache at " + cache);
-  }
-  return snapshot;
 }
 
 }  // namespace llm

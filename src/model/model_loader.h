@@ -38,8 +38,4 @@ struct LoadedModel {
 
 Result<LoadedModel> LoadModel(const ModelSource& source, ThreadPool* pool);
 
-// Finds ORG/NAME in the local Hugging Face cache (HF_HUB_CACHE, else
-// HF_HOME/hub, else ~/.cache/huggingface/hub) at `revision`; NotFound if absent.
-Result<std::string> FindInHfCache(const std::string& repo_id, const std::string& revision);
-
 }  // namespace llm

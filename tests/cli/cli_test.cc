@@ -128,11 +128,11 @@ TEST_F(Cli, ModelPathPriority) {
              "HF_HUB_CACHE=" + hf.path());
   EXPECT_EQ(r.exit_code, 0) << r.out;
   r = RunCli("--model-name test-org/tiny-llama --revision v2 --max-gen-len 2 --prompt hi" + Fast(),
-             "HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
+             "HF_HUB_OFFLINE=1 HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("revision v2"), std::string::npos) << r.out;
   // Nothing anywhere: the message lists the ways to give a model.
-  r = RunCli("--model-name test-org/absent" + Fast(), "HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
+  r = RunCli("--model-name test-org/absent" + Fast(), "HF_HUB_OFFLINE=1 HF_HUB_CACHE=" + hf.path() + " LLAMA_MODEL_PATH=");
   EXPECT_EQ(r.exit_code, 2);
   for (const char* way : {"--model-path", "LLAMA_MODEL_PATH", "--model-name", "--load-format dummy"}) {
     EXPECT_NE(r.out.find(way), std::string::npos) << way << ": " << r.out;
