@@ -15,6 +15,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <thread>
 
 #include "core/mapped_file.h"
@@ -432,17 +433,28 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
         LLM_RETURN_IF_ERROR(DownloadBlob(url, f, blob, o, repo_id));
       }
     }
-    // Relative symlink, as huggingface_hub makes it.
-    std::remove(link.c_str());
-    if (::symlink(("../../blobs/" + f.etag).c_str(), link.c_str()) != 0) {
+    // Relative symlink, as huggingface_hub makes it; made under a unique name
+    // and renamed over the final one, so concurrent runs never see it missing.
+    const std::string tmp_link = link + ".tmp." + std::to_string(::getpid()) + "." +
+                                 std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+    std::remove(tmp_link.c_str());
+    if (::symlink(("../../blobs/" + f.etag).c_str(), tmp_link.c_str()) != 0 ||
+        std::rename(tmp_link.c_str(), link.c_str()) != 0) {
+      std::remove(tmp_link.c_str());
       return IoError(link + ": cannot create symlink: " + std::strerror(errno));
     }
   }
   if (revision != commit) {
     LLM_RETURN_IF_ERROR(MakeDirs(repo_dir + "/refs"));
-    std::ofstream ref(repo_dir + "/refs/" + revision, std::ios::trunc);
-    ref << commit;
-    if (!ref) return IoError(repo_dir + "/refs/" + revision + ": cannot write");
+    const std::string ref_path = repo_dir + "/refs/" + revision;
+    const std::string tmp = ref_path + ".tmp." + std::to_string(::getpid()) + "." +
+                            std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+    {
+      std::ofstream ref(tmp, std::ios::trunc);
+      ref << commit;
+      if (!ref) return IoError(ref_path + ": cannot write");
+    }
+    if (std::rename(tmp.c_str(), ref_path.c_str()) != 0) return IoError(ref_path + ": cannot write");
   }
   return snapshot;
 }
