@@ -32,6 +32,16 @@ def git_blob_id(data):
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def repo_files(d):
+    """(name, size, git blob id, sha256 for LFS files else None) of each file."""
+    out = []
+    for fname in sorted(os.listdir(d)):
+        data = open(os.path.join(d, fname), "rb").read()
+        sha = hashlib.sha256(data).hexdigest() if fname.endswith(".safetensors") else None
+        out.append((fname, len(data), git_blob_id(data), sha))
+    return out
+
+
 class Hub(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -64,33 +74,22 @@ class Hub(http.server.BaseHTTPRequestHandler):
         if ARGS.fault == "401":
             return self.reply(401, b'{"error":"Access to model is restricted"}')
         parts = self.path.split("?")[0].strip("/").split("/")
-        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
+        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
             d = self.repo_dir(parts[2], parts[3])
             if d is None:
                 return self.reply(404, b'{"error":"Repository not found"}')
-            siblings = []
-            for fname in sorted(os.listdir(d)):
-                data = open(os.path.join(d, fname), "rb").read()
-                entry = {"rfilename": fname, "size": len(data), "blobId": git_blob_id(data)}
-                if fname.endswith(".safetensors"):
-                    entry["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
-                siblings.append(entry)
+            files = repo_files(d)
+            if parts[4] == "tree":  # huggingface_hub's snapshot_download lists files here
+                tree = [{"type": "file", "path": f, "size": size, "oid": blob,
+                         **({"lfs": {"oid": sha, "size": size, "pointerSize": 134}} if sha else {})}
+                        for f, size, blob, sha in files]
+                return self.reply(200, json.dumps(tree).encode())
+            siblings = [{"rfilename": f, "size": size, "blobId": blob,
+                         **({"lfs": {"sha256": sha, "size": size, "pointerSize": 134}} if sha else {})}
+                        for f, size, blob, sha in files]
             siblings.append({"rfilename": "pytorch_model.bin", "size": 10, "blobId": "f" * 40})
             body = json.dumps({"id": f"{parts[2]}/{parts[3]}", "sha": COMMIT, "siblings": siblings}).encode()
             return self.reply(200, body)
-        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
-            # huggingface_hub's snapshot_download lists files here.
-            d = self.repo_dir(parts[2], parts[3])
-            if d is None:
-                return self.reply(404, b'{"error":"Repository not found"}')
-            entries = []
-            for fname in sorted(os.listdir(d)):
-                data = open(os.path.join(d, fname), "rb").read()
-                e = {"type": "file", "path": fname, "size": len(data), "oid": git_blob_id(data)}
-                if fname.endswith(".safetensors"):
-                    e["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
-                entries.append(e)
-            return self.reply(200, json.dumps(entries).encode())
         if len(parts) >= 5 and parts[2] == "resolve":
             # As the real hub: small files come straight back with their git blob
             # id as ETag; LFS files redirect to a CDN with X-Linked-Etag (sha256).
