@@ -53,7 +53,26 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     for (int64_t m = 0; m < M; ++m) {
       const float* xm = x + m * K;
       VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+      VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
       int64_t k = 0;
+      // Two vectors per row per iteration: eight independent FMA chains cover
+      // the FMA latency and keep more loads of the four weight streams in flight.
+      for (; k + 2 * L <= K; k += 2 * L) {
+        const VF xv = hn::LoadU(df, xm + k);
+        const VF xw = hn::LoadU(df, xm + k + L);
+        a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
+        a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
+        a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
+        a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
+        b0 = hn::MulAdd(LoadW(df, w0 + k + L), xw, b0);
+        b1 = hn::MulAdd(LoadW(df, w1 + k + L), xw, b1);
+        b2 = hn::MulAdd(LoadW(df, w2 + k + L), xw, b2);
+        b3 = hn::MulAdd(LoadW(df, w3 + k + L), xw, b3);
+      }
+      a0 = hn::Add(a0, b0);
+      a1 = hn::Add(a1, b1);
+      a2 = hn::Add(a2, b2);
+      a3 = hn::Add(a3, b3);
       for (; k + L <= K; k += L) {
         const VF xv = hn::LoadU(df, xm + k);
         a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
