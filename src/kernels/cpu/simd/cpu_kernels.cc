@@ -154,15 +154,21 @@ HWY_INLINE void MicroKernel(const float* a, int64_t lda, const float* b, int64_t
 }
 
 template <class WT>
+void WidenT(const WT* src, int64_t n, float* out);
+
+// Transposes W[n0:n0+nr, k0:k0+kc] into out[kc][nr], widening to float32 with
+// SIMD first (the scalar f16 conversion would dominate packing).
+template <class WT>
 void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+  HWY_ALIGN float row_f32[kKc];
   for (int64_t j = 0; j < nr; ++j) {
     const int64_t n = n0 + j;
     if (n >= n_end) {
       for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = 0.f;
       continue;
     }
-    const WT* row = w + n * K + k0;
-    for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = ScalarW(row + k);
+    WidenT(w + n * K + k0, kc, row_f32);
+    for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = row_f32[k];
   }
 }
 
