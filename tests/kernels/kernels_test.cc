@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "hwy/targets.h"
 #include "kernels/ops.h"
 
 namespace llm {
@@ -16,8 +17,16 @@ namespace {
 
 constexpr double kEps = 1.1920929e-7;
 
-class KernelsTest : public ::testing::Test {
+// Every test runs once per SIMD target compiled in and supported here (e.g.
+// AVX2, SSE4, SSSE3, scalar), so the fallbacks a CPU without AVX2 would take
+// are checked too.
+class KernelsTest : public ::testing::TestWithParam<int64_t> {
  protected:
+  void SetUp() override {
+    hwy::SetSupportedTargetsForTest(GetParam());
+    ASSERT_STREQ(CpuSimdTargetName(), hwy::TargetName(GetParam())) << "dispatch did not switch target";
+  }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
   std::vector<float> Random(size_t n, float scale = 1.0f) {
     std::vector<float> v(n);
     std::normal_distribution<float> d(0.0f, scale);
@@ -36,7 +45,7 @@ class KernelsTest : public ::testing::Test {
   std::unique_ptr<KernelBackend> cpu_ = MakeCpuBackend(&pool_);
 };
 
-TEST_F(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
+TEST_P(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 13}) {
       for (int64_t K : {1, 7, 8, 9, 16, 17, 33, 257, 300}) {
@@ -69,7 +78,7 @@ TEST_F(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
   }
 }
 
-TEST_F(KernelsTest, RmsNormMatchesReference) {
+TEST_P(KernelsTest, RmsNormMatchesReference) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (int64_t D : {1, 7, 8, 9, 60, 257}) {
       const int64_t M = 3;
@@ -85,7 +94,7 @@ TEST_F(KernelsTest, RmsNormMatchesReference) {
   }
 }
 
-TEST_F(KernelsTest, RopeMatchesReference) {
+TEST_P(KernelsTest, RopeMatchesReference) {
   const int heads = 3, hd = 12, positions = 40, half = hd / 2;
   std::vector<float> cos_t(positions * half), sin_t(positions * half);
   for (int p = 0; p < positions; ++p) {
@@ -101,7 +110,7 @@ TEST_F(KernelsTest, RopeMatchesReference) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 1e-6) << i;
 }
 
-TEST_F(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
+TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   for (int hd : {8, 12, 64}) {
     for (int kv_heads : {1, 2}) {
       const int heads = 4, capacity = 50, start = 17, tokens = 9;
@@ -125,7 +134,7 @@ TEST_F(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   }
 }
 
-TEST_F(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
+TEST_P(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
   for (size_t n : {1, 7, 8, 9, 100, 4097}) {
     auto g = Random(n, 4.0f), u = Random(n);
     std::vector<float> a(n), b(n);
@@ -147,6 +156,16 @@ TEST_F(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
     cpu_->Embedding(t, ids, 3, b.data());
     EXPECT_EQ(a, b);
   }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         [](const ::testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
+
+TEST(KernelTargets, FallbacksAreCompiledIn) {
+  // A CPU without AVX2 needs at least one target below it.
+  bool below_avx2 = false;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) below_avx2 = below_avx2 || t > HWY_AVX2;
+  EXPECT_TRUE(below_avx2);
 }
 
 }  // namespace
