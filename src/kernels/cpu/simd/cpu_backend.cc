@@ -61,34 +61,43 @@ class CpuBackend final : public KernelBackend {
     }
   }
 
-  // Three parallel passes over (token, head) pairs, so the profiler can show
-  // scores, softmax and the weighted sum apart. Scores of every pair sit in
-  // one scratch matrix [T * H, cache capacity] (sized once: no allocation per
-  // token); each row reads K and V of its KV
-  // head contiguously (cache layout [kv_head][pos][hd]).
+  // Three parallel passes, so the profiler can show scores, softmax and the
+  // weighted sum apart. Scores and weighted sum run per (token, KV head) and
+  // serve all query heads of the group from one read of each K and V row:
+  // with grouped-query attention the cache is read once, not once per head.
+  // Scores of every (token, head) sit in one scratch matrix [T * H, cache
+  // capacity] (sized once: no allocation per token).
   void Attention(const AttentionArgs& a) override {
     const int hd = a.cache.head_dim;
-    const int group = a.num_heads / a.cache.num_kv_heads;
-    const size_t num_rows = static_cast<size_t>(a.num_tokens) * a.num_heads;
+    const int kv_heads = a.cache.num_kv_heads;
+    const int group = a.num_heads / kv_heads;
     const size_t stride = static_cast<size_t>(a.cache.capacity);
-    float* scores = Scratch(0, kScores, num_rows * stride);
+    float* scores = Scratch(0, kScores, static_cast<size_t>(a.num_tokens) * a.num_heads * stride);
     const SdpaWork work = SdpaCost(a);
-    auto for_rows = [&](const std::function<void(size_t row, int pos, int kvh)>& fn) {
-      pool_->ParallelFor(num_rows, [&](size_t row, int) {
-        fn(row, a.start_pos + static_cast<int>(row / a.num_heads), static_cast<int>(row % a.num_heads) / group);
+    // Task (t, kvh): query rows t*H + kvh*group ... + group-1.
+    auto for_groups = [&](const std::function<void(int t, int kvh, int pos)>& fn) {
+      pool_->ParallelFor(static_cast<size_t>(a.num_tokens) * kv_heads, [&](size_t task, int) {
+        const int t = static_cast<int>(task / kv_heads);
+        fn(t, static_cast<int>(task % kv_heads), a.start_pos + t);
       });
     };
     {
       LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
-      for_rows([&](size_t row, int pos, int kvh) {
-        const float* q = a.q + row * hd;
-        float* s = scores + row * stride;
-        for (int p = 0; p <= pos; ++p) s[p] = simd::Dot(q, a.cache.KeyAt(kvh, p), hd) * a.scale;
+      for_groups([&](int t, int kvh, int pos) {
+        const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
+        for (int p = 0; p <= pos; ++p) {
+          const float* k = a.cache.KeyAt(kvh, p);
+          for (int g = 0; g < group; ++g) {
+            scores[(row0 + g) * stride + p] = simd::Dot(a.q + (row0 + g) * hd, k, hd) * a.scale;
+          }
+        }
       });
     }
     {
       LLM_PROFILE(profiler_, Op::kSdpaSoftmax, a.layer, work.softmax);
-      for_rows([&](size_t row, int pos, int) {
+      const size_t num_rows = static_cast<size_t>(a.num_tokens) * a.num_heads;
+      pool_->ParallelFor(num_rows, [&](size_t row, int) {
+        const int pos = a.start_pos + static_cast<int>(row / a.num_heads);
         float* s = scores + row * stride;
         const float sum = simd::ExpShiftSum(s, pos + 1, simd::MaxOf(s, pos + 1));
         simd::Scale(1.0f / sum, s, pos + 1);
@@ -96,11 +105,13 @@ class CpuBackend final : public KernelBackend {
     }
     {
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
-      for_rows([&](size_t row, int pos, int kvh) {
-        const float* s = scores + row * stride;
-        float* out = a.out + row * hd;
-        std::fill(out, out + hd, 0.f);
-        for (int p = 0; p <= pos; ++p) simd::Axpy(s[p], a.cache.ValueAt(kvh, p), out, hd);
+      for_groups([&](int t, int kvh, int pos) {
+        const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
+        std::fill(a.out + row0 * hd, a.out + (row0 + group) * hd, 0.f);
+        for (int p = 0; p <= pos; ++p) {
+          const float* v = a.cache.ValueAt(kvh, p);
+          for (int g = 0; g < group; ++g) simd::Axpy(scores[(row0 + g) * stride + p], v, a.out + (row0 + g) * hd, hd);
+        }
       });
     }
   }
