@@ -77,16 +77,22 @@ std::vector<TensorSpec> ListTensors(const LlamaConfig& c, ModelWeights* w) {
   return specs;
 }
 
-size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
+namespace {
+// Bytes of every tensor of a layer (biases included when present).
+size_t LayerBytes(const LayerWeights& l) {
   size_t bytes = 0;
-  for (const LayerWeights& l : layers) {
-    for (const Tensor* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_bias, &l.k_bias,
-                            &l.v_bias, &l.o_bias, &l.post_attention_layernorm, &l.gate_proj, &l.up_proj,
-                            &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias}) {
-      if (!t->empty()) bytes += t->nbytes();
-    }
+  for (const Tensor* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_bias, &l.k_bias,
+                          &l.v_bias, &l.o_bias, &l.post_attention_layernorm, &l.gate_proj, &l.up_proj, &l.down_proj,
+                          &l.gate_bias, &l.up_bias, &l.down_bias}) {
+    if (!t->empty()) bytes += t->nbytes();
   }
-  bytes += norm.nbytes() + lm_head.nbytes();
+  return bytes;
+}
+}  // namespace
+
+size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
+  size_t bytes = norm.nbytes() + lm_head.nbytes();
+  for (const LayerWeights& l : layers) bytes += LayerBytes(l);
   if (!c.tie_word_embeddings) bytes += static_cast<size_t>(embed_tokens.cols) * DTypeSize(embed_tokens.dtype);
   return bytes;
 }
@@ -94,13 +100,7 @@ size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
 size_t ModelWeights::TotalBytes() const {
   size_t bytes = embed_tokens.nbytes() + norm.nbytes();
   if (lm_head.data != embed_tokens.data) bytes += lm_head.nbytes();
-  for (const LayerWeights& l : layers) {
-    for (const Tensor* t : {&l.input_layernorm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.q_bias, &l.k_bias,
-                            &l.v_bias, &l.o_bias, &l.post_attention_layernorm, &l.gate_proj, &l.up_proj,
-                            &l.down_proj, &l.gate_bias, &l.up_bias, &l.down_bias}) {
-      if (!t->empty()) bytes += t->nbytes();
-    }
-  }
+  for (const LayerWeights& l : layers) bytes += LayerBytes(l);
   return bytes;
 }
 
