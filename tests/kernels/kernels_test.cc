@@ -111,9 +111,11 @@ TEST_P(KernelsTest, RopeMatchesReference) {
 }
 
 TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
+  // 9 query tokens take the per-row path, 40 the GEMM path used for prefill.
+  for (int tokens : {9, 40}) {
   for (int hd : {8, 12, 64}) {
     for (int kv_heads : {1, 2}) {
-      const int heads = 4, capacity = 50, start = 17, tokens = 9;
+      const int heads = 4, capacity = 64, start = 17;
       auto k = Random(kv_heads * capacity * hd);
       auto v = Random(kv_heads * capacity * hd);
       auto q = Random(tokens * heads * hd);
@@ -129,8 +131,11 @@ TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
       ref_->Attention(args);
       args.out = b.data();
       cpu_->Attention(args);
-      for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 2e-5) << "hd " << hd << " kv " << kv_heads << " i " << i;
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_NEAR(b[i], a[i], 2e-5) << "tokens " << tokens << " hd " << hd << " kv " << kv_heads << " i " << i;
+      }
     }
+  }
   }
 }
 

@@ -16,6 +16,10 @@ namespace {
 // Below this many rows a matmul is memory-bound (decode); above, packing W for
 // the register-tiled GEMM pays for itself.
 constexpr int64_t kGemmMinRows = 4;
+// Prefill attention switches to GEMMs from this many query tokens, in blocks
+// of this many (query token, head) rows per task.
+constexpr int kGemmAttentionMinTokens = 16;
+constexpr int64_t kAttentionRowBlock = 96;
 
 class CpuBackend final : public KernelBackend {
  public:
@@ -81,7 +85,33 @@ class CpuBackend final : public KernelBackend {
         fn(t, static_cast<int>(task % kv_heads), a.start_pos + t);
       });
     };
-    {
+    // Prefill: scores and weighted sum as register-tiled GEMMs per (KV head,
+    // block of query rows) instead of one dot product per (row, position).
+    const bool gemm_path = a.num_tokens >= kGemmAttentionMinTokens;
+    const int64_t ctx = a.start_pos + a.num_tokens;           // cache positions any row can see
+    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;  // rows of one KV head
+    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
+    // Row r of a KV head's block matrix is query token r / group, head kvh * group + r % group.
+    auto row_of = [&](int kvh, int64_t r) {
+      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
+    };
+    if (gemm_path) {
+      LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
+      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+        const int kvh = static_cast<int>(task / blocks);
+        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+        const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+        float* qg = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
+        float* sg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qg + r * hd);
+        const MatView keys{a.cache.KeyAt(kvh, 0), DType::kF32, ctx, hd};  // [ctx, hd], rows contiguous
+        simd::GemmRows(qg, rows, keys, 0, ctx, nullptr, sg, Scratch(worker, kPack, simd::GemmPackFloats()));
+        for (int64_t r = 0; r < rows; ++r) {
+          float* dst = scores + row_of(kvh, r0 + r) * stride;
+          for (int64_t p = 0; p < ctx; ++p) dst[p] = sg[r * ctx + p] * a.scale;
+        }
+      });
+    } else {
       LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
@@ -103,7 +133,32 @@ class CpuBackend final : public KernelBackend {
         simd::Scale(1.0f / sum, s, pos + 1);
       });
     }
-    {
+    if (gemm_path) {
+      // out = P V: V^T [hd, ctx] is built per task so the GEMM reads rows; P is
+      // zero beyond each row's own position (the causal mask).
+      LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
+      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+        const int kvh = static_cast<int>(task / blocks);
+        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+        const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+        float* pg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
+        float* vt = Scratch(worker, kRowsA, static_cast<size_t>(hd) * stride + static_cast<size_t>(kAttentionRowBlock) * hd);
+        float* og = vt + static_cast<size_t>(hd) * ctx;
+        for (int64_t p = 0; p < ctx; ++p) {
+          const float* v = a.cache.ValueAt(kvh, static_cast<int>(p));
+          for (int d = 0; d < hd; ++d) vt[d * ctx + p] = v[d];
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t pos = a.start_pos + (r0 + r) / group;
+          const float* src = scores + row_of(kvh, r0 + r) * stride;
+          std::copy_n(src, pos + 1, pg + r * ctx);
+          std::fill(pg + r * ctx + pos + 1, pg + (r + 1) * ctx, 0.f);
+        }
+        const MatView values_t{vt, DType::kF32, hd, ctx};
+        simd::GemmRows(pg, rows, values_t, 0, hd, nullptr, og, Scratch(worker, kPack, simd::GemmPackFloats()));
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(og + r * hd, hd, a.out + row_of(kvh, r0 + r) * hd);
+      });
+    } else {
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
@@ -135,7 +190,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kScores, kNumSlots };
+  enum Slot { kPack, kScores, kRowsA, kRowsB, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
