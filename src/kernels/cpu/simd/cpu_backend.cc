@@ -95,12 +95,16 @@ class CpuBackend final : public KernelBackend {
     auto row_of = [&](int kvh, int64_t r) {
       return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
     };
+    // Task (kvh, block): rows r0 .. r0 + rows - 1 of the KV head's block matrix.
+    auto for_blocks = [&](const std::function<void(int kvh, int64_t r0, int64_t rows, int worker)>& fn) {
+      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+        fn(static_cast<int>(task / blocks), r0, std::min<int64_t>(kAttentionRowBlock, group_rows - r0), worker);
+      });
+    };
     if (gemm_path) {
       LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
-      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
-        const int kvh = static_cast<int>(task / blocks);
-        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
-        const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
         float* qg = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
         float* sg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
         for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qg + r * hd);
@@ -137,10 +141,7 @@ class CpuBackend final : public KernelBackend {
       // out = P V: V^T [hd, ctx] is built per task so the GEMM reads rows; P is
       // zero beyond each row's own position (the causal mask).
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
-      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
-        const int kvh = static_cast<int>(task / blocks);
-        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
-        const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
         float* pg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
         float* vt = Scratch(worker, kRowsA, static_cast<size_t>(hd) * stride + static_cast<size_t>(kAttentionRowBlock) * hd);
         float* og = vt + static_cast<size_t>(hd) * ctx;
