@@ -16,25 +16,6 @@
 namespace llm {
 namespace {
 
-std::string ByteChar(int b) {
-  // GPT-2 byte-to-unicode map (see hf_tokenizer.cc), needed to name byte tokens.
-  static std::string table[256];
-  static bool init = false;
-  if (!init) {
-    int next = 256;
-    for (int c = 0; c < 256; ++c) {
-      const bool printable = (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
-      const int cp = printable ? c : next++;
-      std::string s;
-      if (cp < 0x80) s += static_cast<char>(cp);
-      else { s += static_cast<char>(0xC0 | (cp >> 6)); s += static_cast<char>(0x80 | (cp & 0x3F)); }
-      table[c] = s;
-    }
-    init = true;
-  }
-  return table[b];
-}
-
 const std::string& MixedText() {
   static std::string text;
   if (text.empty()) {
@@ -53,7 +34,7 @@ const std::string& BigTokenizerJson() {
   nlohmann::json vocab = nlohmann::json::object(), merges = nlohmann::json::array();
   std::vector<std::string> tokens;
   for (int b = 0; b < 256; ++b) {
-    tokens.push_back(ByteChar(b));
+    tokens.push_back(ByteLevelChar(static_cast<uint8_t>(b)));
     vocab[tokens.back()] = b;
   }
   // Merges of frequent pairs of the text first (so encoding does real work),
@@ -68,7 +49,7 @@ const std::string& BigTokenizerJson() {
     tokens.push_back(t);
     merges.push_back(a + " " + b);
   };
-  for (size_t i = 0; i + 1 < 4096; ++i) add(ByteChar(static_cast<unsigned char>(text[i])), ByteChar(static_cast<unsigned char>(text[i + 1])));
+  for (size_t i = 0; i + 1 < 4096; ++i) add(ByteLevelChar(static_cast<uint8_t>(text[i])), ByteLevelChar(static_cast<uint8_t>(text[i + 1])));
   while (tokens.size() < 128000) {
     add(tokens[rng() % tokens.size()], tokens[rng() % std::min<size_t>(2000, tokens.size())]);
   }

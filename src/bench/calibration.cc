@@ -9,6 +9,7 @@
 
 #include "bench/report.h"
 #include "core/aligned_buffer.h"
+#include "core/mapped_file.h"
 #include "core/memory_ledger.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
@@ -110,10 +111,7 @@ void StoreCalibration(const Calibration& c) {
     }
   }
   all[c.key] = {{"read_gbps", c.read_gbps}, {"fma_gflops", c.fma_gflops}, {"date", SystemInfo()["date"]}};
-  const std::string dir = path.substr(0, path.rfind('/'));
-  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
-  ::mkdir(dir.c_str(), 0755);
-  (void)WriteFileAtomic(path, all.dump(2) + "\n");
+  if (MakeDirectories(path.substr(0, path.rfind('/'))).ok()) (void)WriteFileAtomic(path, all.dump(2) + "\n");
 }
 
 }  // namespace llm

@@ -91,22 +91,17 @@ Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& po
   o.runs = runs;
   std::vector<double> off, on;
   const GenerationOptions go = GenerationOptionsFor(test, options);
-  auto decode_tps = [](const GenerationResult& g) {
-    double s = 0;
-    for (double t : g.token_latencies_s) s += t;
-    return s > 0 ? g.token_latencies_s.size() / s : 0;
-  };
   for (int i = 0; i < runs; ++i) {
     {
       LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
-      off.push_back(decode_tps(g));
+      off.push_back(DecodeTokensPerSecond(g));
     }
     Profiler profiler(pool.num_threads(), EventCapacity(model.config(), test.max_new_tokens));
     Attach attach(model, pool, &profiler);
     profiler.set_active(true);
     LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
     profiler.set_active(false);
-    on.push_back(decode_tps(g));
+    on.push_back(DecodeTokensPerSecond(g));
   }
   const Stats s_off = ComputeStats(off), s_on = ComputeStats(on);
   o.decode_tps_off = s_off.median;

@@ -16,10 +16,7 @@ RepetitionResult Summarize(const GenerationResult& g, size_t prompt_len) {
   r.generated_tokens = static_cast<int>(g.tokens.size());
   r.tokens_per_sec = g.total_s > 0 ? g.tokens.size() / g.total_s : 0;
   r.prefill_tokens_per_sec = g.ttft_s > 0 ? prompt_len / g.ttft_s : 0;
-  double decode_s = 0;
-  for (double t : g.token_latencies_s) decode_s += t;
-  // Decode speed excludes the first token, which prefill produced.
-  r.decode_tokens_per_sec = decode_s > 0 ? g.token_latencies_s.size() / decode_s : 0;
+  r.decode_tokens_per_sec = DecodeTokensPerSecond(g);
   return r;
 }
 

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "bench/calibration.h"
@@ -20,6 +21,7 @@
 #include "bench/verify.h"
 #include "cli/prompts.h"
 #include "hub/hub.h"
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
@@ -87,11 +89,8 @@ Status ValidateFlags(const Flags& f) {
     return bad("--load-format must be auto, safetensors or dummy");
   }
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
-  for (const char* fmt : {"table", "md", "csv", "json", "jsonl"}) {
-    if (f.format == fmt) goto format_ok;
-  }
-  return bad("--format must be table, md, csv, json or jsonl");
-format_ok:
+  const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl"};
+  if (!formats.count(f.format)) return bad("--format must be table, md, csv, json or jsonl");
   for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
   for (int v : f.gen_lengths) if (v < 1) return bad("--gen-lengths values must be >= 1");
   for (int v : f.depths) if (v < 0) return bad("--depths values must be >= 0");
@@ -100,19 +99,7 @@ format_ok:
 
 // Creates the output directory and proves it writable before any work is done.
 Status PrepareOutputDir(const std::string& dir) {
-  std::string partial;
-  std::stringstream ss(dir);
-  std::string part;
-  if (!dir.empty() && dir[0] == '/') partial = "/";
-  while (std::getline(ss, part, '/')) {
-    if (part.empty()) continue;
-    partial += part + "/";
-    ::mkdir(partial.c_str(), 0755);
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return IoError("--output-dir " + dir + ": cannot create the directory");
-  }
+  if (!MakeDirectories(dir).ok()) return IoError("--output-dir " + dir + ": cannot create the directory");
   if (::access(dir.c_str(), W_OK) != 0) return IoError("--output-dir " + dir + ": directory is not writable");
   return OkStatus();
 }
@@ -341,7 +328,7 @@ int Run(const Flags& f) {
   info.kv_cache_bytes = m.kv_cache_bytes();
   size_t longest = 0;
   for (const auto& r : results.value()) longest = std::max(longest, r.prompt_ids.size() + r.generated_ids.size());
-  info.kv_cache_used_bytes = static_cast<size_t>(lm.config.num_hidden_layers) * 2 * lm.config.kv_dim() * longest * 4;
+  info.kv_cache_used_bytes = m.KvCacheBytesFor(static_cast<int>(longest));
   info.scratch_bytes = m.scratch_bytes();
   info.peak_rss_bytes = PeakRssBytes();
   info.verify_compared = verified.compared;

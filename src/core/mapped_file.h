@@ -36,4 +36,12 @@ class MappedFile {
 // Reads a whole (small) text file, e.g. config.json.
 Result<std::string> ReadTextFile(const std::string& path);
 
+bool PathExists(const std::string& path);
+bool IsRegularFile(const std::string& path);
+bool IsDirectory(const std::string& path);
+// Size in bytes, or -1 when the path cannot be stat'ed.
+int64_t FileSize(const std::string& path);
+// mkdir -p: creates every missing directory of `path`.
+Status MakeDirectories(const std::string& path);
+
 }  // namespace llm

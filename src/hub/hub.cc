@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/mapped_file.h"
+#include "io/safetensors.h"
 
 namespace llm {
 
@@ -27,29 +28,6 @@ namespace {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
-}
-
-bool Exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-int64_t FileSize(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
-}
-
-Status MakeDirs(const std::string& path) {
-  std::string partial;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      partial = path.substr(0, i);
-      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
-        return IoError(partial + ": cannot create directory: " + std::strerror(errno));
-      }
-    }
-  }
-  return OkStatus();
 }
 
 std::string Trim(std::string s) {
@@ -291,13 +269,13 @@ Status DownloadBlob(const std::string& url, const RepoFile& f, const std::string
 // A cached snapshot is usable when it has config.json and all its weights
 // (an interrupted download by another tool can leave only some files).
 bool SnapshotComplete(const std::string& dir) {
-  if (!Exists(dir + "/config.json")) return false;
-  auto index = ReadTextFile(dir + "/model.safetensors.index.json");
-  if (!index.ok()) return Exists(dir + "/model.safetensors");
-  auto j = nlohmann::json::parse(index.value(), nullptr, false);
-  if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object()) return false;
-  for (const auto& [name, file] : j["weight_map"].items()) {
-    if (!file.is_string() || !Exists(dir + "/" + file.get<std::string>())) return false;
+  if (!IsRegularFile(dir + "/config.json")) return false;
+  const std::string index = dir + "/model.safetensors.index.json";
+  if (!PathExists(index)) return PathExists(dir + "/model.safetensors");
+  auto shards = ReadSafetensorsIndex(index);
+  if (!shards.ok()) return false;
+  for (const std::string& f : shards.value()) {
+    if (!PathExists(dir + "/" + f)) return false;
   }
   return true;
 }
@@ -415,9 +393,9 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
     return Unimplemented(repo_id + ": the repository has no .safetensors weights (only .bin/.pth/.gguf are not loaded)");
   }
   const std::string snapshot = repo_dir + "/snapshots/" + commit;
-  LLM_RETURN_IF_ERROR(MakeDirs(repo_dir + "/blobs"));
-  LLM_RETURN_IF_ERROR(MakeDirs(snapshot));
-  LLM_RETURN_IF_ERROR(MakeDirs(o.cache_dir + "/.locks/" + folder));
+  LLM_RETURN_IF_ERROR(MakeDirectories(repo_dir + "/blobs"));
+  LLM_RETURN_IF_ERROR(MakeDirectories(snapshot));
+  LLM_RETURN_IF_ERROR(MakeDirectories(o.cache_dir + "/.locks/" + folder));
   for (const RepoFile& f : files) {
     if (std::find(wanted.begin(), wanted.end(), f.name) == wanted.end()) continue;
     if (f.etag.empty() || f.etag.find('/') != std::string::npos || f.etag.find("..") != std::string::npos) {
@@ -428,7 +406,7 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
     {
       FileLock lock(o.cache_dir + "/.locks/" + folder + "/" + f.etag + ".lock");
       if (!lock.ok()) return IoError(o.cache_dir + "/.locks: cannot create a lock file (is the cache writable?)");
-      if (!Exists(blob)) {
+      if (!PathExists(blob)) {
         const std::string url = o.endpoint + "/" + repo_id + "/resolve/" + commit + "/" + f.name;
         LLM_RETURN_IF_ERROR(DownloadBlob(url, f, blob, o, repo_id));
       }
@@ -445,7 +423,7 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
     }
   }
   if (revision != commit) {
-    LLM_RETURN_IF_ERROR(MakeDirs(repo_dir + "/refs"));
+    LLM_RETURN_IF_ERROR(MakeDirectories(repo_dir + "/refs"));
     const std::string ref_path = repo_dir + "/refs/" + revision;
     const std::string tmp = ref_path + ".tmp." + std::to_string(::getpid()) + "." +
                             std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace llm {
 
@@ -90,6 +91,24 @@ Result<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
     if (ranges[i].first < ranges[i - 1].second) return DataLoss(path + ": tensors overlap in the data section" + hint);
   }
   return out;
+}
+
+Result<std::vector<std::string>> ReadSafetensorsIndex(const std::string& index_path) {
+  LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+    return DataLoss(index_path + ": not a valid index (needs a 'weight_map' object); download it again");
+  }
+  std::set<std::string> files;
+  for (auto& [name, file] : j["weight_map"].items()) {
+    if (!file.is_string()) return DataLoss(index_path + ": weight_map['" + name + "'] is not a file name");
+    const std::string f = file.get<std::string>();
+    if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
+      return DataLoss(index_path + ": shard name '" + f + "' must be a plain file name in the model directory");
+    }
+    files.insert(f);
+  }
+  return std::vector<std::string>(files.begin(), files.end());
 }
 
 Result<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {

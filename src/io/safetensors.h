@@ -36,6 +36,11 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = 100u << 20;
 Result<std::map<std::string, SafetensorsEntry>> ParseSafetensorsHeader(
     const uint8_t* data, size_t file_size, const std::string& path_for_messages);
 
+// Shard file names of a sharded checkpoint's model.safetensors.index.json
+// (its weight_map values), sorted and unique; each must be a plain file name
+// in the model directory.
+Result<std::vector<std::string>> ReadSafetensorsIndex(const std::string& index_path);
+
 // A mapped safetensors file and its validated tensor table.
 class SafetensorsFile {
  public:

@@ -5,6 +5,12 @@
 
 namespace llm {
 
+double DecodeTokensPerSecond(const GenerationResult& g) {
+  double s = 0;
+  for (double t : g.token_latencies_s) s += t;
+  return s > 0 ? g.token_latencies_s.size() / s : 0;
+}
+
 Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>& prompt,
                                   const GenerationOptions& options, const std::function<void(int32_t)>& on_token) {
   using Clock = std::chrono::steady_clock;

@@ -30,6 +30,9 @@ struct GenerationResult {
   std::string stop_reason;                // "eos", "max_gen_len", "max_seq_len"
 };
 
+// Decode speed: tokens after the first (which prefill produced) over their time.
+double DecodeTokensPerSecond(const GenerationResult& g);
+
 // Runs the prompt then decodes. The model's cache is reset first.
 // `on_token` (optional) sees each id as it is produced, for streaming output.
 Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>& prompt,

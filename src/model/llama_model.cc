@@ -93,8 +93,8 @@ KvCacheView LlamaModel::LayerCache(int layer) const {
   return KvCacheView{base, base + per_tensor, config_.num_key_value_heads, options_.max_seq_len, config_.head_dim};
 }
 
-size_t LlamaModel::kv_cache_used_bytes() const {
-  return static_cast<size_t>(config_.num_hidden_layers) * 2 * config_.kv_dim() * position_ * sizeof(float);
+size_t LlamaModel::KvCacheBytesFor(int positions) const {
+  return static_cast<size_t>(config_.num_hidden_layers) * 2 * config_.kv_dim() * positions * sizeof(float);
 }
 
 size_t LlamaModel::scratch_bytes() const {
@@ -147,7 +147,12 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   float* proj = proj_.as<float>();
   float* gate = gate_.as<float>();
   float* up = up_.as<float>();
-  auto bias = [](const Tensor& t) { return t.empty() ? nullptr : t.f32(); };
+  // A projection y[rows, w.rows] = x[rows, w.cols] W^T (+ b); its work follows
+  // from the weight's shape and dtype.
+  auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
+    LLM_PROFILE(prof, op, layer, MatMulCost(rows, w.rows, w.cols, DTypeSize(w.dtype)));
+    k.MatMul(in, rows, w.view(), b.empty() ? nullptr : b.f32(), out);
+  };
   // Each scope below is one line: op, layer, and the work it must do.
   {
     LLM_PROFILE(prof, Op::kEmbedding, -1, OpCost{0, T * H * static_cast<int64_t>(wb + 4), T, static_cast<int32_t>(H), 0});
@@ -164,18 +169,9 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
     }
     {
       LLM_PROFILE(prof, Op::kAttention, l);
-      {
-        LLM_PROFILE(prof, Op::kQProj, l, MatMulCost(T, Q, H, wb));
-        k.MatMul(xn, T, w.q_proj.view(), bias(w.q_bias), q);
-      }
-      {
-        LLM_PROFILE(prof, Op::kKProj, l, MatMulCost(T, KV, H, wb));
-        k.MatMul(xn, T, w.k_proj.view(), bias(w.k_bias), kk);
-      }
-      {
-        LLM_PROFILE(prof, Op::kVProj, l, MatMulCost(T, KV, H, wb));
-        k.MatMul(xn, T, w.v_proj.view(), bias(w.v_bias), vv);
-      }
+      linear(Op::kQProj, l, w.q_proj, w.q_bias, xn, T, q);
+      linear(Op::kKProj, l, w.k_proj, w.k_bias, xn, T, kk);
+      linear(Op::kVProj, l, w.v_proj, w.v_bias, xn, T, vv);
       {
         // 3 FLOPs per element (two multiplies, one add); reads and writes q, k and the tables.
         LLM_PROFILE(prof, Op::kRope, l, ElementwiseCost(T * (Q + KV), 3, 3));
@@ -205,10 +201,7 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
         LLM_PROFILE(prof, Op::kSdpa, l, SdpaCost(args).total);
         k.Attention(args);
       }
-      {
-        LLM_PROFILE(prof, Op::kOProj, l, MatMulCost(T, H, Q, wb));
-        k.MatMul(attn, T, w.o_proj.view(), bias(w.o_bias), proj);
-      }
+      linear(Op::kOProj, l, w.o_proj, w.o_bias, attn, T, proj);
     }
     {
       LLM_PROFILE(prof, Op::kAttentionResidual, l, ElementwiseCost(T * H, 1, 3));
@@ -221,23 +214,14 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
     }
     {
       LLM_PROFILE(prof, Op::kFeedForward, l);
-      {
-        LLM_PROFILE(prof, Op::kGateProj, l, MatMulCost(T, F, H, wb));
-        k.MatMul(xn, T, w.gate_proj.view(), bias(w.gate_bias), gate);
-      }
-      {
-        LLM_PROFILE(prof, Op::kUpProj, l, MatMulCost(T, F, H, wb));
-        k.MatMul(xn, T, w.up_proj.view(), bias(w.up_bias), up);
-      }
+      linear(Op::kGateProj, l, w.gate_proj, w.gate_bias, xn, T, gate);
+      linear(Op::kUpProj, l, w.up_proj, w.up_bias, xn, T, up);
       {
         // silu(g) * u = g / (1 + exp(-g)) * u: counted as 5 FLOPs (exp as one).
         LLM_PROFILE(prof, Op::kSiluMul, l, ElementwiseCost(T * F, 5, 3));
         k.SiluMul(gate, up, T * F, gate);
       }
-      {
-        LLM_PROFILE(prof, Op::kDownProj, l, MatMulCost(T, H, F, wb));
-        k.MatMul(gate, T, w.down_proj.view(), bias(w.down_bias), proj);
-      }
+      linear(Op::kDownProj, l, w.down_proj, w.down_bias, gate, T, proj);
     }
     {
       LLM_PROFILE(prof, Op::kFfnResidual, l, ElementwiseCost(T * H, 1, 3));
@@ -254,10 +238,7 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
     k.RmsNorm(head_in, weights_.norm.view(), c.rms_norm_eps, rows, xn);
   }
   if (observer_) observer_(c.num_hidden_layers + 1, xn, rows);
-  {
-    LLM_PROFILE(prof, Op::kLmHead, -1, MatMulCost(rows, c.vocab_size, H, DTypeSize(weights_.lm_head.dtype)));
-    k.MatMul(xn, rows, weights_.lm_head.view(), nullptr, logits_out);
-  }
+  linear(Op::kLmHead, -1, weights_.lm_head, Tensor{}, xn, rows, logits_out);
   return OkStatus();
 }
 

@@ -53,7 +53,9 @@ class LlamaModel {
   int max_seq_len() const { return options_.max_seq_len; }
   size_t kv_cache_bytes() const { return kv_cache_.size(); }
   // KV bytes holding tokens now (used, as opposed to allocated).
-  size_t kv_cache_used_bytes() const;
+  size_t kv_cache_used_bytes() const { return KvCacheBytesFor(position_); }
+  // KV bytes that `positions` tokens occupy.
+  size_t KvCacheBytesFor(int positions) const;
   size_t scratch_bytes() const;
 
  private:

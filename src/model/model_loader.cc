@@ -1,7 +1,5 @@
 #include "model/model_loader.h"
 
-#include <sys/stat.h>
-
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -11,11 +9,6 @@
 namespace llm {
 
 namespace {
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 Result<LlamaConfig> LoadDummyConfig(const std::string& name) {
   if (name.empty()) return InvalidArgument("--load-format dummy needs --model-config NAME or path/to/config.json");

@@ -1,12 +1,9 @@
 #include "model/weights.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
@@ -16,11 +13,6 @@
 namespace llm {
 
 namespace {
-
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // Allocates a tensor's storage; fails cleanly when memory is short.
 Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name) {
@@ -109,27 +101,14 @@ namespace {
 // Which shard files make up the checkpoint in `dir`.
 Result<std::vector<std::string>> FindShards(const std::string& dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
-  if (FileExists(index_path)) {
-    LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-      return DataLoss(index_path + ": not a valid index (needs a 'weight_map' object); download it again");
-    }
-    std::set<std::string> files;
-    for (auto& [name, file] : j["weight_map"].items()) {
-      if (!file.is_string()) return DataLoss(index_path + ": weight_map['" + name + "'] is not a file name");
-      const std::string f = file.get<std::string>();
-      if (f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
-        return DataLoss(index_path + ": shard name '" + f + "' must be a plain file name in the model directory");
-      }
-      files.insert(f);
-    }
+  if (IsRegularFile(index_path)) {
+    LLM_ASSIGN_OR_RETURN(std::vector<std::string> files, ReadSafetensorsIndex(index_path));
     std::vector<std::string> paths;
     for (const auto& f : files) paths.push_back(dir + "/" + f);
     return paths;
   }
-  if (FileExists(dir + "/model.safetensors")) return std::vector<std::string>{dir + "/model.safetensors"};
-  if (FileExists(dir + "/pytorch_model.bin") || FileExists(dir + "/pytorch_model.bin.index.json")) {
+  if (IsRegularFile(dir + "/model.safetensors")) return std::vector<std::string>{dir + "/model.safetensors"};
+  if (IsRegularFile(dir + "/pytorch_model.bin") || IsRegularFile(dir + "/pytorch_model.bin.index.json")) {
     return Unimplemented(dir + ": only pytorch_model.bin (pickle) weights found; they are not loaded for safety. "
                          "Convert them: python -c \"from transformers import AutoModelForCausalLM as M; "
                          "M.from_pretrained('" + dir + "').save_pretrained('" + dir + "', safe_serialization=True)\"");

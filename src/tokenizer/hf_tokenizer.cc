@@ -19,11 +19,6 @@ using nlohmann::json;
 
 const std::string kMetaspace = "\xe2\x96\x81";  // U+2581 "▁"
 
-// Byte length of the UTF-8 sequence starting with lead byte c (1 for invalid).
-size_t Utf8Len(unsigned char c) {
-  return c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-}
-
 std::string CodepointToUtf8(uint32_t cp) {
   std::string s;
   if (cp < 0x80) {
@@ -289,7 +284,7 @@ void HfTokenizer::Bpe(const std::string& word, std::vector<int32_t>* out) const 
   }
   std::vector<std::string> sym;
   for (size_t i = 0; i < word.size();) {
-    const size_t n = std::min(Utf8Len(static_cast<unsigned char>(word[i])), word.size() - i);
+    const size_t n = std::min(Utf8SequenceLength(static_cast<unsigned char>(word[i])), word.size() - i);
     sym.push_back(word.substr(i, n));
     i += n;
   }
@@ -379,7 +374,7 @@ void HfTokenizer::EncodeSegment(const std::string& segment, bool first_segment, 
     if (ov[0] > last) Bpe(byte_map(text.substr(last, ov[0] - last)), out);
     if (ov[1] > ov[0]) Bpe(byte_map(text.substr(ov[0], ov[1] - ov[0])), out);
     last = ov[1];
-    pos = ov[1] > ov[0] ? ov[1] : ov[1] + Utf8Len(static_cast<unsigned char>(text[ov[1]]));
+    pos = ov[1] > ov[0] ? ov[1] : ov[1] + Utf8SequenceLength(static_cast<unsigned char>(text[ov[1]]));
   }
   if (last < text.size()) Bpe(byte_map(text.substr(last)), out);
   pcre2_match_data_free(md);
@@ -422,7 +417,7 @@ std::string HfTokenizer::Decode(const std::vector<int32_t>& ids) const {
     const std::string& t = id_to_token_[id];
     if (byte_level_) {
       for (size_t i = 0; i < t.size();) {
-        const size_t n = std::min(Utf8Len(static_cast<unsigned char>(t[i])), t.size() - i);
+        const size_t n = std::min(Utf8SequenceLength(static_cast<unsigned char>(t[i])), t.size() - i);
         auto it = ByteLevel().utf8_to_byte.find(t.substr(i, n));
         if (it != ByteLevel().utf8_to_byte.end()) out += static_cast<char>(it->second);
         else out += t.substr(i, n);
@@ -441,6 +436,8 @@ std::string HfTokenizer::Decode(const std::vector<int32_t>& ids) const {
 }
 
 }  // namespace
+
+const std::string& ByteLevelChar(uint8_t b) { return ByteLevel().byte_to_utf8[b]; }
 
 Result<std::unique_ptr<Tokenizer>> ParseHfTokenizer(const std::string& tokenizer_json, const std::string& config_json,
                                                     const std::string& source) {

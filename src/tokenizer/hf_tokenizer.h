@@ -23,4 +23,8 @@ Result<std::unique_ptr<Tokenizer>> ParseHfTokenizer(const std::string& tokenizer
                                                     const std::string& source);
 Result<std::unique_ptr<Tokenizer>> LoadHfTokenizer(const std::string& dir);
 
+// GPT-2's byte-to-unicode map used by byte-level BPE: the vocabulary spelling
+// (UTF-8) of byte b.
+const std::string& ByteLevelChar(uint8_t b);
+
 }  // namespace llm

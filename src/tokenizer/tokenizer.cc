@@ -3,9 +3,13 @@
 #include <sentencepiece_processor.h>
 
 #include "tokenizer/hf_tokenizer.h"
-#include <sys/stat.h>
+#include "core/mapped_file.h"
 
 namespace llm {
+
+size_t Utf8SequenceLength(unsigned char c) {
+  return c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+}
 
 size_t CompleteUtf8Prefix(const std::string& s) {
   // Walk back over at most 3 continuation bytes to the last lead byte and
@@ -16,7 +20,7 @@ size_t CompleteUtf8Prefix(const std::string& s) {
   while (i > 0 && back < 4) {
     const unsigned char c = static_cast<unsigned char>(s[i - 1]);
     if ((c & 0xC0) != 0x80) {
-      const size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+      const size_t need = Utf8SequenceLength(c);
       return (n - (i - 1) >= need) ? n : i - 1;
     }
     --i;
@@ -108,10 +112,9 @@ Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string&
 
 Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir) {
   // tokenizer.json first: it is what transformers' fast tokenizer uses.
-  struct stat st;
-  if (::stat((model_dir + "/tokenizer.json").c_str(), &st) == 0) return LoadHfTokenizer(model_dir);
+  if (PathExists(model_dir + "/tokenizer.json")) return LoadHfTokenizer(model_dir);
   const std::string sp_path = model_dir + "/tokenizer.model";
-  if (::stat(sp_path.c_str(), &st) == 0) return LoadSentencePieceTokenizer(sp_path);
+  if (PathExists(sp_path)) return LoadSentencePieceTokenizer(sp_path);
   return NotFound(model_dir + ": no tokenizer.json or tokenizer.model found");
 }
 

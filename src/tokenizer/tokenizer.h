@@ -47,6 +47,9 @@ Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string&
 // Bytes map to ids 3..258 (Llama 2's byte-fallback ids); 0 <unk>, 1 <s>, 2 </s>.
 std::unique_ptr<Tokenizer> MakeByteTokenizer();
 
+// Bytes of the UTF-8 sequence that starts with lead byte c (1 for an invalid lead byte).
+size_t Utf8SequenceLength(unsigned char c);
+
 // Length in bytes of the longest prefix of `s` that ends on a UTF-8 character boundary.
 size_t CompleteUtf8Prefix(const std::string& s);
 

@@ -37,6 +37,16 @@ HWY_INLINE float ScalarW(const hwy::float16_t* p) { return F16ToF32(reinterpret_
 
 HWY_INLINE float ReduceSum(DF df, VF v) { return hn::GetLane(hn::SumOfLanes(df, v)); }
 
+// Calls fn with `data` as a pointer of its storage type (float, float16, bfloat16).
+template <class F>
+HWY_INLINE void WithWeightType(const void* data, DType dtype, F fn) {
+  switch (dtype) {
+    case DType::kF16: return fn(static_cast<const hwy::float16_t*>(data));
+    case DType::kBF16: return fn(static_cast<const hwy::bfloat16_t*>(data));
+    default: return fn(static_cast<const float*>(data));
+  }
+}
+
 // --- GEMV: four weight rows at a time share each load of x ---------------------
 
 template <class WT>
@@ -110,14 +120,7 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
 
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
               float* y) {
-  switch (w.dtype) {
-    case DType::kF16:
-      return GemvT(x, M, static_cast<const hwy::float16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
-    case DType::kBF16:
-      return GemvT(x, M, static_cast<const hwy::bfloat16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
-    default:
-      return GemvT(x, M, static_cast<const float*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y);
-  }
+  WithWeightType(w.data, w.dtype, [&](auto* wt) { GemvT(x, M, wt, w.cols, w.rows, n_begin, n_end, bias, y); });
 }
 
 // --- GEMM: packed panels of W, a 6 x (2 vectors) register tile -----------------
@@ -215,14 +218,7 @@ void GemmT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
 
 void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
               float* y, float* pack) {
-  switch (w.dtype) {
-    case DType::kF16:
-      return GemmT(x, M, static_cast<const hwy::float16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
-    case DType::kBF16:
-      return GemmT(x, M, static_cast<const hwy::bfloat16_t*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
-    default:
-      return GemmT(x, M, static_cast<const float*>(w.data), w.cols, w.rows, n_begin, n_end, bias, y, pack);
-  }
+  WithWeightType(w.data, w.dtype, [&](auto* wt) { GemmT(x, M, wt, w.cols, w.rows, n_begin, n_end, bias, y, pack); });
 }
 
 int64_t GemmRowBlock() { return kPanelsPerBlock * PanelWidth(); }
@@ -303,11 +299,7 @@ void RmsNormT(const float* x, const WT* w, int64_t D, float eps, float* out) {
 }
 
 void RmsNormRow(const float* x, const MatView& weight, float eps, float* out) {
-  switch (weight.dtype) {
-    case DType::kF16: return RmsNormT(x, static_cast<const hwy::float16_t*>(weight.data), weight.cols, eps, out);
-    case DType::kBF16: return RmsNormT(x, static_cast<const hwy::bfloat16_t*>(weight.data), weight.cols, eps, out);
-    default: return RmsNormT(x, static_cast<const float*>(weight.data), weight.cols, eps, out);
-  }
+  WithWeightType(weight.data, weight.dtype, [&](auto* wt) { RmsNormT(x, wt, weight.cols, eps, out); });
 }
 
 void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
@@ -341,11 +333,7 @@ void WidenT(const WT* src, int64_t n, float* out) {
 }
 
 void WidenRow(const void* src, DType dtype, int64_t n, float* out) {
-  switch (dtype) {
-    case DType::kF16: return WidenT(static_cast<const hwy::float16_t*>(src), n, out);
-    case DType::kBF16: return WidenT(static_cast<const hwy::bfloat16_t*>(src), n, out);
-    default: return WidenT(static_cast<const float*>(src), n, out);
-  }
+  WithWeightType(src, dtype, [&](auto* wt) { WidenT(wt, n, out); });
 }
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
