@@ -15,7 +15,14 @@
 
 namespace llm::testing {
 
-inline std::string FixtureModel(const std::string& name) { return std::string(LLM_FIXTURES_DIR) + "/models/" + name; }
+// The fixtures directory: $LLM_FIXTURES_DIR when set (a test binary carried to
+// another machine), else where this source tree was built.
+inline std::string FixturesDir() {
+  const char* env = std::getenv("LLM_FIXTURES_DIR");
+  return env && *env ? env : LLM_FIXTURES_DIR;
+}
+
+inline std::string FixtureModel(const std::string& name) { return FixturesDir() + "/models/" + name; }
 
 // Reference outputs of transformers for one fixture model.
 struct Reference {
@@ -35,7 +42,7 @@ struct Reference {
 };
 
 inline Reference LoadReference(const std::string& name) {
-  const std::string base = std::string(LLM_FIXTURES_DIR) + "/reference/" + name;
+  const std::string base = FixturesDir() + "/reference/" + name;
   Reference r;
   std::ifstream in(base + ".json");
   r.meta = nlohmann::json::parse(in);

@@ -25,6 +25,38 @@ struct Node {
   int phase = -1;  // 0 prefill, 1 decode
 };
 
+// GPU activity by phase (a kernel belongs to the step of its launching
+// scope) and by operator; copies and sets by kind.
+void SummarizeGpu(const Profiler& profiler, ProfileSummary* s) {
+  std::map<std::string, std::map<std::string, GpuOpStats>> ops, copies;
+  std::map<std::string, GpuPhaseStats> phases;
+  for (const GpuActivity& a : profiler.gpu_activities()) {
+    const std::string phase = a.step < 0 ? "prefill" : "decode";
+    GpuPhaseStats& ph = phases[phase];
+    ph.phase = phase;
+    const double ms = (a.end_ns - a.begin_ns) * 1e-6;
+    ph.busy_ms += ms;
+    const bool kernel = a.kind == GpuActivity::kKernel;
+    if (kernel && a.in_graph) ++ph.graph_kernels;
+    const std::string key = !kernel ? a.name : a.op == Op::kCount ? "(no scope)"
+                                             : GetOpInfo(a.op).path[0] ? GetOpInfo(a.op).path : "layer";
+    GpuOpStats& st = (kernel ? ops : copies)[phase][key];
+    st.name = key;
+    ++st.calls;
+    st.gpu_ms += ms;
+    st.bytes += a.bytes;
+    if (kernel && st.kernels.find(a.name) == std::string::npos) st.kernels += (st.kernels.empty() ? "" : ", ") + a.name;
+  }
+  for (auto& [name, ph] : phases) {
+    for (auto& [k, st] : ops[name]) ph.ops.push_back(st);
+    for (auto& [k, st] : copies[name]) ph.copies.push_back(st);
+    std::sort(ph.ops.begin(), ph.ops.end(), [](const GpuOpStats& a, const GpuOpStats& b) { return a.gpu_ms > b.gpu_ms; });
+    s->gpu_phases.push_back(ph);
+  }
+  std::sort(s->gpu_phases.begin(), s->gpu_phases.end(),
+            [](const GpuPhaseStats& a, const GpuPhaseStats& b) { return a.phase > b.phase; });  // prefill first
+}
+
 }  // namespace
 
 ProfileSummary SummarizeProfile(const Profiler& profiler) {
@@ -113,6 +145,8 @@ ProfileSummary SummarizeProfile(const Profiler& profiler) {
     phases[p].layers = layers;
     s.phases.push_back(phases[p]);
   }
+  SummarizeGpu(profiler, &s);
+  s.notes = profiler.notes();
   return s;
 }
 
@@ -186,6 +220,37 @@ std::string NextStep(const OpStats& st, const Verdict& v, const std::string& pha
 
 }  // namespace
 
+namespace {
+
+// The CUDA part of the stats: GPU time per operator, copies, and how much of
+// each phase's wall time the GPU was busy (the rest is launch and host time).
+std::string FormatGpuStats(const ProfileSummary& s) {
+  std::string out;
+  for (const std::string& n : s.notes) out += "\n" + n;
+  if (!s.notes.empty()) out += "\n";
+  for (const GpuPhaseStats& g : s.gpu_phases) {
+    double wall = 0;
+    for (const PhaseStats& ph : s.phases) {
+      if (ph.phase == g.phase) wall = ph.wall_ms;
+    }
+    out += fmt::format("\nCUDA {} (CUPTI): GPU busy {:.3f} ms of {:.3f} ms wall ({:.1f}%; the rest is launch overhead "
+                       "and host time), {} kernels from CUDA graphs\n",
+                       g.phase, g.busy_ms, wall, wall > 0 ? 100 * g.busy_ms / wall : 0, g.graph_kernels);
+    out += fmt::format("{:<34}{:>9}{:>12}{:>8}{:>10}  {}\n", "Name", "Kernels", "CUDA ms", "CUDA %", "Avg us", "Kernel names");
+    for (const GpuOpStats& st : g.ops) {
+      out += fmt::format("{:<34}{:>9}{:>12.3f}{:>7.1f}%{:>10.2f}  {}\n", st.name, st.calls, st.gpu_ms,
+                         g.busy_ms > 0 ? 100 * st.gpu_ms / g.busy_ms : 0, st.calls ? st.gpu_ms * 1e3 / st.calls : 0,
+                         st.kernels);
+    }
+    for (const GpuOpStats& st : g.copies) {
+      out += fmt::format("{:<34}{:>9}{:>12.3f}  {} bytes\n", st.name, st.calls, st.gpu_ms, st.bytes);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, const std::string& header) {
   std::string out = header;
   out += fmt::format("Machine (calibrated, {}): read bandwidth {:.1f} GB/s, float32 FMA peak {:.1f} GFLOP/s, {} threads\n",
@@ -213,6 +278,7 @@ std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, 
     out += fmt::format("\nPer layer ({}): self ms\n", ph.phase);
     for (const OpStats& st : ph.layers) out += fmt::format("  {:<12}{:>11.3f} ms\n", st.name, st.self_ms);
   }
+  out += FormatGpuStats(s);
   out += "\nMemory (bytes, current / peak):\n";
   const MemoryLedger& ledger = MemoryLedger::Get();
   for (MemCategory c : {MemCategory::kWeights, MemCategory::kKvCache, MemCategory::kActivations, MemCategory::kOther}) {
@@ -257,6 +323,18 @@ std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal) {
                              {"operators", table(ph.ops)}, {"categories", table(ph.categories)},
                              {"layers", table(ph.layers)}};
   }
+  for (const GpuPhaseStats& g : s.gpu_phases) {
+    nlohmann::json ops = nlohmann::json::array(), copies = nlohmann::json::array();
+    for (const GpuOpStats& st : g.ops) {
+      ops.push_back({{"name", st.name}, {"kernels", st.calls}, {"gpu_ms", st.gpu_ms}, {"kernel_names", st.kernels}});
+    }
+    for (const GpuOpStats& st : g.copies) {
+      copies.push_back({{"name", st.name}, {"count", st.calls}, {"gpu_ms", st.gpu_ms}, {"bytes", st.bytes}});
+    }
+    j["gpu"][g.phase] = {{"busy_ms", g.busy_ms}, {"graph_kernels", g.graph_kernels}, {"operators", ops},
+                         {"copies", copies}};
+  }
+  if (!s.notes.empty()) j["notes"] = s.notes;
   return j.dump(2) + "\n";
 }
 
@@ -267,6 +345,10 @@ std::string ChromeTraceJson(const Profiler& profiler, const std::string& process
       origin = std::min(origin, e.begin_ns);
       last = std::max(last, e.end_ns);
     }
+  }
+  for (const GpuActivity& a : profiler.gpu_activities()) {
+    origin = std::min(origin, a.begin_ns);
+    last = std::max(last, a.end_ns);
   }
   if (origin == INT64_MAX) origin = last = NowNs();
   auto us = [&](int64_t ns) { return (ns - origin) * 1e-3; };
@@ -293,6 +375,24 @@ std::string ChromeTraceJson(const Profiler& profiler, const std::string& process
       if (e.worker_span) out += ",\"worker_share\":true";
       out += "}}";
     }
+  }
+  // GPU activity: process 2, one track per CUDA stream, below the CPU tracks.
+  std::map<uint32_t, bool> streams;
+  for (const GpuActivity& a : profiler.gpu_activities()) {
+    if (streams.emplace(a.stream, true).second) {
+      out += fmt::format(",\n{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":2,\"tid\":{},\"args\":{{\"name\":\"CUDA stream {}\"}}}}",
+                         a.stream, a.stream);
+    }
+    const std::string op = a.op == Op::kCount ? "" : OpName(a.op, a.layer, a.step);
+    // Kernel names come from the driver: escaped as JSON strings.
+    out += fmt::format(",\n{{\"name\":{},\"cat\":\"{}\",\"ph\":\"X\",\"pid\":2,\"tid\":{},\"ts\":{:.3f},\"dur\":{:.3f}"
+                       ",\"args\":{{\"op\":\"{}\",\"step\":{},\"bytes\":{},\"cuda_graph\":{}}}}}",
+                       nlohmann::json(a.name).dump(), a.kind == GpuActivity::kKernel ? "kernel" : "memory", a.stream, us(a.begin_ns),
+                       (a.end_ns - a.begin_ns) * 1e-3, op, a.step, a.bytes, a.in_graph ? "true" : "false");
+  }
+  if (!streams.empty()) {
+    out += ",\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":2,\"tid\":0,\"args\":{\"name\":\"GPU\"}}";
+    out += ",\n{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":2,\"tid\":0,\"args\":{\"sort_index\":2}}";
   }
   // Memory counters: the state at the start of the recording, changes during it,
   // and the KV cache in use after each step.

@@ -35,8 +35,27 @@ struct PhaseStats {
   std::vector<OpStats> layers;
 };
 
+// GPU time of one operator (summed over layers) or one kind of copy, from CUPTI.
+struct GpuOpStats {
+  std::string name;          // "feed_forward.gate_up_silu", "memcpy HtoD"
+  int64_t calls = 0;         // kernels or copies
+  double gpu_ms = 0;
+  int64_t bytes = 0;         // copies and sets
+  std::string kernels;       // distinct kernel names, comma-separated
+};
+
+struct GpuPhaseStats {
+  std::string phase;         // "prefill" | "decode"
+  double busy_ms = 0;        // sum of kernel and copy times
+  std::vector<GpuOpStats> ops;     // kernels by operator, by GPU time
+  std::vector<GpuOpStats> copies;  // memcpy / memset by kind
+  int64_t graph_kernels = 0;       // replayed from CUDA graphs
+};
+
 struct ProfileSummary {
   std::vector<PhaseStats> phases;
+  std::vector<GpuPhaseStats> gpu_phases;  // empty without GPU activity
+  std::vector<std::string> notes;
   size_t events = 0;
   int64_t dropped = 0;
   size_t trace_bytes = 0;

@@ -42,12 +42,12 @@ class Attach {
  public:
   Attach(LlamaModel& m, ThreadPool& pool, Profiler* p) : m_(m), pool_(pool) {
     m.set_profiler(p);
-    m.backend()->set_profiler(p);
+    if (m.backend()) m.backend()->set_profiler(p);
     pool.set_observer(p);
   }
   ~Attach() {
     m_.set_profiler(nullptr);
-    m_.backend()->set_profiler(nullptr);
+    if (m_.backend()) m_.backend()->set_profiler(nullptr);
     pool_.set_observer(nullptr);
   }
 
@@ -79,6 +79,7 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
     auto g = Generate(model, test.prompt, go);
     profiler.set_active(false);
     if (!g.ok()) return g.status();
+    if (model.device()) LLM_RETURN_IF_ERROR(model.device()->FlushTrace());  // GPU activity into the profiler
   }
   LLM_RETURN_IF_ERROR(WriteProfileOutputs(profiler, r.calibration, header, output_dir, &r.summary));
   r.stats_text = FormatProfileStats(r.summary, r.calibration, header);

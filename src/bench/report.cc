@@ -61,6 +61,13 @@ std::string FormatDetailTable(const std::vector<BenchResult>& results, const Run
   out += fmt::format("KV cache: {:.1f} MiB allocated, {:.1f} MiB used   scratch: {:.1f} MiB   peak RSS: {:.1f} MiB\n",
                      mib(info.kv_cache_bytes), mib(info.kv_cache_used_bytes), mib(info.scratch_bytes),
                      mib(info.peak_rss_bytes));
+  if (!info.gpu_name.empty()) {
+    out += fmt::format("GPU {}: weights {:.1f} MiB, KV cache {:.1f} MiB, workspace {:.1f} MiB, {:.1f} of {:.1f} MiB "
+                       "in use; decode {}\n",
+                       info.gpu_name, mib(info.gpu_weight_bytes), mib(info.gpu_kv_cache_bytes),
+                       mib(info.gpu_workspace_bytes), mib(info.gpu_total_bytes - info.gpu_free_bytes),
+                       mib(info.gpu_total_bytes), info.cuda_graphs ? "as a CUDA graph" : "with eager launches");
+  }
   return out;
 }
 
@@ -144,6 +151,13 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                    {"repetitions", info.repetitions}, {"seed", info.seed}, {"temperature", info.temperature},
                    {"top_k", info.top_k}, {"top_p", info.top_p}};
   j["system"] = SystemInfo();
+  if (!info.gpu_name.empty()) {
+    j["gpu"] = {{"name", info.gpu_name}, {"weight_bytes", info.gpu_weight_bytes},
+                {"kv_cache_bytes", info.gpu_kv_cache_bytes}, {"workspace_bytes", info.gpu_workspace_bytes},
+                {"engine_peak_bytes", info.gpu_peak_bytes}, {"free_bytes", info.gpu_free_bytes},
+                {"total_bytes", info.gpu_total_bytes}, {"cuda_graphs", info.cuda_graphs}};
+    if (info.gpu_copy_gbps > 0) j["gpu"]["copy_bandwidth_gbps"] = info.gpu_copy_gbps;
+  }
   if (info.verify_compared > 0) {
     j["verify"] = {{"reference", "float32 on cpu"}, {"tokens_compared", info.verify_compared},
                    {"tokens_agreeing", info.verify_agreeing_prefix},

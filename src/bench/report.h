@@ -38,6 +38,13 @@ struct RunInfo {
   size_t kv_cache_used_bytes = 0; // at the end of the longest run
   size_t scratch_bytes = 0;
   size_t peak_rss_bytes = 0;
+  // --device cuda: the GPU, its memory by category, its measured copy
+  // bandwidth (GB/s, 0 = not measured) and whether decode replays a CUDA graph.
+  std::string gpu_name;
+  size_t gpu_weight_bytes = 0, gpu_kv_cache_bytes = 0, gpu_workspace_bytes = 0, gpu_peak_bytes = 0;
+  size_t gpu_free_bytes = 0, gpu_total_bytes = 0;
+  double gpu_copy_gbps = 0;
+  bool cuda_graphs = false;
   // --verify outcome; compared == 0 when not asked.
   int verify_compared = 0;
   int verify_agreeing_prefix = 0;

@@ -20,6 +20,7 @@
 #include "bench/runner.h"
 #include "bench/verify.h"
 #include "cli/prompts.h"
+#include "cuda/cuda_engine.h"
 #include "hub/hub.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
@@ -65,6 +66,8 @@ struct Flags {
   std::string profile_steps;
   bool profile_overhead = false;
   bool calibrate = false;
+  bool no_cuda_graph = false;
+  bool measure_gpu_bandwidth = false;
 };
 
 int Fail(const Status& s) {
@@ -240,11 +243,18 @@ int Run(const Flags& f) {
   ParseDType(f.dtype, &dtype);
   std::string device = f.device;
   if (device == "cuda") {
-    return Fail(Unimplemented("--device cuda: this build has no CUDA backend; use --device cpu (or auto)"));
+    if (auto n = CudaDeviceCount(); !n.ok()) {
+      return Fail(InvalidArgument("--device cuda: " + n.status().message() + "; use --device cpu"));
+    }
+    if (f.kernels != "cpu") return Fail(InvalidArgument("--kernels selects CPU kernels; it cannot go with --device cuda"));
   }
   if (device == "auto") {
-    device = "cpu";
-    if (!f.quiet) std::fprintf(stderr, "device: auto -> cpu (this build has no CUDA backend)\n");
+    auto n = CudaDeviceCount();
+    device = n.ok() && f.kernels == "cpu" ? "cuda" : "cpu";
+    if (!f.quiet) {
+      std::fprintf(stderr, "device: auto -> %s%s\n", device.c_str(),
+                   n.ok() ? "" : (" (" + n.status().message() + ")").c_str());
+    }
   }
   ProfileSchedule schedule;
   if (!f.profile_steps.empty()) {
@@ -278,11 +288,22 @@ int Run(const Flags& f) {
     verify_reference = std::move(ref.value());
   }
 
-  std::unique_ptr<KernelBackend> backend =
-      f.kernels == "reference" ? MakeReferenceBackend() : MakeCpuBackend(&pool);
+  std::unique_ptr<KernelBackend> backend;
   ModelOptions mo;
   mo.max_seq_len = f.max_seq_len;
-  auto model = LlamaModel::Create(lm.config, std::move(lm.weights), backend.get(), mo);
+  Result<std::unique_ptr<LlamaModel>> model = InvalidArgument("no model");
+  if (device == "cuda") {
+    CudaOptions co;
+    co.max_seq_len = f.max_seq_len;
+    co.graphs = !f.no_cuda_graph;
+    if (!f.quiet) std::fprintf(stderr, "copying the weights to the GPU ...\n");
+    auto engine = MakeCudaEngine(lm.config, lm.weights, co);
+    if (!engine.ok()) return Fail(InvalidArgument("--device cuda: " + engine.status().message()));
+    model = LlamaModel::CreateOnDevice(lm.config, std::move(lm.weights), std::move(engine.value()), mo);
+  } else {
+    backend = f.kernels == "reference" ? MakeReferenceBackend() : MakeCpuBackend(&pool);
+    model = LlamaModel::Create(lm.config, std::move(lm.weights), backend.get(), mo);
+  }
   if (!model.ok()) return Fail(model.status());
   LlamaModel& m = *model.value();
 
@@ -312,7 +333,22 @@ int Run(const Flags& f) {
   info.config = lm.config;
   info.dtype = DTypeName(dtype);
   info.device = device;
-  info.kernels = backend->name();
+  info.kernels = backend ? backend->name() : "cuda";
+  if (DeviceEngine* d = m.device()) {
+    const DeviceMemory dm = d->memory();
+    info.gpu_name = d->name();
+    info.gpu_weight_bytes = dm.weights;
+    info.gpu_kv_cache_bytes = dm.kv_cache;
+    info.gpu_workspace_bytes = dm.workspace;
+    info.gpu_peak_bytes = dm.peak;
+    info.gpu_free_bytes = dm.free;
+    info.gpu_total_bytes = dm.total;
+    info.cuda_graphs = !f.no_cuda_graph;
+    if (f.measure_gpu_bandwidth) {
+      auto bw = MeasureCudaCopyBandwidth();
+      if (bw.ok()) info.gpu_copy_gbps = bw.value();
+    }
+  }
   info.threads = threads;
   info.max_seq_len = f.max_seq_len;
   info.max_gen_len = f.max_gen_len;
@@ -424,6 +460,9 @@ int main(int argc, char** argv) {
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");
   app.add_flag("--calibrate", f.calibrate, "Measure this machine's read bandwidth and FMA peak, cache them, and exit");
+  app.add_flag("--no-cuda-graph", f.no_cuda_graph, "--device cuda: launch decode kernels one by one (no graph)");
+  app.add_flag("--gpu-bandwidth", f.measure_gpu_bandwidth,
+               "--device cuda: measure device-to-device copy bandwidth after the run (gpu.copy_bandwidth_gbps)");
   app.add_flag("--verify", f.verify, "Before timing, compare the first 16 greedy tokens with a float32 CPU run");
   try {
     app.parse(argc, argv);

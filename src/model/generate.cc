@@ -25,6 +25,12 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
   r.tokens.reserve(options.max_new_tokens);
   Sampler sampler(options.sampling);
   const int vocab = model.config().vocab_size;
+  // Greedy picks the token where the logits are (on a GPU: only the id moves).
+  const bool greedy = options.sampling.temperature <= 0.0f;
+  auto pick = [&]() -> Result<int32_t> {
+    if (greedy) return model.GreedyToken();
+    return sampler.Sample(model.last_logits(), vocab);
+  };
   auto is_eos = [&](int32_t id) {
     return std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end();
   };
@@ -43,7 +49,7 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
       LLM_PROFILE(prof, Op::kPrefill, -1);
       LLM_RETURN_IF_ERROR(model.Forward(prompt.data(), static_cast<int>(prompt.size())));
       LLM_PROFILE(prof, Op::kSampling, -1, sampling_cost);
-      next = sampler.Sample(model.last_logits(), vocab);
+      LLM_ASSIGN_OR_RETURN(next, pick());
     }
     kv_used();
     Clock::time_point last = Clock::now();
@@ -61,7 +67,7 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
         LLM_PROFILE(prof, Op::kDecodeStep, -1);
         LLM_RETURN_IF_ERROR(model.Forward(&next, 1));
         LLM_PROFILE(prof, Op::kSampling, -1, sampling_cost);
-        next = sampler.Sample(model.last_logits(), vocab);
+        LLM_ASSIGN_OR_RETURN(next, pick());
       }
       kv_used();
       const Clock::time_point now = Clock::now();

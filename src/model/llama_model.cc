@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/sampler.h"
+
 namespace llm {
 
 std::vector<float> RopeInverseFrequencies(const LlamaConfig& c) {
@@ -68,16 +70,30 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
                    std::to_string(options.max_seq_len) + " (try a smaller --max-seq-len)");
   }
   std::memset(m->kv_cache_.data(), 0, m->kv_cache_.size());
-  m->BuildRopeTables();
+  BuildRopeTables(config, options.max_seq_len, m->rope_cos_.as<float>(), m->rope_sin_.as<float>());
   return m;
 }
 
-void LlamaModel::BuildRopeTables() {
-  const std::vector<float> inv = RopeInverseFrequencies(config_);
-  const int half = config_.head_dim / 2;
-  float* cos_t = rope_cos_.as<float>();
-  float* sin_t = rope_sin_.as<float>();
-  for (int p = 0; p < options_.max_seq_len; ++p) {
+Result<std::unique_ptr<LlamaModel>> LlamaModel::CreateOnDevice(const LlamaConfig& config, ModelWeights weights,
+                                                               std::unique_ptr<DeviceEngine> engine,
+                                                               const ModelOptions& options) {
+  if (options.max_seq_len <= 0) return InvalidArgument("--max-seq-len must be positive");
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = config;
+  m->weights_ = std::move(weights);
+  m->device_ = std::move(engine);
+  m->options_ = options;
+  if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
+  const size_t rows = options.all_logits ? m->options_.max_batch_tokens : 1;
+  m->logits_.set_category(MemCategory::kActivations);
+  if (!m->logits_.Allocate(rows * config.vocab_size * sizeof(float))) return IoError("out of memory for the logits");
+  return m;
+}
+
+void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_t, float* sin_t) {
+  const std::vector<float> inv = RopeInverseFrequencies(c);
+  const int half = c.head_dim / 2;
+  for (int p = 0; p < positions; ++p) {
     for (int i = 0; i < half; ++i) {
       // HF multiplies position by inv_freq in float32, then takes cos/sin.
       const float angle = static_cast<float>(p) * inv[i];
@@ -94,18 +110,42 @@ KvCacheView LlamaModel::LayerCache(int layer) const {
 }
 
 size_t LlamaModel::KvCacheBytesFor(int positions) const {
+  // float32 on both the CPU and the CUDA engine.
   return static_cast<size_t>(config_.num_hidden_layers) * 2 * config_.kv_dim() * positions * sizeof(float);
 }
 
 size_t LlamaModel::scratch_bytes() const {
+  if (device_) return device_->memory().workspace + logits_.size();
   size_t total = rope_cos_.size() + rope_sin_.size();
   for (const AlignedBuffer* b : {&x_, &xnorm_, &q_, &k_, &v_, &attn_, &proj_, &gate_, &up_, &logits_}) total += b->size();
   return total;
 }
 
+void LlamaModel::set_profiler(Profiler* profiler) {
+  profiler_ = profiler;
+  if (device_) device_->set_profiler(profiler);
+}
+
+const float* LlamaModel::HostLogits(int rows) const {
+  if (device_ && host_logits_stale_) {
+    // A failed copy leaves NaNs, which no caller mistakes for logits.
+    float* l = const_cast<float*>(logits_.as<float>());
+    if (!device_->CopyLogits(l, rows).ok()) std::fill(l, l + static_cast<size_t>(rows) * config_.vocab_size, NAN);
+    host_logits_stale_ = false;
+  }
+  return logits_.as<float>();
+}
+
 const float* LlamaModel::last_logits() const {
-  const float* l = logits_.as<float>();
+  const float* l = HostLogits(options_.all_logits ? last_n_ : 1);
   return options_.all_logits ? l + static_cast<size_t>(last_n_ - 1) * config_.vocab_size : l;
+}
+
+const float* LlamaModel::all_logits() const { return HostLogits(last_n_); }
+
+Result<int32_t> LlamaModel::GreedyToken() const {
+  if (device_ && !options_.all_logits) return device_->GreedyToken();
+  return ArgMax(last_logits(), config_.vocab_size);
 }
 
 Status LlamaModel::Forward(const int32_t* tokens, int n) {
@@ -125,7 +165,13 @@ Status LlamaModel::Forward(const int32_t* tokens, int n) {
   }
   for (int done = 0; done < n;) {
     const int chunk = std::min(n - done, options_.max_batch_tokens);
-    LLM_RETURN_IF_ERROR(ForwardChunk(tokens + done, chunk, logits_.as<float>()));
+    if (device_) {
+      LLM_RETURN_IF_ERROR(device_->Forward(tokens + done, chunk, position_, options_.all_logits));
+      position_ += chunk;
+      host_logits_stale_ = true;
+    } else {
+      LLM_RETURN_IF_ERROR(ForwardChunk(tokens + done, chunk, logits_.as<float>()));
+    }
     done += chunk;
   }
   last_n_ = n;

@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "io/llama_config.h"
 #include "kernels/ops.h"
+#include "model/device_engine.h"
 #include "model/weights.h"
 #include "profiler/profiler.h"
 
@@ -31,6 +32,11 @@ class LlamaModel {
  public:
   static Result<std::unique_ptr<LlamaModel>> Create(const LlamaConfig& config, ModelWeights weights,
                                                     KernelBackend* backend, const ModelOptions& options);
+  // A model whose forward pass runs on `engine` (CUDA); the host keeps only the
+  // logits it is asked for. backend() is null.
+  static Result<std::unique_ptr<LlamaModel>> CreateOnDevice(const LlamaConfig& config, ModelWeights weights,
+                                                            std::unique_ptr<DeviceEngine> engine,
+                                                            const ModelOptions& options);
 
   // Runs `tokens` at positions position() .. position()+n-1 and appends them to
   // the cache. Prompts longer than max_batch_tokens run in chunks.
@@ -38,20 +44,24 @@ class LlamaModel {
   // Logits of the last token of the last Forward, [vocab].
   const float* last_logits() const;
   // With all_logits: logits of every token of the last Forward, [n, vocab].
-  const float* all_logits() const { return logits_.as<float>(); }
+  const float* all_logits() const;
+  // Argmax of the last logits (first index on ties), on the device when there
+  // is one, so that greedy decoding moves only the token id.
+  Result<int32_t> GreedyToken() const;
 
   int position() const { return position_; }
   void Reset() { position_ = 0; }
   void set_layer_observer(LayerObserver obs) { observer_ = std::move(obs); }
   // Operator scopes go to `profiler` while it is active; null = none.
-  void set_profiler(Profiler* profiler) { profiler_ = profiler; }
+  void set_profiler(Profiler* profiler);
   Profiler* profiler() const { return profiler_; }
 
   const LlamaConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
-  KernelBackend* backend() const { return backend_; }
+  KernelBackend* backend() const { return backend_; }  // null on a device
+  DeviceEngine* device() const { return device_.get(); }  // null on the CPU
   int max_seq_len() const { return options_.max_seq_len; }
-  size_t kv_cache_bytes() const { return kv_cache_.size(); }
+  size_t kv_cache_bytes() const { return device_ ? device_->memory().kv_cache : kv_cache_.size(); }
   // KV bytes holding tokens now (used, as opposed to allocated).
   size_t kv_cache_used_bytes() const { return KvCacheBytesFor(position_); }
   // KV bytes that `positions` tokens occupy.
@@ -61,7 +71,7 @@ class LlamaModel {
  private:
   LlamaModel() = default;
   Status ForwardChunk(const int32_t* tokens, int n, float* logits_out);
-  void BuildRopeTables();
+  const float* HostLogits(int rows) const;  // copies from the device when stale
   KvCacheView LayerCache(int layer) const;
 
   LlamaConfig config_;
@@ -72,6 +82,8 @@ class LlamaModel {
   int last_n_ = 0;
   LayerObserver observer_;
   Profiler* profiler_ = nullptr;
+  std::unique_ptr<DeviceEngine> device_;
+  mutable bool host_logits_stale_ = false;
 
   AlignedBuffer kv_cache_;          // [layer][k|v][kv_head][max_seq_len][head_dim] float32
   AlignedBuffer rope_cos_, rope_sin_;  // [max_seq_len][head_dim / 2]
@@ -89,5 +101,7 @@ class LlamaModel {
 // Inverse frequencies of RoPE with HF's scaling rules (default, linear, llama3),
 // [head_dim / 2], float32 as HF computes them.
 std::vector<float> RopeInverseFrequencies(const LlamaConfig& c);
+// cos/sin tables [positions][head_dim / 2] as HF computes them.
+void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_table, float* sin_table);
 
 }  // namespace llm

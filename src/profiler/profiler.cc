@@ -15,6 +15,7 @@ const OpInfo kOps[] = {
     {"attention.q_proj", "Attention", true},
     {"attention.k_proj", "Attention", true},
     {"attention.v_proj", "Attention", true},
+    {"attention.qkv_proj", "Attention", true},
     {"attention.rope", "Attention", true},
     {"attention.kv_write", "Memory", true},
     {"attention.sdpa", "Attention", true},
@@ -27,6 +28,7 @@ const OpInfo kOps[] = {
     {"feed_forward", "FeedForward", true},
     {"feed_forward.gate_proj", "FeedForward", true},
     {"feed_forward.up_proj", "FeedForward", true},
+    {"feed_forward.gate_up_silu", "FeedForward", true},
     {"feed_forward.silu_mul", "FeedForward", true},
     {"feed_forward.down_proj", "FeedForward", true},
     {"feed_forward.residual_add", "Other", true},
@@ -70,6 +72,7 @@ void Profiler::End(Op op, int layer, int64_t begin_ns, const OpCost& cost) {
   e.layer = static_cast<int16_t>(layer);
   e.op = op;
   if (depth_ > 0) --depth_;
+  if (listener_ != nullptr) listener_->OnEnd();
   Append(0, e);
 }
 
@@ -90,7 +93,12 @@ void Profiler::AddCounter(const std::string& name, int64_t value) {
   counters_.push_back({NowNs(), name, value});
 }
 
+void Profiler::AddGpuActivities(std::vector<GpuActivity> a) {
+  gpu_.insert(gpu_.end(), std::make_move_iterator(a.begin()), std::make_move_iterator(a.end()));
+}
+
 void Profiler::Clear() {
+  gpu_.clear();
   for (auto& b : buffers_) b.clear();
   counters_.clear();
   dropped_ = 0;

@@ -3,8 +3,8 @@
 // Goals: every operator of the forward pass is a named scope with its layer,
 // shapes, and the FLOPs and bytes it must do; worker threads get their own
 // tracks; recording costs one branch when off and a timestamp pair plus a
-// fixed-size append when on. Non-goals: sampling, call stacks, GPU activity
-// (the CUDA backend adds that).
+// fixed-size append when on. Non-goals: sampling, call stacks. GPU activity
+// is recorded by the CUDA backend (CUPTI) and handed over as GpuActivity.
 //
 // Each thread of the pool writes only its own pre-allocated buffer (indexed by
 // worker), so recording takes no lock and no allocation. Names are built from
@@ -32,6 +32,7 @@ enum class Op : uint8_t {
   kQProj,
   kKProj,
   kVProj,
+  kQkvProj,          // q, k and v in one fused projection (CUDA decode)
   kRope,
   kKvWrite,          // copy of K/V into the cache
   kSdpa,             // scaled dot-product attention, parent of the three below
@@ -44,6 +45,7 @@ enum class Op : uint8_t {
   kFeedForward,      // layers.N.feed_forward
   kGateProj,
   kUpProj,
+  kGateUpSilu,       // gate and up in one fused projection with silu * up (CUDA decode)
   kSiluMul,
   kDownProj,
   kFfnResidual,
@@ -70,6 +72,29 @@ struct OpCost {
   int32_t m = 0, n = 0, k = 0;  // shape: rows, output features, input features (or op-specific)
 };
 
+// One GPU activity (kernel, copy or set) on the host clock, attributed to the
+// operator scope that launched it (op == kCount when none did).
+struct GpuActivity {
+  enum Kind : uint8_t { kKernel, kMemcpy, kMemset };
+  std::string name;          // kernel name, or "memcpy HtoD" ...
+  int64_t begin_ns = 0, end_ns = 0;
+  int64_t bytes = 0;         // copies and sets
+  uint32_t stream = 0;
+  int32_t step = -1;
+  int16_t layer = -1;
+  Op op = Op::kCount;
+  Kind kind = kKernel;
+  bool in_graph = false;     // replayed from a CUDA graph
+};
+
+// Mirrors scopes elsewhere while profiling (NVTX ranges, CUPTI correlation).
+class ScopeListener {
+ public:
+  virtual ~ScopeListener() = default;
+  virtual void OnBegin(Op op, int layer, int step) = 0;
+  virtual void OnEnd() = 0;
+};
+
 struct ProfileEvent {
   int64_t begin_ns = 0, end_ns = 0;
   OpCost cost;
@@ -94,6 +119,7 @@ class Profiler final : public ParallelObserver {
     stack_op_[depth_] = op;
     stack_layer_[depth_] = static_cast<int16_t>(layer);
     ++depth_;
+    if (listener_ != nullptr) listener_->OnBegin(op, layer, step_);
   }
   void End(Op op, int layer, int64_t begin_ns, const OpCost& cost);
 
@@ -109,6 +135,15 @@ class Profiler final : public ParallelObserver {
     int64_t value;
   };
   void AddCounter(const std::string& name, int64_t value);
+
+  // A listener sees every recorded scope open and close (null = none).
+  void set_listener(ScopeListener* l) { listener_ = l; }
+  // GPU activity, added after the run by the device backend.
+  void AddGpuActivities(std::vector<GpuActivity> a);
+  const std::vector<GpuActivity>& gpu_activities() const { return gpu_; }
+  // Free-form facts for the stats header (device name, memory).
+  void AddNote(const std::string& note) { notes_.push_back(note); }
+  const std::vector<std::string>& notes() const { return notes_; }
 
   const std::vector<ProfileEvent>& events(int worker) const { return buffers_[worker]; }
   int num_threads() const { return static_cast<int>(buffers_.size()); }
@@ -129,6 +164,9 @@ class Profiler final : public ParallelObserver {
   std::vector<std::vector<ProfileEvent>> buffers_;  // one per worker, reserved up front
   std::vector<Counter> counters_;
   std::atomic<int64_t> dropped_{0};
+  ScopeListener* listener_ = nullptr;
+  std::vector<GpuActivity> gpu_;
+  std::vector<std::string> notes_;
 };
 
 // RAII scope: records [construction, destruction) as one event on thread 0.

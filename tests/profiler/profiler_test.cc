@@ -61,6 +61,94 @@ TEST(Profiler, RecordsNothingWhenInactive) {
   EXPECT_EQ(p.events(0).size(), 1u);
 }
 
+// Records what a listener sees (CUDA uses one for NVTX and CUPTI correlation).
+class RecordingListener : public ScopeListener {
+ public:
+  void OnBegin(Op op, int layer, int step) override { seen.push_back(OpName(op, layer, step)); }
+  void OnEnd() override { seen.push_back("end"); }
+  std::vector<std::string> seen;
+};
+
+TEST(Profiler, ListenerSeesRecordedScopesOnly) {
+  Profiler p(1, 100);
+  RecordingListener l;
+  p.set_listener(&l);
+  { LLM_PROFILE(&p, Op::kQProj, 0); }  // inactive: not seen
+  p.set_active(true);
+  p.set_step(4);
+  {
+    LLM_PROFILE(&p, Op::kLayer, 2);
+    LLM_PROFILE(&p, Op::kQkvProj, 2);
+  }
+  EXPECT_EQ(l.seen, (std::vector<std::string>{"layers.2", "layers.2.attention.qkv_proj", "end", "end"}));
+}
+
+// GPU activity (as the CUDA engine hands it over from CUPTI) reaches the stats
+// per operator and per copy kind, and the trace as a GPU process track.
+TEST(Profiler, GpuActivityInStatsAndTrace) {
+  Profiler p(1, 100);
+  p.set_active(true);
+  p.set_step(0);
+  const int64_t t0 = NowNs();
+  {
+    LLM_PROFILE(&p, Op::kDecodeStep, -1);
+  }
+  std::vector<GpuActivity> gpu;
+  auto kernel = [&](Op op, int layer, int64_t begin_us, int64_t dur_us, const char* name) {
+    GpuActivity a;
+    a.name = name;
+    a.op = op;
+    a.layer = static_cast<int16_t>(layer);
+    a.step = 0;
+    a.begin_ns = t0 + begin_us * 1000;
+    a.end_ns = a.begin_ns + dur_us * 1000;
+    a.stream = 7;
+    a.in_graph = true;
+    gpu.push_back(a);
+  };
+  kernel(Op::kGateUpSilu, 0, 0, 30, "GemvGateUpSiluKernel<__half>");
+  kernel(Op::kGateUpSilu, 1, 40, 30, "GemvGateUpSiluKernel<__half>");
+  kernel(Op::kQkvProj, 0, 80, 10, "GemvKernel<__half>");
+  GpuActivity copy;
+  copy.kind = GpuActivity::kMemcpy;
+  copy.name = "memcpy DtoH";
+  copy.bytes = 4;
+  copy.stream = 7;
+  copy.step = 0;
+  copy.begin_ns = t0 + 100000;
+  copy.end_ns = copy.begin_ns + 2000;
+  gpu.push_back(copy);
+  p.AddGpuActivities(gpu);
+  p.AddNote("device: test GPU");
+
+  const ProfileSummary s = SummarizeProfile(p);
+  ASSERT_EQ(s.gpu_phases.size(), 1u);
+  const GpuPhaseStats& g = s.gpu_phases[0];
+  EXPECT_EQ(g.phase, "decode");
+  EXPECT_EQ(g.graph_kernels, 3);
+  ASSERT_EQ(g.ops.size(), 2u);
+  EXPECT_EQ(g.ops[0].name, "feed_forward.gate_up_silu");  // by GPU time, summed over layers
+  EXPECT_EQ(g.ops[0].calls, 2);
+  EXPECT_NEAR(g.ops[0].gpu_ms, 0.060, 1e-9);
+  EXPECT_EQ(g.ops[0].kernels, "GemvGateUpSiluKernel<__half>");
+  ASSERT_EQ(g.copies.size(), 1u);
+  EXPECT_EQ(g.copies[0].bytes, 4);
+  const std::string text = FormatProfileStats(s, Calibration{}, "");
+  EXPECT_NE(text.find("CUDA decode (CUPTI)"), std::string::npos) << text;
+  EXPECT_NE(text.find("device: test GPU"), std::string::npos);
+
+  const auto trace = nlohmann::json::parse(ChromeTraceJson(p, "test"));
+  int gpu_events = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["pid"] == 2 && e["ph"] == "X") {
+      ++gpu_events;
+      EXPECT_EQ(e["tid"], 7);
+      EXPECT_TRUE(e["args"].contains("op"));
+    }
+  }
+  EXPECT_EQ(gpu_events, 4);
+}
+
 class ProfiledRun : public ::testing::Test {
  protected:
   void Run(const ProfileSchedule& schedule) {
