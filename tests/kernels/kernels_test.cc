@@ -110,6 +110,32 @@ TEST_P(KernelsTest, RopeMatchesReference) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 1e-6) << i;
 }
 
+// Decode (one token) over long caches: key blocks of four and value blocks of
+// 64 positions with ragged ends, head sizes with and without a vector tail.
+TEST_P(KernelsTest, DecodeAttentionOverLongCachesMatchesReference) {
+  for (int hd : {12, 64, 128}) {
+    for (int pos : {0, 3, 63, 64, 65, 200, 255}) {
+      const int heads = 8, kv_heads = 2, capacity = 256;
+      auto k = Random(kv_heads * capacity * hd);
+      auto v = Random(kv_heads * capacity * hd);
+      auto q = Random(heads * hd);
+      AttentionArgs args;
+      args.q = q.data();
+      args.cache = KvCacheView{k.data(), v.data(), kv_heads, capacity, hd};
+      args.num_tokens = 1;
+      args.start_pos = pos;
+      args.num_heads = heads;
+      args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      std::vector<float> a(heads * hd), b(heads * hd);
+      args.out = a.data();
+      ref_->Attention(args);
+      args.out = b.data();
+      cpu_->Attention(args);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 2e-5) << "hd " << hd << " pos " << pos << " i " << i;
+    }
+  }
+}
+
 TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   // 9 query tokens take the per-row path, 40 the GEMM path used for prefill.
   for (int tokens : {9, 40}) {

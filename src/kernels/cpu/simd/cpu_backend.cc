@@ -76,7 +76,11 @@ class CpuBackend final : public KernelBackend {
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
     const size_t stride = static_cast<size_t>(a.cache.capacity);
-    float* scores = Scratch(0, kScores, static_cast<size_t>(a.num_tokens) * a.num_heads * stride);
+    const size_t num_rows = static_cast<size_t>(a.num_tokens) * a.num_heads;
+    float* scores = Scratch(0, kScores, num_rows * stride);
+    // Softmax leaves exp(s - max) unnormalized; outputs are scaled by 1/sum at
+    // the end, which saves a pass over every score.
+    float* inv_sum = Scratch(0, kRowSums, num_rows);
     const SdpaWork work = SdpaCost(a);
     // Task (t, kvh): query rows t*H + kvh*group ... + group-1.
     auto for_groups = [&](const std::function<void(int t, int kvh, int pos)>& fn) {
@@ -119,22 +123,16 @@ class CpuBackend final : public KernelBackend {
       LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
-        for (int p = 0; p <= pos; ++p) {
-          const float* k = a.cache.KeyAt(kvh, p);
-          for (int g = 0; g < group; ++g) {
-            scores[(row0 + g) * stride + p] = simd::Dot(a.q + (row0 + g) * hd, k, hd) * a.scale;
-          }
-        }
+        simd::AttentionScores(a.q + row0 * hd, group, a.cache.KeyAt(kvh, 0), pos + 1, hd, a.scale,
+                              scores + row0 * stride, static_cast<int64_t>(stride));
       });
     }
     {
       LLM_PROFILE(profiler_, Op::kSdpaSoftmax, a.layer, work.softmax);
-      const size_t num_rows = static_cast<size_t>(a.num_tokens) * a.num_heads;
       pool_->ParallelFor(num_rows, [&](size_t row, int) {
         const int pos = a.start_pos + static_cast<int>(row / a.num_heads);
         float* s = scores + row * stride;
-        const float sum = simd::ExpShiftSum(s, pos + 1, simd::MaxOf(s, pos + 1));
-        simd::Scale(1.0f / sum, s, pos + 1);
+        inv_sum[row] = 1.0f / simd::ExpShiftSum(s, pos + 1, simd::MaxOf(s, pos + 1));
       });
     }
     if (gemm_path) {
@@ -157,17 +155,18 @@ class CpuBackend final : public KernelBackend {
         }
         const MatView values_t{vt, DType::kF32, hd, ctx};
         simd::GemmRows(pg, rows, values_t, 0, hd, nullptr, og, Scratch(worker, kPack, simd::GemmPackFloats()));
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(og + r * hd, hd, a.out + row_of(kvh, r0 + r) * hd);
+        for (int64_t r = 0; r < rows; ++r) {
+          const size_t row = row_of(kvh, r0 + r);
+          for (int d = 0; d < hd; ++d) a.out[row * hd + d] = og[r * hd + d] * inv_sum[row];
+        }
       });
     } else {
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
-        std::fill(a.out + row0 * hd, a.out + (row0 + group) * hd, 0.f);
-        for (int p = 0; p <= pos; ++p) {
-          const float* v = a.cache.ValueAt(kvh, p);
-          for (int g = 0; g < group; ++g) simd::Axpy(scores[(row0 + g) * stride + p], v, a.out + (row0 + g) * hd, hd);
-        }
+        simd::AttentionWeightedSum(scores + row0 * stride, group, static_cast<int64_t>(stride),
+                                   a.cache.ValueAt(kvh, 0), pos + 1, hd, a.out + row0 * hd);
+        for (int g = 0; g < group; ++g) simd::Scale(inv_sum[row0 + g], a.out + (row0 + g) * hd, hd);
       });
     }
   }
@@ -191,7 +190,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kScores, kRowsA, kRowsB, kNumSlots };
+  enum Slot { kPack, kScores, kRowSums, kRowsA, kRowsB, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {

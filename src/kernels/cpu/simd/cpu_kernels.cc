@@ -225,28 +225,128 @@ int64_t GemmRowBlock() { return kPanelsPerBlock * PanelWidth(); }
 
 // --- Vector helpers for attention, norms and activations -----------------------
 
-float Dot(const float* a, const float* b, int64_t n) {
+// Scores of kRows query rows (q, q + hd, ...) against four consecutive keys:
+// out[r * stride + j] = scale * q[r] . k[j]. Each vector load of q or k feeds
+// several FMA chains (2 rows x 4 keys = 8 accumulators), so the loop is bound
+// by FMAs rather than loads; the four key rows stay in L1 across row pairs.
+template <int kRows>
+HWY_INLINE void ScoresTile(const float* q, const float* k, int64_t hd, float scale, float* out, int64_t stride) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  VF s0 = hn::Zero(df), s1 = hn::Zero(df);
-  int64_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(df, a + i + L), hn::LoadU(df, b + i + L), s1);
+  const int64_t hv = hd / L * L;
+  VF acc[kRows][4];
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 4; ++j) acc[r][j] = hn::Zero(df);
   }
-  for (; i + L <= n; i += L) s0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), s0);
-  float s = ReduceSum(df, hn::Add(s0, s1));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  for (int64_t d = 0; d < hv; d += L) {
+    VF kv[4];
+    for (int j = 0; j < 4; ++j) kv[j] = hn::LoadU(df, k + j * hd + d);
+    for (int r = 0; r < kRows; ++r) {
+      const VF qv = hn::LoadU(df, q + r * hd + d);
+      for (int j = 0; j < 4; ++j) acc[r][j] = hn::MulAdd(qv, kv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int j = 0; j < 4; ++j) {
+      float sum = ReduceSum(df, acc[r][j]);
+      for (int64_t d = hv; d < hd; ++d) sum += q[r * hd + d] * k[j * hd + d];
+      out[r * stride + j] = sum * scale;
+    }
+  }
 }
 
-void Axpy(float alpha, const float* x, float* y, int64_t n) {
+// Decode attention of one KV head's group of G query rows over n cached keys:
+// scores[g * stride + p] = scale * (q[g] . keys[p]).
+void AttentionScores(const float* q, int64_t G, const float* keys, int64_t n, int64_t hd, float scale,
+                     float* scores, int64_t stride) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const VF va = hn::Set(df, alpha);
-  int64_t i = 0;
-  for (; i + L <= n; i += L) hn::StoreU(hn::MulAdd(va, hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, y + i);
-  for (; i < n; ++i) y[i] += alpha * x[i];
+  const int64_t hv = hd / L * L;
+  int64_t p0 = 0;
+  for (; p0 + 4 <= n; p0 += 4) {
+    const float* k = keys + p0 * hd;
+    int64_t g = 0;
+    for (; g + 2 <= G; g += 2) ScoresTile<2>(q + g * hd, k, hd, scale, scores + g * stride + p0, stride);
+    if (g < G) ScoresTile<1>(q + g * hd, k, hd, scale, scores + g * stride + p0, stride);
+  }
+  for (; p0 < n; ++p0) {
+    const float* k = keys + p0 * hd;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = q + g * hd;
+      VF a = hn::Zero(df);
+      for (int64_t d = 0; d < hv; d += L) a = hn::MulAdd(hn::LoadU(df, qg + d), hn::LoadU(df, k + d), a);
+      float sum = ReduceSum(df, a);
+      for (int64_t d = hv; d < hd; ++d) sum += qg[d] * k[d];
+      scores[g * stride + p0] = sum * scale;
+    }
+  }
+}
+
+// kRows output rows, dimensions [d, d + kVecs * L): o[r] += sum over p in
+// [p0, pe) of probs[r * stride + p] * values[p]. Each loaded value vector
+// feeds kRows FMA chains.
+template <int kRows, int kVecs>
+HWY_INLINE void WeightedSumTile(const float* probs, int64_t stride, const float* values, int64_t hd, int64_t p0,
+                                int64_t pe, int64_t d, float* o) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[kRows][kVecs];
+  for (int r = 0; r < kRows; ++r) {
+    for (int i = 0; i < kVecs; ++i) acc[r][i] = hn::LoadU(df, o + r * hd + d + i * L);
+  }
+  for (int64_t p = p0; p < pe; ++p) {
+    VF v[kVecs];
+    for (int i = 0; i < kVecs; ++i) v[i] = hn::LoadU(df, values + p * hd + d + i * L);
+    for (int r = 0; r < kRows; ++r) {
+      const VF w = hn::Set(df, probs[r * stride + p]);
+      for (int i = 0; i < kVecs; ++i) acc[r][i] = hn::MulAdd(w, v[i], acc[r][i]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int i = 0; i < kVecs; ++i) hn::StoreU(acc[r][i], df, o + r * hd + d + i * L);
+  }
+}
+
+// out[g] = sum over p < n of probs[g * stride + p] * values[p], for G rows.
+// Positions go in blocks of 64 that stay in L1 while every row pair of the
+// group uses them.
+void AttentionWeightedSum(const float* probs, int64_t G, int64_t stride, const float* values, int64_t n,
+                          int64_t hd, float* out) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  constexpr int64_t kBlock = 64;
+  std::fill(out, out + G * hd, 0.0f);
+  for (int64_t p0 = 0; p0 < n; p0 += kBlock) {
+    const int64_t pe = std::min(n, p0 + kBlock);
+    for (int64_t g = 0; g < G;) {
+      const int rows = g + 2 <= G ? 2 : 1;
+      const float* pr = probs + g * stride;
+      float* o = out + g * hd;
+      int64_t d = 0;
+      for (; d + 4 * L <= hd; d += 4 * L) {
+        if (rows == 2) {
+          WeightedSumTile<2, 4>(pr, stride, values, hd, p0, pe, d, o);
+        } else {
+          WeightedSumTile<1, 4>(pr, stride, values, hd, p0, pe, d, o);
+        }
+      }
+      for (; d + L <= hd; d += L) {
+        if (rows == 2) {
+          WeightedSumTile<2, 1>(pr, stride, values, hd, p0, pe, d, o);
+        } else {
+          WeightedSumTile<1, 1>(pr, stride, values, hd, p0, pe, d, o);
+        }
+      }
+      for (; d < hd; ++d) {
+        for (int r = 0; r < rows; ++r) {
+          float a = o[r * hd + d];
+          for (int64_t p = p0; p < pe; ++p) a += pr[r * stride + p] * values[p * hd + d];
+          o[r * hd + d] = a;
+        }
+      }
+      g += rows;
+    }
+  }
 }
 
 void Scale(float alpha, float* y, int64_t n) {
@@ -386,8 +486,8 @@ namespace simd {
 HWY_EXPORT(GemvRows);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(GemmRowBlock);
-HWY_EXPORT(Dot);
-HWY_EXPORT(Axpy);
+HWY_EXPORT(AttentionScores);
+HWY_EXPORT(AttentionWeightedSum);
 HWY_EXPORT(Scale);
 HWY_EXPORT(MaxOf);
 HWY_EXPORT(ExpShiftSum);
@@ -416,8 +516,14 @@ void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
 // HWY_ONCE section it describes the baseline target, not the widest.
 size_t GemmPackFloats() { return 8 * 2 * 16 * 256; }
 int64_t GemmRowBlock() { return HWY_DYNAMIC_DISPATCH(GemmRowBlock)(); }
-float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
-void Axpy(float alpha, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Axpy)(alpha, x, y, n); }
+void AttentionScores(const float* q, int64_t G, const float* keys, int64_t n, int64_t hd, float scale,
+                     float* scores, int64_t stride) {
+  HWY_DYNAMIC_DISPATCH(AttentionScores)(q, G, keys, n, hd, scale, scores, stride);
+}
+void AttentionWeightedSum(const float* probs, int64_t G, int64_t stride, const float* values, int64_t n,
+                          int64_t hd, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionWeightedSum)(probs, G, stride, values, n, hd, out);
+}
 void Scale(float alpha, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(Scale)(alpha, y, n); }
 float MaxOf(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(MaxOf)(x, n); }
 float ExpShiftSum(float* x, int64_t n, float max) { return HWY_DYNAMIC_DISPATCH(ExpShiftSum)(x, n, max); }

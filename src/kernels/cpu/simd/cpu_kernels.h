@@ -23,8 +23,14 @@ size_t GemmPackFloats();
 // Rows of W per GEMM task: a multiple of the register tile width.
 int64_t GemmRowBlock();
 
-float Dot(const float* a, const float* b, int64_t n);
-void Axpy(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
+// Decode attention for the G query rows of one KV head over n cached
+// positions (keys and values [n, hd], rows contiguous):
+// scores[g * stride + p] = scale * q[g] . keys[p];
+void AttentionScores(const float* q, int64_t G, const float* keys, int64_t n, int64_t hd, float scale,
+                     float* scores, int64_t stride);
+// out[g] = sum_p probs[g * stride + p] * values[p].
+void AttentionWeightedSum(const float* probs, int64_t G, int64_t stride, const float* values, int64_t n,
+                          int64_t hd, float* out);
 void Scale(float alpha, float* y, int64_t n);                 // y *= alpha
 // x[i] = exp(x[i] - max); returns the sum.
 float ExpShiftSum(float* x, int64_t n, float max);
