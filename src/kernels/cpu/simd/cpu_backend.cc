@@ -19,7 +19,7 @@ constexpr int64_t kGemmMinRows = 4;
 // Prefill attention switches to GEMMs from this many query tokens, in blocks
 // of this many (query token, head) rows per task.
 constexpr int kGemmAttentionMinTokens = 16;
-constexpr int64_t kAttentionRowBlock = 96;
+constexpr int64_t kAttentionRowBlock = 384;
 
 class CpuBackend final : public KernelBackend {
  public:
@@ -112,11 +112,13 @@ class CpuBackend final : public KernelBackend {
         float* qg = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
         float* sg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
         for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qg + r * hd);
-        const MatView keys{a.cache.KeyAt(kvh, 0), DType::kF32, ctx, hd};  // [ctx, hd], rows contiguous
-        simd::GemmRows(qg, rows, keys, 0, ctx, nullptr, sg, Scratch(worker, kPack, simd::GemmPackFloats()));
+        // Causal: the block's last row sees positions 0 .. need-1, so later keys are skipped.
+        const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
+        const MatView keys{a.cache.KeyAt(kvh, 0), DType::kF32, need, hd};  // [need, hd], rows contiguous
+        simd::GemmRows(qg, rows, keys, 0, need, nullptr, sg, Scratch(worker, kPack, simd::GemmPackFloats()));
         for (int64_t r = 0; r < rows; ++r) {
           float* dst = scores + row_of(kvh, r0 + r) * stride;
-          for (int64_t p = 0; p < ctx; ++p) dst[p] = sg[r * ctx + p] * a.scale;
+          for (int64_t p = 0; p < need; ++p) dst[p] = sg[r * need + p] * a.scale;
         }
       });
     } else {
@@ -139,14 +141,19 @@ class CpuBackend final : public KernelBackend {
       // out = P V: V^T [hd, ctx] is built per task so the GEMM reads rows; P is
       // zero beyond each row's own position (the causal mask).
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
-      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
-        float* pg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
-        float* vt = Scratch(worker, kRowsA, static_cast<size_t>(hd) * stride + static_cast<size_t>(kAttentionRowBlock) * hd);
-        float* og = vt + static_cast<size_t>(hd) * ctx;
+      // V^T of each KV head, built once and shared by all its row blocks.
+      float* vt_all = Scratch(0, kValuesT, static_cast<size_t>(kv_heads) * hd * ctx);
+      pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
+        float* vt = vt_all + kvh * hd * ctx;
         for (int64_t p = 0; p < ctx; ++p) {
-          const float* v = a.cache.ValueAt(kvh, static_cast<int>(p));
+          const float* v = a.cache.ValueAt(static_cast<int>(kvh), static_cast<int>(p));
           for (int d = 0; d < hd; ++d) vt[d * ctx + p] = v[d];
         }
+      });
+      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
+        float* pg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
+        float* og = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
+        const float* vt = vt_all + static_cast<size_t>(kvh) * hd * ctx;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t pos = a.start_pos + (r0 + r) / group;
           const float* src = scores + row_of(kvh, r0 + r) * stride;
@@ -190,7 +197,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kScores, kRowSums, kRowsA, kRowsB, kNumSlots };
+  enum Slot { kPack, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
