@@ -35,7 +35,7 @@ grep -E "rel err|agreement|copy:|PASSED|FAILED|SKIPPED" "$OUT_DIR/cuda_tests.log
 "$BUILD/tests/kernel_math_tests" > "$OUT_DIR/kernel_math_tests.log" 2>&1; echo "kernel_math_tests exit $?"
 
 log "kernel benchmarks"
-"$BUILD/bench/bench_cuda" --benchmark_min_time=0.3s --benchmark_format=json --benchmark_out="$OUT_DIR/bench_cuda.json" \
+"$BUILD/bench/bench_cuda" --benchmark_min_time=0.3 --benchmark_format=json --benchmark_out="$OUT_DIR/bench_cuda.json" \
   --benchmark_out_format=json > "$OUT_DIR/bench_cuda.txt" 2>&1
 tail -12 "$OUT_DIR/bench_cuda.txt"
 

@@ -117,6 +117,7 @@ class CudaEngine final : public DeviceEngine {
   cudaGraphExec_t graph_exec_ = nullptr;
   bool capturing_ = false;
   std::vector<std::pair<Op, int>> graph_ops_;
+  cublasStatus_t gemm_status_ = CUBLAS_STATUS_SUCCESS;  // first failure of the last prefill
 
   std::vector<Layer> layers_;
   const void* embed_ = nullptr;
@@ -270,8 +271,9 @@ Status CudaEngine::Upload(const ModelWeights& w) {
 void CudaEngine::Gemm(const void* w, int N, int K, const void* x_lowp, int M, float* y, const float* bias) {
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType t = wt_ == WType::kF32 ? CUDA_R_32F : wt_ == WType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
-  cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, t, K, x_lowp, t, K, &beta, y, CUDA_R_32F, N,
-               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  const cublasStatus_t st = cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w, t, K, x_lowp, t, K,
+                                         &beta, y, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (st != CUBLAS_STATUS_SUCCESS && gemm_status_ == CUBLAS_STATUS_SUCCESS) gemm_status_ = st;  // Forward reports it
   if (bias) cuda::AddBias(y, bias, M, N, stream_);
 }
 
@@ -459,7 +461,11 @@ Status CudaEngine::Forward(const int32_t* tokens, int n, int start_pos, bool all
   } else if (decode) {
     EnqueueDecode();
   } else {
+    gemm_status_ = CUBLAS_STATUS_SUCCESS;
     EnqueuePrefill(n, all_logits);
+    if (gemm_status_ != CUBLAS_STATUS_SUCCESS) {
+      return Internal(std::string("cuBLAS GEMM failed: ") + cublasGetStatusString(gemm_status_));
+    }
   }
   LLM_CUDA_TRY(cudaGetLastError());
   argmax_done_ = decode;
