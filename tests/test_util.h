@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "io/safetensors.h"
+#include "kernels/ops.h"
 
 namespace llm::testing {
 
@@ -53,6 +55,31 @@ inline Reference LoadReference(const std::string& name) {
   if (!f.ok()) throw std::runtime_error(f.status().message());
   r.file = f.value();
   return r;
+}
+
+// Bound on the relative error of logits for weights in `dtype`: 1e-4 in
+// float32; in float16/bfloat16 transformers' own error on the same model
+// (recorded in the fixture), since we round only the weights.
+inline double LogitTolerance(const Reference& ref, DType dtype) {
+  switch (dtype) {
+    case DType::kBF16: return ref.meta["hf_bf16_rel_err"].get<double>();
+    case DType::kF16: return ref.meta["hf_f16_rel_err"].get<double>();
+    default: return 1e-4;
+  }
+}
+
+// Causal attention of `tokens` query rows at positions start.. over a cache
+// [kv_heads][capacity][head_dim]; out stays null for the caller to set.
+inline AttentionArgs MakeAttentionArgs(const float* q, float* k, float* v, int kv_heads, int capacity, int head_dim,
+                                       int tokens, int start, int heads) {
+  AttentionArgs a;
+  a.q = q;
+  a.cache = KvCacheView{k, v, kv_heads, capacity, head_dim};
+  a.num_tokens = tokens;
+  a.start_pos = start;
+  a.num_heads = heads;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  return a;
 }
 
 // ||a - b|| / ||b||

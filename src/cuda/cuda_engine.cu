@@ -557,8 +557,7 @@ Result<std::unique_ptr<DeviceEngine>> MakeCudaEngine(const LlamaConfig& config, 
 }
 
 Result<double> MeasureCudaCopyBandwidth(int repetitions) {
-  LLM_ASSIGN_OR_RETURN(int count, CudaDeviceCount());
-  (void)count;
+  if (auto count = CudaDeviceCount(); !count.ok()) return count.status();
   const double bps = cuda::MeasureCopyBandwidth(size_t{1} << 30, repetitions);
   if (bps <= 0) return Internal("the device-to-device copy probe failed");
   return bps / 1e9;

@@ -6,7 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <chrono>
+#include <type_traits>
 
 #include "cuda/kernel_math.h"
 
@@ -85,13 +85,16 @@ __device__ float BlockSum(float v) {
   return WarpSum(v);
 }
 
-// Calls f(T-typed pointer) for the runtime weight type.
-template <typename F>
-void WithType(WType t, const void* p, F&& f) {
+// Calls f with `p` cast to the runtime type's pointer (float, __half or
+// __nv_bfloat16), keeping p's constness: weights in, outputs out.
+template <typename T, typename V>
+using SameConst = std::conditional_t<std::is_const_v<V>, const T, T>;
+template <typename V, typename F>
+void WithType(WType t, V* p, F&& f) {
   switch (t) {
-    case WType::kF32: f(static_cast<const float*>(p)); break;
-    case WType::kF16: f(static_cast<const __half*>(p)); break;
-    case WType::kBF16: f(static_cast<const __nv_bfloat16*>(p)); break;
+    case WType::kF32: f(static_cast<SameConst<float, V>*>(p)); break;
+    case WType::kF16: f(static_cast<SameConst<__half, V>*>(p)); break;
+    case WType::kBF16: f(static_cast<SameConst<__nv_bfloat16, V>*>(p)); break;
   }
 }
 
@@ -138,18 +141,9 @@ __global__ void AddRmsNormKernel(float* x, const float* delta, const float* weig
 
 void AddRmsNorm(float* x, const float* delta, const float* weight, int rows, int cols, float eps, float* out,
                 void* out_lowp, WType lowp, cudaStream_t s) {
-  switch (lowp) {
-    case WType::kF32:
-      AddRmsNormKernel<float><<<rows, 256, 0, s>>>(x, delta, weight, cols, eps, out, static_cast<float*>(out_lowp));
-      break;
-    case WType::kF16:
-      AddRmsNormKernel<__half><<<rows, 256, 0, s>>>(x, delta, weight, cols, eps, out, static_cast<__half*>(out_lowp));
-      break;
-    case WType::kBF16:
-      AddRmsNormKernel<__nv_bfloat16>
-          <<<rows, 256, 0, s>>>(x, delta, weight, cols, eps, out, static_cast<__nv_bfloat16*>(out_lowp));
-      break;
-  }
+  WithType(lowp, out_lowp, [&](auto* o) {
+    AddRmsNormKernel<<<rows, 256, 0, s>>>(x, delta, weight, cols, eps, out, o);  // o null: float32 output only
+  });
 }
 
 // ---------------------------------------------------------------- GEMV
@@ -239,15 +233,6 @@ __global__ void ConvertKernel(const float* in, size_t count, O* out) {
   if (i < count) out[i] = FromFloat<O>(in[i]);
 }
 
-// Calls f(O-typed output pointer) for the runtime type.
-template <typename F>
-void WithOutType(WType t, void* p, F&& f) {
-  switch (t) {
-    case WType::kF32: f(static_cast<float*>(p)); break;
-    case WType::kF16: f(static_cast<__half*>(p)); break;
-    case WType::kBF16: f(static_cast<__nv_bfloat16*>(p)); break;
-  }
-}
 
 }  // namespace
 
@@ -258,11 +243,11 @@ void AddBias(float* y, const float* bias, int n, int N, cudaStream_t s) {
 
 void SiluMulRows(const float* gate_up, int n, int F, void* out, WType out_type, cudaStream_t s) {
   const size_t total = static_cast<size_t>(n) * F;
-  WithOutType(out_type, out, [&](auto* o) { SiluMulRowsKernel<<<Blocks(total, 256), 256, 0, s>>>(gate_up, n, F, o); });
+  WithType(out_type, out, [&](auto* o) { SiluMulRowsKernel<<<Blocks(total, 256), 256, 0, s>>>(gate_up, n, F, o); });
 }
 
 void Convert(const float* in, size_t count, void* out, WType t, cudaStream_t s) {
-  WithOutType(t, out, [&](auto* o) { ConvertKernel<<<Blocks(count, 256), 256, 0, s>>>(in, count, o); });
+  WithType(t, out, [&](auto* o) { ConvertKernel<<<Blocks(count, 256), 256, 0, s>>>(in, count, o); });
 }
 
 // ---------------------------------------------------------------- RoPE + KV write

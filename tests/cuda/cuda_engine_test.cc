@@ -66,14 +66,8 @@ class CudaEngineTest : public ::testing::TestWithParam<Case> {
     return m.ok() ? std::move(m.value()) : nullptr;
   }
 
-  // The same bounds as the CPU engine's (tests/model/hf_fixture_test.cc).
-  double Tolerance() const {
-    switch (GetParam().dtype) {
-      case DType::kBF16: return ref_.meta["hf_bf16_rel_err"].get<double>();
-      case DType::kF16: return ref_.meta["hf_f16_rel_err"].get<double>();
-      default: return 1e-4;
-    }
-  }
+  // The same bounds as the CPU engine's.
+  double Tolerance() const { return testing::LogitTolerance(ref_, GetParam().dtype); }
 
   std::vector<int32_t> Greedy(LlamaModel& m, int n) {
     GenerationOptions go;

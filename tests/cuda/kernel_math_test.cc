@@ -164,20 +164,13 @@ TEST(CudaKernelMath, FlashDecodingAttentionMatchesReference) {
       auto k = Random(static_cast<size_t>(kv_heads) * capacity * hd, 10 + pos, 1.5f);
       auto v = Random(static_cast<size_t>(kv_heads) * capacity * hd, 11 + pos);
       const auto q = Random(static_cast<size_t>(heads) * hd, 12 + pos, 1.5f);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      AttentionArgs a;
-      a.q = q.data();
-      a.cache = KvCacheView{k.data(), v.data(), kv_heads, capacity, hd};
-      a.num_tokens = 1;
-      a.start_pos = pos;
-      a.num_heads = heads;
-      a.scale = scale;
+      AttentionArgs a = testing::MakeAttentionArgs(q.data(), k.data(), v.data(), kv_heads, capacity, hd, 1, pos, heads);
       std::vector<float> expected(heads * hd), got(heads * hd);
       a.out = expected.data();
       ref->Attention(a);
       for (int h = 0; h < heads; ++h) {
         const int kvh = h / (heads / kv_heads);
-        AttentionRowTwin(q.data() + h * hd, a.cache.KeyAt(kvh, 0), a.cache.ValueAt(kvh, 0), pos + 1, hd, scale,
+        AttentionRowTwin(q.data() + h * hd, a.cache.KeyAt(kvh, 0), a.cache.ValueAt(kvh, 0), pos + 1, hd, a.scale,
                          got.data() + h * hd);
       }
       EXPECT_LT(RelErr(got.data(), expected.data(), got.size()), 2e-6) << "head_dim " << hd << " position " << pos;

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/ops.h"
+#include "test_util.h"
 
 namespace llm {
 namespace {
@@ -38,6 +39,23 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
     std::vector<uint8_t> bytes((w.size() + offset) * DTypeSize(dtype) + 64);
     ConvertFloats(w.data(), DType::kF32, bytes.data() + offset * DTypeSize(dtype), dtype, w.size());
     return bytes;
+  }
+  // The CPU backend's causal attention against the reference on random q, K, V.
+  void ExpectAttentionMatchesReference(int tokens, int start, int heads, int kv_heads, int capacity, int hd) {
+    auto k = Random(kv_heads * capacity * hd);
+    auto v = Random(kv_heads * capacity * hd);
+    auto q = Random(tokens * heads * hd);
+    AttentionArgs args =
+        testing::MakeAttentionArgs(q.data(), k.data(), v.data(), kv_heads, capacity, hd, tokens, start, heads);
+    std::vector<float> a(tokens * heads * hd), b(tokens * heads * hd);
+    args.out = a.data();
+    ref_->Attention(args);
+    args.out = b.data();
+    cpu_->Attention(args);
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_NEAR(b[i], a[i], 2e-5) << "tokens " << tokens << " start " << start << " hd " << hd << " kv " << kv_heads
+                                    << " i " << i;
+    }
   }
   std::mt19937 rng_{123};
   ThreadPool pool_{2};
@@ -115,23 +133,7 @@ TEST_P(KernelsTest, RopeMatchesReference) {
 TEST_P(KernelsTest, DecodeAttentionOverLongCachesMatchesReference) {
   for (int hd : {12, 64, 128}) {
     for (int pos : {0, 3, 63, 64, 65, 200, 255}) {
-      const int heads = 8, kv_heads = 2, capacity = 256;
-      auto k = Random(kv_heads * capacity * hd);
-      auto v = Random(kv_heads * capacity * hd);
-      auto q = Random(heads * hd);
-      AttentionArgs args;
-      args.q = q.data();
-      args.cache = KvCacheView{k.data(), v.data(), kv_heads, capacity, hd};
-      args.num_tokens = 1;
-      args.start_pos = pos;
-      args.num_heads = heads;
-      args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      std::vector<float> a(heads * hd), b(heads * hd);
-      args.out = a.data();
-      ref_->Attention(args);
-      args.out = b.data();
-      cpu_->Attention(args);
-      for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 2e-5) << "hd " << hd << " pos " << pos << " i " << i;
+      ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(1, pos, 8, 2, 256, hd));
     }
   }
 }
@@ -139,29 +141,9 @@ TEST_P(KernelsTest, DecodeAttentionOverLongCachesMatchesReference) {
 TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   // 9 query tokens take the per-row path, 40 the GEMM path used for prefill.
   for (int tokens : {9, 40}) {
-  for (int hd : {8, 12, 64}) {
-    for (int kv_heads : {1, 2}) {
-      const int heads = 4, capacity = 64, start = 17;
-      auto k = Random(kv_heads * capacity * hd);
-      auto v = Random(kv_heads * capacity * hd);
-      auto q = Random(tokens * heads * hd);
-      AttentionArgs args;
-      args.q = q.data();
-      args.cache = KvCacheView{k.data(), v.data(), kv_heads, capacity, hd};
-      args.num_tokens = tokens;
-      args.start_pos = start;
-      args.num_heads = heads;
-      args.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      std::vector<float> a(tokens * heads * hd), b(tokens * heads * hd);
-      args.out = a.data();
-      ref_->Attention(args);
-      args.out = b.data();
-      cpu_->Attention(args);
-      for (size_t i = 0; i < a.size(); ++i) {
-        ASSERT_NEAR(b[i], a[i], 2e-5) << "tokens " << tokens << " hd " << hd << " kv " << kv_heads << " i " << i;
-      }
+    for (int hd : {8, 12, 64}) {
+      for (int kv_heads : {1, 2}) ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(tokens, 17, 4, kv_heads, 64, hd));
     }
-  }
   }
 }
 

@@ -55,13 +55,7 @@ class HfFixtureTest : public ::testing::TestWithParam<Case> {
   }
 
   // Our tolerance for logits in this case's dtype.
-  double Tolerance() const {
-    switch (GetParam().dtype) {
-      case DType::kBF16: return ref_.meta["hf_bf16_rel_err"].get<double>();
-      case DType::kF16: return ref_.meta["hf_f16_rel_err"].get<double>();
-      default: return 1e-4;
-    }
-  }
+  double Tolerance() const { return testing::LogitTolerance(ref_, GetParam().dtype); }
 
   ThreadPool pool_{2};
   testing::Reference ref_;
