@@ -65,7 +65,7 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
 
 TEST_P(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
-    for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 13}) {
+    for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 13, 100}) {  // 100: two GEMM row blocks, the last group partial
       for (int64_t K : {1, 7, 8, 9, 16, 17, 33, 257, 300}) {
         for (int64_t N : {1, 3, 4, 5, 17, 33, 130}) {
           for (int offset : {0, 1}) {

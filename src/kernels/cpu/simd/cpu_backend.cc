@@ -35,10 +35,23 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
       return;
     }
+    const int64_t K = w.cols;
+    float* x_packed = Scratch(0, kRowsPacked, simd::GemmPackedRowsFloats(M, K));
+    const int64_t depth_blocks = (K + simd::kGemmDepth - 1) / simd::kGemmDepth;
+    pool_->ParallelFor(depth_blocks, [&](size_t kb, int) {
+      simd::PackGemmRows(x, M, K, static_cast<int64_t>(kb) * simd::kGemmDepth, x_packed);
+    });
     const int64_t block = simd::GemmRowBlock();
     pool_->ParallelRange(N, block, [&](size_t b, size_t e, int worker) {
-      simd::GemmRows(x, M, w, b, e, bias, y, Scratch(worker, kPack, simd::GemmPackFloats()));
+      simd::GemmRows(x_packed, M, w, b, e, bias, y, Scratch(worker, kPack, simd::GemmPackFloats()));
     });
+  }
+
+  // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
+  void GemmOnWorker(const float* x, int64_t M, const MatView& w, int64_t n_end, float* y, int worker) {
+    float* x_packed = Scratch(worker, kRowsPacked, simd::GemmPackedRowsFloats(M, w.cols));
+    for (int64_t k0 = 0; k0 < w.cols; k0 += simd::kGemmDepth) simd::PackGemmRows(x, M, w.cols, k0, x_packed);
+    simd::GemmRows(x_packed, M, w, 0, n_end, nullptr, y, Scratch(worker, kPack, simd::GemmPackFloats()));
   }
 
   void RmsNorm(const float* x, const MatView& weight, float eps, int64_t M, float* out) override {
@@ -115,7 +128,7 @@ class CpuBackend final : public KernelBackend {
         // Causal: the block's last row sees positions 0 .. need-1, so later keys are skipped.
         const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
         const MatView keys{a.cache.KeyAt(kvh, 0), DType::kF32, need, hd};  // [need, hd], rows contiguous
-        simd::GemmRows(qg, rows, keys, 0, need, nullptr, sg, Scratch(worker, kPack, simd::GemmPackFloats()));
+        GemmOnWorker(qg, rows, keys, need, sg, worker);
         for (int64_t r = 0; r < rows; ++r) {
           float* dst = scores + row_of(kvh, r0 + r) * stride;
           for (int64_t p = 0; p < need; ++p) dst[p] = sg[r * need + p] * a.scale;
@@ -161,7 +174,7 @@ class CpuBackend final : public KernelBackend {
           std::fill(pg + r * ctx + pos + 1, pg + (r + 1) * ctx, 0.f);
         }
         const MatView values_t{vt, DType::kF32, hd, ctx};
-        simd::GemmRows(pg, rows, values_t, 0, hd, nullptr, og, Scratch(worker, kPack, simd::GemmPackFloats()));
+        GemmOnWorker(pg, rows, values_t, hd, og, worker);
         for (int64_t r = 0; r < rows; ++r) {
           const size_t row = row_of(kvh, r0 + r);
           for (int d = 0; d < hd; ++d) a.out[row * hd + d] = og[r * hd + d] * inv_sum[row];
@@ -197,7 +210,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
@@ -123,36 +124,71 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
   WithWeightType(w.data, w.dtype, [&](auto* wt) { GemvT(x, M, wt, w.cols, w.rows, n_begin, n_end, bias, y); });
 }
 
-// --- GEMM: packed panels of W, a 6 x (2 vectors) register tile -----------------
+// --- GEMM: packed panels of W and of x, a 6 x (2 vectors) register tile -----
 //
 // C[m0:m0+6, n0:n0+2L] accumulates over a K block: per k, two loads of the
-// packed W panel and six broadcasts of x feed twelve FMAs, so the FMA units,
-// not the load ports, are the limit. W is widened to float32 while packing,
-// once per K block, and the packed block (kKc x kNc floats) stays in L2.
-constexpr int kMr = 6;
-constexpr int64_t kKc = 256;
+// packed W panel and six broadcasts of packed x feed twelve FMAs, so the FMA
+// units, not the load ports, are the limit. W is widened to float32 while
+// packing, once per K block; x is packed once per matmul by the caller
+// (PackGemmRows) so the six rows of a k step share a cache line instead of
+// sitting K floats apart (16 KiB at K = 4096: the same L1 sets).
+constexpr int kMr = static_cast<int>(kGemmRowGroup);
+constexpr int64_t kKc = kGemmDepth;
 constexpr int64_t kPanelsPerBlock = 8;
+// Rows per block: the block's packed x (kMc x kc floats, 96 KiB) stays in L2
+// while one W panel (kc x 2L floats) stays in L1 across the block's row
+// groups, so the inner loop streams x from L2 and W from L1.
+constexpr int64_t kMc = 96;
 
 HWY_INLINE int64_t PanelWidth() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 
-template <int MR>
-HWY_INLINE void MicroKernel(const float* a, int64_t lda, const float* b, int64_t kc, float* tile) {
+// Adds (or with `first`, stores plus bias) the tile into rows of y; the y
+// lines were prefetched when the k loop started, so the read-modify-write
+// of the K blocks after the first finds them in cache.
+template <bool kFullPanel>
+HWY_INLINE void MicroKernel(const float* a, const float* b, int64_t kc, float* y, int64_t ldy, int64_t rows,
+                            int64_t cols, bool first, const float* bias, float* tile) {
   const DF df;
   const size_t L = hn::Lanes(df);
-  VF c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = hn::Zero(df);
+  for (int64_t i = 0; i < rows; ++i) {
+    hwy::Prefetch(y + i * ldy);
+    hwy::Prefetch(y + i * ldy + 2 * L - 1);
+  }
+  VF c0[kMr], c1[kMr];
+  for (int i = 0; i < kMr; ++i) c0[i] = c1[i] = hn::Zero(df);
   for (int64_t k = 0; k < kc; ++k) {
     const VF b0 = hn::Load(df, b + k * 2 * L);
     const VF b1 = hn::Load(df, b + k * 2 * L + L);
-    for (int i = 0; i < MR; ++i) {
-      const VF ai = hn::Set(df, a[i * lda + k]);
+    for (int i = 0; i < kMr; ++i) {
+      const VF ai = hn::Set(df, a[k * kMr + i]);
       c0[i] = hn::MulAdd(ai, b0, c0[i]);
       c1[i] = hn::MulAdd(ai, b1, c1[i]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    hn::Store(c0[i], df, tile + i * 2 * L);
-    hn::Store(c1[i], df, tile + i * 2 * L + L);
+  if constexpr (kFullPanel) {
+    const VF bias0 = bias ? hn::LoadU(df, bias) : hn::Zero(df);
+    const VF bias1 = bias ? hn::LoadU(df, bias + L) : hn::Zero(df);
+    for (int i = 0; i < kMr; ++i) {
+      if (i >= rows) break;
+      float* yi = y + i * ldy;
+      if (first) {
+        hn::StoreU(hn::Add(c0[i], bias0), df, yi);
+        hn::StoreU(hn::Add(c1[i], bias1), df, yi + L);
+      } else {
+        hn::StoreU(hn::Add(c0[i], hn::LoadU(df, yi)), df, yi);
+        hn::StoreU(hn::Add(c1[i], hn::LoadU(df, yi + L)), df, yi + L);
+      }
+    }
+  } else {
+    for (int i = 0; i < kMr; ++i) {
+      hn::Store(c0[i], df, tile + i * 2 * L);
+      hn::Store(c1[i], df, tile + i * 2 * L + L);
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      float* yi = y + i * ldy;
+      const float* t = tile + i * 2 * L;
+      for (int64_t j = 0; j < cols; ++j) yi[j] = first ? t[j] + (bias ? bias[j] : 0.f) : yi[j] + t[j];
+    }
   }
 }
 
@@ -176,9 +212,10 @@ void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, in
 }
 
 template <class WT>
-void GemmT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
+void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y, float* pack) {
   const int64_t nr = PanelWidth();
+  const int64_t padded_m = (M + kMr - 1) / kMr * kMr;
   HWY_ALIGN float tile[kMr * 2 * 16];  // 16 = widest x86 lane count
   for (int64_t nb = n_begin; nb < n_end; nb += kPanelsPerBlock * nr) {
     const int64_t ne = std::min(n_end, nb + kPanelsPerBlock * nr);
@@ -186,28 +223,21 @@ void GemmT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
       for (int64_t p = 0; p < num_panels; ++p) PackPanel(w, K, nb + p * nr, ne, k0, kc, nr, pack + p * kc * nr);
-      for (int64_t m0 = 0; m0 < M; m0 += kMr) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMr, M - m0));
-        const float* a = x + m0 * K + k0;
+      const float* x_block = x_packed + k0 * padded_m;  // this K block: [padded_m / kMr][kc][kMr]
+      for (int64_t mb = 0; mb < M; mb += kMc) {
+        const int64_t me = std::min(M, mb + kMc);
         for (int64_t p = 0; p < num_panels; ++p) {
           const float* b = pack + p * kc * nr;
-          switch (mr) {
-            case 6: MicroKernel<6>(a, K, b, kc, tile); break;
-            case 5: MicroKernel<5>(a, K, b, kc, tile); break;
-            case 4: MicroKernel<4>(a, K, b, kc, tile); break;
-            case 3: MicroKernel<3>(a, K, b, kc, tile); break;
-            case 2: MicroKernel<2>(a, K, b, kc, tile); break;
-            default: MicroKernel<1>(a, K, b, kc, tile); break;
-          }
           const int64_t n0 = nb + p * nr;
           const int64_t cols = std::min(nr, ne - n0);
-          for (int i = 0; i < mr; ++i) {
-            float* yrow = y + (m0 + i) * N + n0;
-            const float* t = tile + i * nr;
-            if (k0 == 0) {
-              for (int64_t j = 0; j < cols; ++j) yrow[j] = t[j] + (bias ? bias[n0 + j] : 0.f);
+          for (int64_t m0 = mb; m0 < me; m0 += kMr) {
+            // Rows past M are zero padding: computed, not written.
+            const int64_t rows = std::min<int64_t>(kMr, M - m0);
+            const float* bias_n = bias ? bias + n0 : nullptr;
+            if (cols == nr) {
+              MicroKernel<true>(x_block + m0 * kc, b, kc, y + m0 * N + n0, N, rows, cols, k0 == 0, bias_n, tile);
             } else {
-              for (int64_t j = 0; j < cols; ++j) yrow[j] += t[j];
+              MicroKernel<false>(x_block + m0 * kc, b, kc, y + m0 * N + n0, N, rows, cols, k0 == 0, bias_n, tile);
             }
           }
         }
@@ -216,9 +246,10 @@ void GemmT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
   }
 }
 
-void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-              float* y, float* pack) {
-  WithWeightType(w.data, w.dtype, [&](auto* wt) { GemmT(x, M, wt, w.cols, w.rows, n_begin, n_end, bias, y, pack); });
+void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+              const float* bias, float* y, float* pack) {
+  WithWeightType(w.data, w.dtype,
+                 [&](auto* wt) { GemmT(x_packed, M, wt, w.cols, w.rows, n_begin, n_end, bias, y, pack); });
 }
 
 int64_t GemmRowBlock() { return kPanelsPerBlock * PanelWidth(); }
@@ -507,9 +538,24 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
               float* y) {
   HWY_DYNAMIC_DISPATCH(GemvRows)(x, M, w, n_begin, n_end, bias, y);
 }
-void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-              float* y, float* pack) {
-  HWY_DYNAMIC_DISPATCH(GemmRows)(x, M, w, n_begin, n_end, bias, y, pack);
+void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+              const float* bias, float* y, float* pack) {
+  HWY_DYNAMIC_DISPATCH(GemmRows)(x_packed, M, w, n_begin, n_end, bias, y, pack);
+}
+size_t GemmPackedRowsFloats(int64_t M, int64_t K) {
+  return static_cast<size_t>((M + kGemmRowGroup - 1) / kGemmRowGroup * kGemmRowGroup * K);
+}
+void PackGemmRows(const float* x, int64_t M, int64_t K, int64_t k0, float* x_packed) {
+  const int64_t padded_m = (M + kGemmRowGroup - 1) / kGemmRowGroup * kGemmRowGroup;
+  const int64_t kc = std::min(kGemmDepth, K - k0);
+  float* block = x_packed + k0 * padded_m;
+  for (int64_t m0 = 0; m0 < padded_m; m0 += kGemmRowGroup) {
+    float* group = block + m0 * kc;
+    for (int64_t i = 0; i < kGemmRowGroup; ++i) {
+      const float* row = m0 + i < M ? x + (m0 + i) * K + k0 : nullptr;
+      for (int64_t k = 0; k < kc; ++k) group[k * kGemmRowGroup + i] = row ? row[k] : 0.f;
+    }
+  }
 }
 // Enough for the widest x86 target (AVX-512, 16 float lanes): kPanelsPerBlock
 // panels of 2 vectors x kKc. HWY_MAX_BYTES is not usable here: in this

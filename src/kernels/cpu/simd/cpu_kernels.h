@@ -16,9 +16,19 @@ namespace simd {
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y);
 // Same result through a packed, register-tiled GEMM (compute-bound path for
-// prefill). `pack` is scratch of GemmPackFloats() floats owned by the caller.
-void GemmRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+// prefill). x comes packed by PackGemmRows; `pack` is scratch of
+// GemmPackFloats() floats owned by the caller.
+void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack);
+// Packed GEMM input: per block of kGemmDepth columns (the last may be
+// shorter), per group of kGemmRowGroup rows, [columns of the block][group]
+// (rows past M are zero). Packed once per matmul, read by every task.
+constexpr int64_t kGemmRowGroup = 6;
+constexpr int64_t kGemmDepth = 256;
+size_t GemmPackedRowsFloats(int64_t M, int64_t K);
+// Packs the depth block starting at column k0 (a multiple of kGemmDepth) of
+// x[M, K] (row stride K).
+void PackGemmRows(const float* x, int64_t M, int64_t K, int64_t k0, float* x_packed);
 size_t GemmPackFloats();
 // Rows of W per GEMM task: a multiple of the register tile width.
 int64_t GemmRowBlock();
