@@ -66,7 +66,7 @@ void BM_Attention_Cpu(benchmark::State& state) {
   const int capacity = depth + T;
   const size_t layer_floats = static_cast<size_t>(KVH) * capacity * hd;
   // Enough layers that the caches together exceed a 32 MiB last-level cache.
-  const int layers = getenv("L1") ? 1 : static_cast<int>(std::max<size_t>(2, (96u << 20) / (2 * 4 * layer_floats) + 1));
+  const int layers = static_cast<int>(std::max<size_t>(2, (96u << 20) / (2 * 4 * layer_floats) + 1));
   ThreadPool pool(AvailableCpuThreads());
   auto backend = MakeCpuBackend(&pool);
   std::vector<float> k = Filled(layer_floats * layers, 1.0f), v = Filled(layer_floats * layers, 0.5f);
