@@ -129,20 +129,33 @@ def main():
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--binary", default="build/speed_benchmark")
     ap.add_argument("--gguf-dir", default=tempfile.gettempdir())
+    ap.add_argument("--one-model-at-a-time", action="store_true",
+                    help="free llama.cpp's model while ours runs (a 7B model twice does not fit in 24 GB)")
     args = ap.parse_args()
     from llama_cpp import Llama
     path = os.path.join(args.gguf_dir, f"random-{args.arch}-{args.dtype}.gguf")
     if not os.path.exists(path):
         print(f"writing {path} ...", flush=True)
         write_gguf(path, args.arch, args.dtype)
-    llm = Llama(model_path=path, n_ctx=max(args.prompt, args.gen) + 16, n_batch=args.prompt, n_ubatch=args.prompt,
-                n_threads=args.threads, n_threads_batch=args.threads, verbose=False, use_mmap=True)
-    llamacpp_run(llm, 16, 4)  # warm-up: pages in the weights
+    def load():
+        llm = Llama(model_path=path, n_ctx=max(args.prompt, args.gen) + 16, n_batch=args.prompt,
+                    n_ubatch=args.prompt, n_threads=args.threads, n_threads_batch=args.threads, verbose=False,
+                    use_mmap=True)
+        llamacpp_run(llm, 16, 4)  # warm-up: pages in the weights
+        return llm
+
+    llm = load()
     lp, lt, op, ot = [], [], [], []
     for _ in range(args.runs):  # alternate, so both see the same machine state
+        if llm is None:
+            llm = load()
         p, t = llamacpp_run(llm, args.prompt, args.gen)
         lp.append(p)
         lt.append(t)
+        if args.one_model_at_a_time:
+            llm.close() if hasattr(llm, "close") else None
+            del llm
+            llm = None
         p, t = ours_run(args.binary, args.arch, args.dtype, args.threads, args.prompt, args.gen)
         op.append(p)
         ot.append(t)

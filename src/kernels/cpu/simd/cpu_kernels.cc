@@ -408,47 +408,51 @@ HWY_INLINE void WeightedSumTile(const float* probs, int64_t stride, const float*
   }
 }
 
+// kRows rows of the weighted sum over positions [p0, pe), all head dims:
+// tiles of 2 vectors (4 rows x 2 vectors keeps both value vectors in
+// registers for four FMA rows: 6 loads per 8 FMAs, 1.6x the 2 x 4 tile that
+// re-read each value vector per row), then 1 vector, then scalar.
+template <int kRows, int kHd>
+HWY_INLINE void WeightedSumRows(const float* pr, int64_t stride, const float* values, int64_t hd, int64_t p0,
+                                int64_t pe, float* o, int64_t ahead, int64_t n) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(DF()));
+  int64_t d = 0;
+  for (; d + 2 * L <= hd; d += 2 * L) WeightedSumTile<kRows, 2, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
+  for (; d + L <= hd; d += L) WeightedSumTile<kRows, 1, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
+  for (; d < hd; ++d) {
+    for (int r = 0; r < kRows; ++r) {
+      float a = o[r * hd + d];
+      for (int64_t p = p0; p < pe; ++p) a += pr[r * stride + p] * values[p * hd + d];
+      o[r * hd + d] = a;
+    }
+  }
+}
+
 // out[g] = sum over p < n of probs[g * stride + p] * values[p], for G rows.
-// Positions go in blocks of 64 that stay in L1 while every row pair of the
-// group uses them.
+// Positions go in blocks of 64 that stay in L1 while every row group uses
+// them; the first group prefetches the next block.
 template <int kHd>
 void AttentionWeightedSumT(const float* probs, int64_t G, int64_t stride, const float* values, int64_t n,
                            int64_t head_dim, float* out) {
   const int64_t hd = kHd > 0 ? kHd : head_dim;
-  const DF df;
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   constexpr int64_t kBlock = 64;
   std::fill(out, out + G * hd, 0.0f);
   for (int64_t p0 = 0; p0 < n; p0 += kBlock) {
     const int64_t pe = std::min(n, p0 + kBlock);
     for (int64_t g = 0; g < G;) {
-      const int rows = g + 2 <= G ? 2 : 1;
-      const int64_t ahead = g == 0 ? kBlock : 0;  // the first row pair fetches the next block
+      const int64_t ahead = g == 0 ? kBlock : 0;
       const float* pr = probs + g * stride;
       float* o = out + g * hd;
-      int64_t d = 0;
-      for (; d + 4 * L <= hd; d += 4 * L) {
-        if (rows == 2) {
-          WeightedSumTile<2, 4, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
-        } else {
-          WeightedSumTile<1, 4, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
-        }
+      if (g + 4 <= G) {
+        WeightedSumRows<4, kHd>(pr, stride, values, hd, p0, pe, o, ahead, n);
+        g += 4;
+      } else if (g + 2 <= G) {
+        WeightedSumRows<2, kHd>(pr, stride, values, hd, p0, pe, o, ahead, n);
+        g += 2;
+      } else {
+        WeightedSumRows<1, kHd>(pr, stride, values, hd, p0, pe, o, ahead, n);
+        g += 1;
       }
-      for (; d + L <= hd; d += L) {
-        if (rows == 2) {
-          WeightedSumTile<2, 1, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
-        } else {
-          WeightedSumTile<1, 1, kHd>(pr, stride, values, hd, p0, pe, d, o, ahead, n);
-        }
-      }
-      for (; d < hd; ++d) {
-        for (int r = 0; r < rows; ++r) {
-          float a = o[r * hd + d];
-          for (int64_t p = p0; p < pe; ++p) a += pr[r * stride + p] * values[p * hd + d];
-          o[r * hd + d] = a;
-        }
-      }
-      g += rows;
     }
   }
 }
