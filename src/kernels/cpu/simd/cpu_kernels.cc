@@ -341,6 +341,12 @@ HWY_INLINE void PrefetchBytes(const float* p, int64_t bytes) {
   const char* c = reinterpret_cast<const char*>(p);
   for (int64_t i = 0; i < bytes; i += 64) hwy::Prefetch(c + i);
 }
+// The same into L2 only, for data a whole L1-sized block ahead: into L1 it
+// would evict the block still being worked on.
+HWY_INLINE void PrefetchBytesL2(const float* p, int64_t bytes) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 2);
+}
 
 // Decode attention of one KV head's group of G query rows over n cached keys:
 // scores[g * stride + p] = scale * (q[g] . keys[p]).
@@ -395,7 +401,7 @@ HWY_INLINE void WeightedSumTile(const float* probs, int64_t stride, const float*
     for (int i = 0; i < kVecs; ++i) acc[r][i] = hn::LoadU(df, o + r * hd + d + i * L);
   }
   for (int64_t p = p0; p < pe; ++p) {
-    if (ahead > 0 && p + ahead < n) PrefetchBytes(values + (p + ahead) * hd + d, kVecs * L * sizeof(float));
+    if (ahead > 0 && p + ahead < n) PrefetchBytesL2(values + (p + ahead) * hd + d, kVecs * L * sizeof(float));
     VF v[kVecs];
     for (int i = 0; i < kVecs; ++i) v[i] = hn::LoadU(df, values + p * hd + d + i * L);
     for (int r = 0; r < kRows; ++r) {
