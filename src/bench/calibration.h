@@ -23,7 +23,9 @@ struct Calibration {
 Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes = size_t{1} << 30);
 // Cached result when present for this machine key, else measure and store.
 Calibration LoadOrMeasureCalibration(ThreadPool* pool);
-void StoreCalibration(const Calibration& c);
+// Merges c into the cache, keeping per metric the higher of the cached and
+// the new value; returns what the cache holds now.
+Calibration StoreCalibration(const Calibration& c);
 std::string CalibrationCachePath();
 
 }  // namespace llm

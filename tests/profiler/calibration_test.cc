@@ -6,8 +6,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/thread_pool.h"
+#include "test_util.h"
 
 namespace llm {
 namespace {
@@ -28,6 +30,34 @@ TEST(Calibration, PositiveAndRepeatable) {
     agreed = std::fabs(a.read_gbps / b.read_gbps - 1.0) <= 0.2 && std::fabs(a.fma_gflops / b.fma_gflops - 1.0) <= 0.2;
   }
   EXPECT_TRUE(agreed) << "calibration not repeatable within 20% in three attempts";
+}
+
+// A probe taken while the machine was busy does not lower the cached roof:
+// per metric the cache keeps the higher value, and later runs load it.
+TEST(Calibration, CacheKeepsTheBestValueSeenPerMetric) {
+  testing::TempDir dir;
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old ? old : "";
+  ::setenv("XDG_CACHE_HOME", dir.path().c_str(), 1);
+  ThreadPool pool(2);
+  Calibration c = MeasureCalibration(&pool, size_t{1} << 20);  // for a valid machine key
+  c.read_gbps = 10;
+  c.fma_gflops = 100;
+  StoreCalibration(c);
+  c.read_gbps = 20;
+  c.fma_gflops = 50;
+  const Calibration kept = StoreCalibration(c);
+  const Calibration loaded = LoadOrMeasureCalibration(&pool);
+  if (old) {
+    ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+  } else {
+    ::unsetenv("XDG_CACHE_HOME");
+  }
+  EXPECT_DOUBLE_EQ(kept.read_gbps, 20);
+  EXPECT_DOUBLE_EQ(kept.fma_gflops, 100);
+  EXPECT_DOUBLE_EQ(loaded.read_gbps, 20);
+  EXPECT_DOUBLE_EQ(loaded.fma_gflops, 100);
+  EXPECT_EQ(loaded.source.rfind("cache:", 0), 0u) << loaded.source;
 }
 
 }  // namespace
