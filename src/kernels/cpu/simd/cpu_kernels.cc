@@ -215,7 +215,7 @@ template <class WT>
 void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y, float* pack) {
   const int64_t nr = PanelWidth();
-  const int64_t padded_m = (M + kMr - 1) / kMr * kMr;
+  const int64_t padded_m = GemmPaddedRows(M);
   HWY_ALIGN float tile[kMr * 2 * 16];  // 16 = widest x86 lane count
   for (int64_t nb = n_begin; nb < n_end; nb += kPanelsPerBlock * nr) {
     const int64_t ne = std::min(n_end, nb + kPanelsPerBlock * nr);
@@ -270,8 +270,6 @@ HWY_INLINE hn::Vec<D4> FoldBlocks(D d, hn::Vec<D> v) {
     return FoldBlocks(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
   }
 }
-#endif
-#if HWY_TARGET != HWY_SCALAR
 HWY_INLINE hn::Vec<D4> Sum4(DF df, VF a, VF b, VF c, VF d) {
   const hn::Repartition<uint64_t, DF> du64;
   const VF ab = hn::Add(hn::InterleaveLower(df, a, b), hn::InterleaveUpper(df, a, b));  // a02 b02 a13 b13
@@ -336,16 +334,13 @@ HWY_INLINE void ScoresTile(const float* q, const float* k, int64_t head_dim, flo
 
 // Cache lines of `bytes` from p on, requested ahead of use: a decode step
 // reads each K/V row once, from memory, so the hardware prefetcher alone
-// leaves the FMAs waiting at the start of every row.
+// leaves the FMAs waiting at the start of every row. kLocality 3 fetches
+// into L1; 2 into L2 only, for data a whole L1-sized block ahead (into L1 it
+// would evict the block still being worked on).
+template <int kLocality>
 HWY_INLINE void PrefetchBytes(const float* p, int64_t bytes) {
   const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t i = 0; i < bytes; i += 64) hwy::Prefetch(c + i);
-}
-// The same into L2 only, for data a whole L1-sized block ahead: into L1 it
-// would evict the block still being worked on.
-HWY_INLINE void PrefetchBytesL2(const float* p, int64_t bytes) {
-  const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 2);
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, kLocality);
 }
 
 // Decode attention of one KV head's group of G query rows over n cached keys:
@@ -360,7 +355,7 @@ void AttentionScoresT(const float* q, int64_t G, const float* keys, int64_t n, i
   int64_t p0 = 0;
   for (; p0 + 4 <= n; p0 += 4) {
     const float* k = keys + p0 * hd;
-    if (p0 + 12 <= n) PrefetchBytes(k + 8 * hd, 4 * hd * sizeof(float));
+    if (p0 + 12 <= n) PrefetchBytes<3>(k + 8 * hd, 4 * hd * sizeof(float));
     int64_t g = 0;
     for (; g + 2 <= G; g += 2) ScoresTile<2, kHd>(q + g * hd, k, hd, scale, scores + g * stride + p0, stride);
     if (g < G) ScoresTile<1, kHd>(q + g * hd, k, hd, scale, scores + g * stride + p0, stride);
@@ -401,7 +396,7 @@ HWY_INLINE void WeightedSumTile(const float* probs, int64_t stride, const float*
     for (int i = 0; i < kVecs; ++i) acc[r][i] = hn::LoadU(df, o + r * hd + d + i * L);
   }
   for (int64_t p = p0; p < pe; ++p) {
-    if (ahead > 0 && p + ahead < n) PrefetchBytesL2(values + (p + ahead) * hd + d, kVecs * L * sizeof(float));
+    if (ahead > 0 && p + ahead < n) PrefetchBytes<2>(values + (p + ahead) * hd + d, kVecs * L * sizeof(float));
     VF v[kVecs];
     for (int i = 0; i < kVecs; ++i) v[i] = hn::LoadU(df, values + p * hd + d + i * L);
     for (int r = 0; r < kRows; ++r) {
@@ -633,10 +628,10 @@ void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begi
   HWY_DYNAMIC_DISPATCH(GemmRows)(x_packed, M, w, n_begin, n_end, bias, y, pack);
 }
 size_t GemmPackedRowsFloats(int64_t M, int64_t K) {
-  return static_cast<size_t>((M + kGemmRowGroup - 1) / kGemmRowGroup * kGemmRowGroup * K);
+  return static_cast<size_t>(GemmPaddedRows(M) * K);
 }
 void PackGemmRows(const float* x, int64_t M, int64_t K, int64_t k0, float* x_packed) {
-  const int64_t padded_m = (M + kGemmRowGroup - 1) / kGemmRowGroup * kGemmRowGroup;
+  const int64_t padded_m = GemmPaddedRows(M);
   const int64_t kc = std::min(kGemmDepth, K - k0);
   float* block = x_packed + k0 * padded_m;
   for (int64_t m0 = 0; m0 < padded_m; m0 += kGemmRowGroup) {

@@ -25,6 +25,8 @@ void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begi
 // (rows past M are zero). Packed once per matmul, read by every task.
 constexpr int64_t kGemmRowGroup = 6;
 constexpr int64_t kGemmDepth = 256;
+// M rounded up to whole row groups: the rows a packed block holds.
+constexpr int64_t GemmPaddedRows(int64_t M) { return (M + kGemmRowGroup - 1) / kGemmRowGroup * kGemmRowGroup; }
 size_t GemmPackedRowsFloats(int64_t M, int64_t K);
 // Packs the depth block starting at column k0 (a multiple of kGemmDepth) of
 // x[M, K] (row stride K).
