@@ -1,5 +1,7 @@
 #include "io/llama_config.h"
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace llm {
@@ -8,25 +10,42 @@ namespace {
 
 using nlohmann::json;
 
-// Reads an optional integer field; a present field of the wrong type is an error.
+// Every number of config.json goes through these readers: a present field of
+// the wrong type, outside the range of the C++ type it is stored in, or not
+// finite is an error that names the field and shows the value as written.
+Status CheckedInt(const json& v, const std::string& what, int* out) {
+  if (!v.is_number_integer()) return InvalidArgument(what + " must be an integer, got " + v.dump());
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(INT32_MAX)
+                                               : v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+  if (!in_range) return InvalidArgument(what + " is out of range: " + v.dump());
+  *out = static_cast<int>(v.get<int64_t>());
+  return OkStatus();
+}
+
 Status GetInt(const json& j, const char* key, int* out, const std::string& src, bool required) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
     return required ? InvalidArgument(src + ": missing required field '" + key + "'") : OkStatus();
   }
-  if (!it->is_number_integer()) return InvalidArgument(src + ": field '" + std::string(key) + "' must be an integer");
-  const int64_t v = it->get<int64_t>();
-  if (v < INT32_MIN || v > INT32_MAX) return InvalidArgument(src + ": field '" + std::string(key) + "' out of range");
-  *out = static_cast<int>(v);
+  return CheckedInt(*it, src + ": field '" + std::string(key) + "'", out);
+}
+
+// Doubles that the engine uses as float32 (rms_norm_eps, rope_theta, rope
+// factors): they must be finite in float32 too, or they would become inf.
+Status CheckedDouble(const json& v, const std::string& what, double* out) {
+  if (!v.is_number()) return InvalidArgument(what + " must be a number, got " + v.dump());
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+    return InvalidArgument(what + " is outside the float32 range: " + v.dump());
+  }
+  *out = d;
   return OkStatus();
 }
 
 Status GetDouble(const json& j, const char* key, double* out, const std::string& src) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return OkStatus();
-  if (!it->is_number()) return InvalidArgument(src + ": field '" + std::string(key) + "' must be a number");
-  *out = it->get<double>();
-  return OkStatus();
+  return CheckedDouble(*it, src + ": field '" + std::string(key) + "'", out);
 }
 
 Status GetBool(const json& j, const char* key, bool* out, const std::string& src) {
@@ -48,21 +67,45 @@ Status ParseRopeScaling(const json& j, LlamaConfig* c, const std::string& src) {
   }
   if (it == j.end() || it->is_null()) return OkStatus();
   if (!it->is_object()) return InvalidArgument(src + ": 'rope_scaling' must be an object or null");
+  const std::string where = src + " rope_scaling";
   std::string type;
   for (const char* key : {"rope_type", "type"}) {
     auto t = it->find(key);
-    if (t != it->end() && t->is_string()) { type = t->get<std::string>(); break; }
+    if (t == it->end() || t->is_null()) continue;
+    if (!t->is_string()) return InvalidArgument(where + ": '" + std::string(key) + "' must be a string, got " + t->dump());
+    type = t->get<std::string>();
+    break;
   }
   if (type == "default" || type.empty()) return OkStatus();
-  if (type == "linear") {
-    c->rope_scaling = RopeScaling::kLinear;
-  } else if (type == "llama3") {
-    c->rope_scaling = RopeScaling::kLlama3;
-  } else {
-    return Unimplemented(src + ": rope_scaling type '" + type +
-                         "' is not supported (supported: none, linear, llama3)");
+  const std::pair<const char*, RopeScaling> kTypes[] = {{"linear", RopeScaling::kLinear},   {"llama3", RopeScaling::kLlama3},
+                                                        {"dynamic", RopeScaling::kDynamic}, {"yarn", RopeScaling::kYarn},
+                                                        {"longrope", RopeScaling::kLongRope}};
+  bool known = false;
+  for (const auto& [name, kind] : kTypes) {
+    if (type == name) { c->rope_scaling = kind; known = true; }
   }
-  LLM_RETURN_IF_ERROR(GetDouble(*it, "factor", &c->rope_factor, src + " rope_scaling"));
+  if (!known) {
+    return Unimplemented(src + ": rope_scaling type '" + type +
+                         "' is not supported (supported: default, linear, llama3, dynamic, yarn, longrope)");
+  }
+  if (auto prf = it->find("partial_rotary_factor"); prf != it->end() && !prf->is_null() && *prf != 1.0) {
+    return Unimplemented(where + ": partial_rotary_factor " + prf->dump() + " is not supported (Llama rotates the whole head)");
+  }
+  // transformers: llama3, yarn and longrope take original_max_position_embeddings from
+  // the config's top level when given there, else from rope_scaling, else max_position_embeddings.
+  c->rope_original_max_position = c->max_position_embeddings;
+  LLM_RETURN_IF_ERROR(GetInt(*it, "original_max_position_embeddings", &c->rope_original_max_position, where, false));
+  LLM_RETURN_IF_ERROR(GetInt(j, "original_max_position_embeddings", &c->rope_original_max_position, src, false));
+  if (c->rope_original_max_position <= 0) return InvalidArgument(where + ": original_max_position_embeddings must be > 0");
+  const bool factor_optional = c->rope_scaling == RopeScaling::kYarn || c->rope_scaling == RopeScaling::kLongRope;
+  auto factor = it->find("factor");
+  if (factor == it->end() || factor->is_null()) {
+    if (!factor_optional) return InvalidArgument(where + ": " + type + " rope_scaling needs 'factor'");
+    // transformers: the ratio of the context lengths.
+    c->rope_factor = static_cast<double>(c->max_position_embeddings) / c->rope_original_max_position;
+  } else {
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "factor", &c->rope_factor, where));
+  }
   if (!(c->rope_factor > 0)) return InvalidArgument(src + ": rope_scaling.factor must be > 0");
   if (c->rope_scaling == RopeScaling::kLlama3) {
     for (const char* key : {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
@@ -70,16 +113,87 @@ Status ParseRopeScaling(const json& j, LlamaConfig* c, const std::string& src) {
     }
     LLM_RETURN_IF_ERROR(GetDouble(*it, "low_freq_factor", &c->rope_low_freq_factor, src));
     LLM_RETURN_IF_ERROR(GetDouble(*it, "high_freq_factor", &c->rope_high_freq_factor, src));
-    LLM_RETURN_IF_ERROR(GetInt(*it, "original_max_position_embeddings", &c->rope_original_max_position, src, true));
     if (!(c->rope_high_freq_factor > c->rope_low_freq_factor) || c->rope_low_freq_factor <= 0 ||
         c->rope_original_max_position <= 0) {
       return InvalidArgument(src + ": llama3 rope_scaling needs 0 < low_freq_factor < high_freq_factor");
+    }
+  }
+  if (c->rope_scaling == RopeScaling::kYarn || c->rope_scaling == RopeScaling::kLongRope) {
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "attention_factor", &c->rope_attention_factor, where));
+    if (it->contains("attention_factor") && !(*it)["attention_factor"].is_null() && !(c->rope_attention_factor >= 0)) {
+      return InvalidArgument(where + ": attention_factor must be >= 0");
+    }
+  }
+  if (c->rope_scaling == RopeScaling::kYarn) {
+    // transformers: `get("beta_fast") or 32`, so 0 and null mean the default too.
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "beta_fast", &c->rope_beta_fast, where));
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "beta_slow", &c->rope_beta_slow, where));
+    if (c->rope_beta_fast == 0) c->rope_beta_fast = 32;
+    if (c->rope_beta_slow == 0) c->rope_beta_slow = 1;
+    if (!(c->rope_beta_fast > 0) || !(c->rope_beta_slow > 0)) return InvalidArgument(where + ": beta_fast and beta_slow must be > 0");
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "mscale", &c->rope_mscale, where));
+    LLM_RETURN_IF_ERROR(GetDouble(*it, "mscale_all_dim", &c->rope_mscale_all_dim, where));
+    LLM_RETURN_IF_ERROR(GetBool(*it, "truncate", &c->rope_truncate, where));
+  }
+  if (c->rope_scaling == RopeScaling::kDynamic && c->head_dim <= 2) {
+    return InvalidArgument(where + ": dynamic rope scaling needs head_dim > 2");
+  }
+  if (c->rope_scaling == RopeScaling::kLongRope) {
+    for (auto [key, out] : {std::pair<const char*, std::vector<double>*>{"short_factor", &c->rope_short_factor},
+                            {"long_factor", &c->rope_long_factor}}) {
+      auto f = it->find(key);
+      if (f == it->end() || !f->is_array() || static_cast<int>(f->size()) != c->head_dim / 2) {
+        return InvalidArgument(where + ": longrope needs '" + std::string(key) + "', a list of head_dim / 2 = " +
+                               std::to_string(c->head_dim / 2) + " numbers");
+      }
+      out->clear();
+      for (size_t i = 0; i < f->size(); ++i) {
+        double v = 0;
+        LLM_RETURN_IF_ERROR(CheckedDouble((*f)[i], where + ": '" + key + "' element", &v));
+        if (!(v > 0)) return InvalidArgument(where + ": " + key + " values must be > 0");
+        out->push_back(v);
+      }
     }
   }
   return OkStatus();
 }
 
 }  // namespace
+
+Status ParseTokenIds(const nlohmann::json& v, const std::string& what, std::vector<int>* out) {
+  std::vector<int> ids;
+  if (v.is_array()) {
+    if (v.empty()) return InvalidArgument(what + " must not be an empty list");
+    for (const auto& e : v) {
+      int id = 0;
+      LLM_RETURN_IF_ERROR(CheckedInt(e, what + " list element", &id));
+      ids.push_back(id);
+    }
+  } else if (v.is_number_integer()) {
+    int id = 0;
+    LLM_RETURN_IF_ERROR(CheckedInt(v, what, &id));
+    ids.push_back(id);
+  } else {
+    return InvalidArgument(what + " must be an integer or a list of integers, got " + v.dump());
+  }
+  for (int id : ids) {
+    if (id < 0) return InvalidArgument(what + " holds the negative id " + std::to_string(id));
+  }
+  *out = std::move(ids);
+  return OkStatus();
+}
+
+const char* RopeScalingName(RopeScaling s) {
+  switch (s) {
+    case RopeScaling::kNone: return "default";
+    case RopeScaling::kLinear: return "linear";
+    case RopeScaling::kLlama3: return "llama3";
+    case RopeScaling::kDynamic: return "dynamic";
+    case RopeScaling::kYarn: return "yarn";
+    case RopeScaling::kLongRope: return "longrope";
+  }
+  return "?";
+}
 
 int64_t LlamaConfig::NumParameters() const {
   const int64_t h = hidden_size, q = q_dim(), kv = kv_dim(), f = intermediate_size;
@@ -125,13 +239,22 @@ Result<LlamaConfig> ParseLlamaConfig(const std::string& text, const std::string&
   LlamaConfig c;
   c.name = src;
   // Architecture gate: only the Llama family computes what this engine computes.
+  // A field of the wrong type is refused, never read as "absent".
   auto mt = j.find("model_type");
-  if (mt != j.end() && mt->is_string() && mt->get<std::string>() != "llama") {
-    return Unimplemented(src + ": model_type '" + mt->get<std::string>() +
-                         "' is not supported (only 'llama': Llama 1/2/3, TinyLlama, CodeLlama)");
+  if (mt != j.end() && mt->is_null()) mt = j.end();
+  if (mt != j.end()) {
+    if (!mt->is_string()) return InvalidArgument(src + ": 'model_type' must be a string, got " + mt->dump());
+    if (mt->get<std::string>() != "llama") {
+      return Unimplemented(src + ": model_type '" + mt->get<std::string>() +
+                           "' is not supported (only 'llama': Llama 1/2/3, TinyLlama, CodeLlama)");
+    }
   }
   auto arch = j.find("architectures");
-  if (arch != j.end() && arch->is_array()) {
+  if (arch != j.end() && arch->is_null()) arch = j.end();
+  if (arch != j.end()) {
+    if (!arch->is_array() || arch->empty()) {
+      return InvalidArgument(src + ": 'architectures' must be a non-empty list of class names, got " + arch->dump());
+    }
     for (const auto& a : *arch) {
       if (!a.is_string() || a.get<std::string>() != "LlamaForCausalLM") {
         return Unimplemented(src + ": architectures lists '" + (a.is_string() ? a.get<std::string>() : a.dump()) +
@@ -167,19 +290,7 @@ Result<LlamaConfig> ParseLlamaConfig(const std::string& text, const std::string&
   LLM_RETURN_IF_ERROR(GetBool(j, "mlp_bias", &c.mlp_bias, src));
   LLM_RETURN_IF_ERROR(GetInt(j, "bos_token_id", &c.bos_token_id, src, false));
   auto eos = j.find("eos_token_id");
-  if (eos != j.end() && !eos->is_null()) {
-    c.eos_token_ids.clear();
-    if (eos->is_number_integer()) {
-      c.eos_token_ids.push_back(eos->get<int>());
-    } else if (eos->is_array()) {
-      for (const auto& e : *eos) {
-        if (!e.is_number_integer()) return InvalidArgument(src + ": 'eos_token_id' list must hold integers");
-        c.eos_token_ids.push_back(e.get<int>());
-      }
-    } else {
-      return InvalidArgument(src + ": 'eos_token_id' must be an integer or a list of integers");
-    }
-  }
+  if (eos != j.end() && !eos->is_null()) LLM_RETURN_IF_ERROR(ParseTokenIds(*eos, src + ": 'eos_token_id'", &c.eos_token_ids));
   auto td = j.find("torch_dtype");
   if (td == j.end()) td = j.find("dtype");
   if (td != j.end() && td->is_string()) ParseDType(td->get<std::string>(), &c.torch_dtype);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,9 @@
 
 namespace llm {
 
-enum class RopeScaling { kNone, kLinear, kLlama3 };
+// transformers' rope_type values for Llama checkpoints (modeling_rope_utils).
+enum class RopeScaling { kNone, kLinear, kLlama3, kDynamic, kYarn, kLongRope };
+const char* RopeScalingName(RopeScaling s);  // "default", "linear", "llama3", "dynamic", "yarn", "longrope"
 
 struct LlamaConfig {
   // Field names follow config.json.
@@ -26,10 +29,15 @@ struct LlamaConfig {
   float rms_norm_eps = 1e-6f;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling = RopeScaling::kNone;
-  double rope_factor = 1.0;             // linear and llama3
+  double rope_factor = 1.0;             // linear, llama3, dynamic, yarn, longrope
   double rope_low_freq_factor = 1.0;    // llama3
   double rope_high_freq_factor = 4.0;   // llama3
-  int rope_original_max_position = 8192;  // llama3 original_max_position_embeddings
+  int rope_original_max_position = 8192;  // llama3, yarn, longrope: original_max_position_embeddings
+  // yarn: attention_factor < 0 = derived from factor and mscale/mscale_all_dim (0 = absent).
+  double rope_attention_factor = -1;    // yarn, longrope
+  double rope_beta_fast = 32, rope_beta_slow = 1, rope_mscale = 0, rope_mscale_all_dim = 0;
+  bool rope_truncate = true;
+  std::vector<double> rope_short_factor, rope_long_factor;  // longrope, head_dim / 2 each
   bool tie_word_embeddings = false;
   bool attention_bias = false;
   bool mlp_bias = false;
@@ -46,6 +54,10 @@ struct LlamaConfig {
 
 // Parses config.json text. `source` names the file in messages.
 Result<LlamaConfig> ParseLlamaConfig(const std::string& json_text, const std::string& source);
+// Reads a token id or a list of them (eos_token_id of config.json and
+// generation_config.json): integers in int32 range, non-negative, else an
+// error starting with `what`.
+Status ParseTokenIds(const nlohmann::json& v, const std::string& what, std::vector<int>* out);
 // Checks internal consistency (positive sizes, divisibility, ids in range).
 Status ValidateLlamaConfig(const LlamaConfig& c, const std::string& source);
 

@@ -8,31 +8,117 @@
 
 namespace llm {
 
-std::vector<float> RopeInverseFrequencies(const LlamaConfig& c) {
-  const int half = c.head_dim / 2;
-  std::vector<float> inv(half);
-  for (int i = 0; i < half; ++i) {
-    // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in float32.
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(c.head_dim);
-    inv[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(static_cast<float>(c.rope_theta)), exponent));
+namespace {
+
+// base ** (2i / dim) in float32, as torch computes `base ** (arange(0, dim, 2).float() / dim)`.
+float RopePower(double base, int i, int dim) {
+  const float exponent = static_cast<float>(2 * i) / static_cast<float>(dim);
+  return static_cast<float>(std::pow(static_cast<double>(static_cast<float>(base)), exponent));
+}
+
+// transformers' get_mscale of _compute_yarn_parameters.
+double YarnMscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+}  // namespace
+
+bool RopeDependsOnSequenceLength(const LlamaConfig& c) {
+  return c.rope_scaling == RopeScaling::kDynamic || c.rope_scaling == RopeScaling::kLongRope;
+}
+
+float RopeAttentionScaling(const LlamaConfig& c) {
+  if (c.rope_scaling == RopeScaling::kYarn) {
+    if (c.rope_attention_factor >= 0) return static_cast<float>(c.rope_attention_factor);
+    if (c.rope_mscale != 0 && c.rope_mscale_all_dim != 0) {
+      return static_cast<float>(YarnMscale(c.rope_factor, c.rope_mscale) / YarnMscale(c.rope_factor, c.rope_mscale_all_dim));
+    }
+    return static_cast<float>(YarnMscale(c.rope_factor, 1));
   }
-  if (c.rope_scaling == RopeScaling::kLinear) {
-    for (float& f : inv) f = static_cast<float>(f / c.rope_factor);
-  } else if (c.rope_scaling == RopeScaling::kLlama3) {
-    // HF _compute_llama3_parameters: long wavelengths are divided by `factor`,
-    // short ones kept, and the band between blended smoothly.
-    const double old_len = c.rope_original_max_position;
-    const double low_wavelen = old_len / c.rope_low_freq_factor;
-    const double high_wavelen = old_len / c.rope_high_freq_factor;
-    for (float& f : inv) {
-      const double wavelen = 2 * M_PI / f;
-      if (wavelen > low_wavelen) {
-        f = static_cast<float>(f / c.rope_factor);
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_len / wavelen - c.rope_low_freq_factor) /
-                              (c.rope_high_freq_factor - c.rope_low_freq_factor);
-        f = static_cast<float>((1 - smooth) * f / c.rope_factor + smooth * f);
+  if (c.rope_scaling == RopeScaling::kLongRope) {
+    if (c.rope_attention_factor >= 0) return static_cast<float>(c.rope_attention_factor);
+    if (c.rope_factor <= 1) return 1.0f;
+    return static_cast<float>(std::sqrt(1 + std::log(c.rope_factor) / std::log(c.rope_original_max_position)));
+  }
+  return 1.0f;
+}
+
+std::vector<float> RopeInverseFrequencies(const LlamaConfig& c, int64_t seq_len) {
+  const int dim = c.head_dim;
+  const int half = dim / 2;
+  std::vector<float> inv(half);
+  // HF default: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), in float32.
+  for (int i = 0; i < half; ++i) inv[i] = 1.0f / RopePower(c.rope_theta, i, dim);
+  switch (c.rope_scaling) {
+    case RopeScaling::kNone:
+      break;
+    case RopeScaling::kLinear:
+      for (float& f : inv) f = static_cast<float>(f / c.rope_factor);
+      break;
+    case RopeScaling::kLlama3: {
+      // HF _compute_llama3_parameters: long wavelengths are divided by `factor`,
+      // short ones kept, and the band between blended smoothly.
+      const double old_len = c.rope_original_max_position;
+      const double low_wavelen = old_len / c.rope_low_freq_factor;
+      const double high_wavelen = old_len / c.rope_high_freq_factor;
+      for (float& f : inv) {
+        const double wavelen = 2 * M_PI / f;
+        if (wavelen > low_wavelen) {
+          f = static_cast<float>(f / c.rope_factor);
+        } else if (wavelen >= high_wavelen) {
+          const double smooth = (old_len / wavelen - c.rope_low_freq_factor) /
+                                (c.rope_high_freq_factor - c.rope_low_freq_factor);
+          f = static_cast<float>((1 - smooth) * f / c.rope_factor + smooth * f);
+        }
       }
+      break;
+    }
+    case RopeScaling::kDynamic: {
+      // HF _compute_dynamic_ntk_parameters with the sequence length of the
+      // forward pass (dynamic_rope_update): beyond max_position_embeddings the
+      // base grows; the arithmetic is float32 because seq_len is a tensor there.
+      if (seq_len <= c.max_position_embeddings) break;
+      const float factor = static_cast<float>(c.rope_factor);
+      const float ratio = factor * static_cast<float>(seq_len) / static_cast<float>(c.max_position_embeddings) -
+                          static_cast<float>(c.rope_factor - 1);
+      const float power = static_cast<float>(std::pow(static_cast<double>(ratio),
+                                                      static_cast<double>(static_cast<float>(double(dim) / (dim - 2)))));
+      const float base = static_cast<float>(c.rope_theta) * power;
+      for (int i = 0; i < half; ++i) inv[i] = 1.0f / RopePower(base, i, dim);
+      break;
+    }
+    case RopeScaling::kYarn: {
+      // HF _compute_yarn_parameters: interpolated (divided by factor) below the
+      // correction range, extrapolated (unchanged) above it, a linear ramp between.
+      const double base = c.rope_theta;
+      auto correction_dim = [&](double rotations) {
+        return dim * std::log(c.rope_original_max_position / (rotations * 2 * M_PI)) / (2 * std::log(base));
+      };
+      double low = correction_dim(c.rope_beta_fast), high = correction_dim(c.rope_beta_slow);
+      if (c.rope_truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, static_cast<double>(dim - 1));
+      if (low == high) high += 0.001;  // HF: prevent singularity
+      const float factor = static_cast<float>(c.rope_factor);
+      for (int i = 0; i < half; ++i) {
+        const float pos = RopePower(base, i, dim);
+        const float extrapolation = 1.0f / pos;
+        const float interpolation = 1.0f / (factor * pos);
+        const float ramp = std::clamp((static_cast<float>(i) - static_cast<float>(low)) / static_cast<float>(high - low),
+                                      0.0f, 1.0f);
+        const float extrapolation_factor = 1.0f - ramp;
+        inv[i] = interpolation * (1.0f - extrapolation_factor) + extrapolation * extrapolation_factor;
+      }
+      break;
+    }
+    case RopeScaling::kLongRope: {
+      // HF _compute_longrope_parameters: long_factor once the sequence is longer
+      // than original_max_position_embeddings, short_factor before.
+      const std::vector<double>& ext =
+          seq_len > c.rope_original_max_position ? c.rope_long_factor : c.rope_short_factor;
+      for (int i = 0; i < half; ++i) inv[i] = 1.0f / (static_cast<float>(ext[i]) * RopePower(c.rope_theta, i, dim));
+      break;
     }
   }
   return inv;
@@ -78,6 +164,11 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::CreateOnDevice(const LlamaConfig
                                                                std::unique_ptr<DeviceEngine> engine,
                                                                const ModelOptions& options) {
   if (options.max_seq_len <= 0) return InvalidArgument("--max-seq-len must be positive");
+  if (RopeDependsOnSequenceLength(config)) {
+    return Unimplemented(std::string(RopeScalingName(config.rope_scaling)) +
+                         " rope scaling is not implemented on the GPU (its frequencies change with the sequence "
+                         "length); use --device cpu");
+  }
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->config_ = config;
   m->weights_ = std::move(weights);
@@ -90,17 +181,23 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::CreateOnDevice(const LlamaConfig
   return m;
 }
 
-void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_t, float* sin_t) {
-  const std::vector<float> inv = RopeInverseFrequencies(c);
+void BuildRopeRows(const LlamaConfig& c, int64_t seq_len, int first, int count, float* cos_t, float* sin_t) {
+  const std::vector<float> inv = RopeInverseFrequencies(c, seq_len);
+  const float scale = RopeAttentionScaling(c);  // HF: cos = emb.cos() * attention_scaling
   const int half = c.head_dim / 2;
-  for (int p = 0; p < positions; ++p) {
+  for (int p = first; p < first + count; ++p) {
     for (int i = 0; i < half; ++i) {
       // HF multiplies position by inv_freq in float32, then takes cos/sin.
       const float angle = static_cast<float>(p) * inv[i];
-      cos_t[p * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin_t[p * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      const size_t at = static_cast<size_t>(p) * half + i;
+      cos_t[at] = static_cast<float>(std::cos(static_cast<double>(angle))) * scale;
+      sin_t[at] = static_cast<float>(std::sin(static_cast<double>(angle))) * scale;
     }
   }
+}
+
+void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_t, float* sin_t) {
+  BuildRopeRows(c, 0, 0, positions, cos_t, sin_t);
 }
 
 KvCacheView LlamaModel::LayerCache(int layer) const {
@@ -205,6 +302,11 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
     k.Embedding(weights_.embed_tokens.view(), tokens, T, x);
   }
   if (observer_) observer_(0, x, T);
+  if (RopeDependsOnSequenceLength(c)) {
+    // dynamic / longrope: HF recomputes the frequencies for each forward pass
+    // from its sequence length; cached keys keep the rotation they got.
+    BuildRopeRows(c, static_cast<int64_t>(position_) + T, position_, T, rope_cos_.as<float>(), rope_sin_.as<float>());
+  }
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     LLM_PROFILE(prof, Op::kLayer, l);

@@ -98,10 +98,19 @@ class LlamaModel {
   AlignedBuffer logits_;   // [T or 1, vocab]
 };
 
-// Inverse frequencies of RoPE with HF's scaling rules (default, linear, llama3),
-// [head_dim / 2], float32 as HF computes them.
-std::vector<float> RopeInverseFrequencies(const LlamaConfig& c);
-// cos/sin tables [positions][head_dim / 2] as HF computes them.
+// Inverse frequencies of RoPE with HF's scaling rules (default, linear, llama3,
+// dynamic, yarn, longrope), [head_dim / 2], float32 as HF computes them, for a
+// forward pass whose last position is seq_len - 1 (dynamic and longrope depend
+// on it; 0 = the frequencies transformers starts with).
+std::vector<float> RopeInverseFrequencies(const LlamaConfig& c, int64_t seq_len = 0);
+// HF's attention_scaling (yarn, longrope; else 1), folded into the cos/sin tables.
+float RopeAttentionScaling(const LlamaConfig& c);
+// dynamic and longrope: the frequencies change with the sequence length.
+bool RopeDependsOnSequenceLength(const LlamaConfig& c);
+// cos/sin tables [positions][head_dim / 2] as HF computes them (for dynamic and
+// longrope: as for a sequence no longer than the original context).
 void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_table, float* sin_table);
+// Rows first .. first+count-1 of those tables for a forward pass of sequence length seq_len.
+void BuildRopeRows(const LlamaConfig& c, int64_t seq_len, int first, int count, float* cos_table, float* sin_table);
 
 }  // namespace llm

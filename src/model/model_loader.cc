@@ -31,13 +31,7 @@ Status ApplyGenerationConfig(const std::string& dir, LlamaConfig* config) {
   auto eos = j.find("eos_token_id");
   if (eos == j.end() || eos->is_null()) return OkStatus();
   std::vector<int> ids;
-  if (eos->is_number_integer()) ids.push_back(eos->get<int>());
-  if (eos->is_array()) {
-    for (const auto& e : *eos) {
-      if (e.is_number_integer()) ids.push_back(e.get<int>());
-    }
-  }
-  if (ids.empty()) return InvalidArgument(dir + "/generation_config.json: eos_token_id must be an integer or a list");
+  LLM_RETURN_IF_ERROR(ParseTokenIds(*eos, dir + "/generation_config.json: 'eos_token_id'", &ids));
   config->eos_token_ids = ids;
   return OkStatus();
 }
