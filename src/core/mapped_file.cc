@@ -7,22 +7,46 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace llm {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path, MemCategory category) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<int> OpenInputFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT) return NotFound(path + ": file not found");
+    if (err == ENXIO) return IoError(path + ": is a socket or device, not a regular file");
     return IoError(path + ": cannot open: " + std::strerror(err));
   }
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
     ::close(fd);
-    return IoError(path + ": not a regular file");
+    return IoError(path + ": cannot stat: " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return IoError(path + ": is a directory, not a file");
+    if (S_ISFIFO(st.st_mode)) return IoError(path + ": is a FIFO (named pipe), not a regular file");
+    return IoError(path + ": is a socket or device, not a regular file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return IoError(path + ": cannot open: " + std::strerror(err));
+  }
+  return fd;
+}
+
+Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path, MemCategory category) {
+  LLM_ASSIGN_OR_RETURN(const int fd, OpenInputFile(path));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return IoError(path + ": cannot stat: " + std::strerror(err));
   }
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
@@ -79,12 +103,22 @@ Status MakeDirectories(const std::string& path) {
 }
 
 Result<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": file not found or unreadable");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return IoError(path + ": read failed");
-  return ss.str();
+  LLM_ASSIGN_OR_RETURN(const int fd, OpenInputFile(path));
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return IoError(path + ": read failed: " + std::strerror(err));
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
 }
 
 }  // namespace llm

@@ -33,7 +33,15 @@ class MappedFile {
   MemCategory category_ = MemCategory::kOther;
 };
 
-// Reads a whole (small) text file, e.g. config.json.
+// Every input file of the product is opened through OpenInputFile: it never
+// blocks on a FIFO or a device (the open is O_NONBLOCK until fstat has said
+// "regular file"), and a directory, FIFO, socket or device is one clear error.
+// Returns a read-only descriptor (blocking mode, close-on-exec) the caller
+// closes; NotFound when the path does not exist, IoError otherwise.
+Result<int> OpenInputFile(const std::string& path);
+
+// Reads a whole (small) file, e.g. config.json, through OpenInputFile.
+// NotFound only when the file does not exist.
 Result<std::string> ReadTextFile(const std::string& path);
 
 bool PathExists(const std::string& path);
