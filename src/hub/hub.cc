@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -44,29 +46,68 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 struct Http {
   long status = 0;
   CURLcode code = CURLE_OK;
-  std::string body;     // for small responses
+  std::string body;     // for small responses; for a file download, the start of an error answer
   std::string error;    // curl's message
   bool write_failed = false;
   int write_errno = 0;
+  bool oversize = false;  // the body went past the announced size (aborted)
 };
 
+constexpr size_t kMaxErrorBody = 4096;
+
+// Where a response body goes. For a file download only the body of a 200 or
+// 206 answer reaches the file (an error page never does), never past `limit`
+// bytes in all.
 struct Sink {
   std::string* body = nullptr;
   FILE* file = nullptr;
   Http* http = nullptr;
-  long status_seen = 0;
+  CURL* curl = nullptr;
+  int64_t offset = 0;        // bytes already in the file (the Range asked for)
+  int64_t limit = -1;        // most bytes the file may hold; -1 = no limit
+  int64_t written = 0;       // bytes of this response written
+  bool started = false;      // the first body byte of the final response was seen
 };
 
 size_t WriteCallback(char* data, size_t size, size_t n, void* user) {
   Sink* sink = static_cast<Sink*>(user);
   const size_t bytes = size * n;
   if (sink->file != nullptr) {
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200 && status != 206) {
+      // An error answer (500, 403, ...): kept for the message, never written.
+      if (sink->body->size() < kMaxErrorBody) sink->body->append(data, std::min(bytes, kMaxErrorBody - sink->body->size()));
+      return bytes;
+    }
+    if (!sink->started) {
+      sink->started = true;
+      if (status == 200 && sink->offset > 0) {
+        // The server ignored the Range header and sends everything: start over.
+        std::fflush(sink->file);
+        if (::ftruncate(::fileno(sink->file), 0) != 0) {
+          sink->http->write_failed = true;
+          sink->http->write_errno = errno;
+          return 0;
+        }
+        sink->offset = 0;
+      }
+    }
+    if (sink->limit >= 0 && sink->offset + sink->written + static_cast<int64_t>(bytes) > sink->limit) {
+      sink->http->oversize = true;
+      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    }
     if (std::fwrite(data, 1, bytes, sink->file) != bytes) {
       sink->http->write_failed = true;
       sink->http->write_errno = errno;
       return 0;  // aborts the transfer with CURLE_WRITE_ERROR
     }
+    sink->written += static_cast<int64_t>(bytes);
     return bytes;
+  }
+  if (sink->body->size() + bytes > (64u << 20)) {
+    sink->http->oversize = true;  // no API answer is this large
+    return 0;
   }
   sink->body->append(data, bytes);
   return bytes;
@@ -92,12 +133,21 @@ int ProgressCallback(void* user, curl_off_t total, curl_off_t now, curl_off_t, c
   return 0;
 }
 
-Http Request(const std::string& url, const HubOptions& o, FILE* file, int64_t range_from, Progress* progress) {
+// GET url; a file download appends to `file` (which holds range_from bytes)
+// and never lets it grow past `limit` bytes (-1: no limit).
+Http Request(const std::string& url, const HubOptions& o, FILE* file, int64_t range_from, Progress* progress,
+             int64_t limit = -1) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   Http h;
   CURL* c = curl_easy_init();
-  Sink sink{&h.body, file, &h};
+  Sink sink;
+  sink.body = &h.body;
+  sink.file = file;
+  sink.http = &h;
+  sink.curl = c;
+  sink.offset = range_from;
+  sink.limit = limit;
   char err[CURL_ERROR_SIZE] = {0};
   curl_slist* headers = nullptr;
   // The token goes only to the endpoint's host: libcurl drops a custom
@@ -130,7 +180,7 @@ Http Request(const std::string& url, const HubOptions& o, FILE* file, int64_t ra
 }
 
 bool Retryable(const Http& h) {
-  if (h.write_failed) return false;
+  if (h.write_failed || h.oversize) return false;
   switch (h.code) {
     case CURLE_OK: return h.status >= 500 || h.status == 429;
     case CURLE_COULDNT_CONNECT:
@@ -152,6 +202,7 @@ Status Explain(const Http& h, const std::string& what, const std::string& url, c
     return IoError(what + ": cannot write to the cache (" + std::strerror(h.write_errno) +
                    "); free disk space or set HF_HUB_CACHE to a writable place");
   }
+  if (h.oversize) return DataLoss(what + ": " + url + " sent more bytes than announced (stopped)");
   if (h.code == CURLE_COULDNT_RESOLVE_HOST) {
     return IoError(what + ": DNS failure resolving the host of " + url +
                    " (no network? set HF_HUB_OFFLINE=1 to use the cache only)");
@@ -182,12 +233,71 @@ Http WithRetries(const HubOptions& o, F attempt) {
   return h;
 }
 
-struct RepoFile {
-  std::string name;
-  std::string etag;    // blob name: LFS sha256, else git blob id
-  int64_t size = -1;
-  std::string sha256;  // LFS files only
-};
+using RepoFile = HubFile;
+
+bool IsHex(const std::string& s, size_t n) {
+  if (s.size() != n) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The value as it can be shown on one line: control characters and bytes
+// past ASCII as \xNN.
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\x%02x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool HasControlChars(const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// Hex digest of prefix + the file's contents.
+Result<std::string> DigestOfFile(const std::string& path, const EVP_MD* md_type, const std::string& prefix) {
+  LLM_ASSIGN_OR_RETURN(const int fd, OpenInputFile(path));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, md_type, nullptr);
+  EVP_DigestUpdate(ctx, prefix.data(), prefix.size());
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      EVP_MD_CTX_free(ctx);
+      return IoError(path + ": read failed: " + std::strerror(err));
+    }
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(n));
+  }
+  ::close(fd);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  char b[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(b, sizeof(b), "%02x", md[i]);
+    hex += b;
+  }
+  return hex;
+}
 
 // Holds an flock for the lifetime of the object (as huggingface_hub's FileLock).
 class FileLock {
@@ -218,7 +328,10 @@ Status DownloadBlob(const std::string& url, const RepoFile& f, const std::string
     progress.file = f.name;
     Http h = WithRetries(o, [&] {
       int64_t have = std::max<int64_t>(0, FileSize(partial));
-      if (f.size >= 0 && have > f.size) have = 0;  // longer than announced: start over
+      if (!IsRegularFile(partial) || (f.size >= 0 && have > f.size)) {  // not a file, or longer than announced
+        std::remove(partial.c_str());
+        have = 0;
+      }
       FILE* out = std::fopen(partial.c_str(), have > 0 ? "ab" : "wb");
       if (out == nullptr) {
         Http e;
@@ -227,27 +340,37 @@ Status DownloadBlob(const std::string& url, const RepoFile& f, const std::string
         return e;
       }
       progress.offset = have;
-      Http r = Request(url, o, out, have, o.progress ? &progress : nullptr);
-      std::fclose(out);
-      if (r.code == CURLE_OK && r.status == 200 && have > 0) {
-        // The server ignored the Range header and sent everything: keep only that.
-        r.code = CURLE_PARTIAL_FILE;
-        ::truncate(partial.c_str(), 0);
+      Http r = Request(url, o, out, have, o.progress ? &progress : nullptr, f.size);
+      if (std::fclose(out) != 0 && !r.write_failed) {
+        r.write_failed = true;
+        r.write_errno = errno;
       }
-      if (r.code == CURLE_RANGE_ERROR || r.status == 416) ::truncate(partial.c_str(), 0);
+      // Only a 200/206 body is ever in the file; after any other answer (an
+      // error that is retried or ends the run) nothing is kept to resume from.
+      const bool http_error = r.status != 0 && r.status != 200 && r.status != 206;
+      if (http_error || r.oversize || r.code == CURLE_RANGE_ERROR) std::remove(partial.c_str());
       return r;
     });
     if (o.progress) std::fprintf(stderr, "\r%*s\r", 80, "");
-    if (!(h.code == CURLE_OK && h.status >= 200 && h.status < 300)) return Explain(h, f.name, url, repo_id);
+    if (!(h.code == CURLE_OK && h.status >= 200 && h.status < 300) && !h.oversize) {
+      return Explain(h, f.name, url, repo_id);  // a dropped connection keeps what arrived, to resume from
+    }
     // Verify before the file can enter the cache.
     const int64_t got = FileSize(partial);
-    if (f.size >= 0 && got != f.size) {
+    if (h.oversize) {
+      last = Explain(h, f.name, url, repo_id);
+    } else if (f.size >= 0 && got != f.size) {
       last = DataLoss(f.name + ": downloaded " + std::to_string(got) + " bytes, the hub announced " +
                       std::to_string(f.size) + " (" + url + ")");
     } else if (!f.sha256.empty()) {
       LLM_ASSIGN_OR_RETURN(std::string sha, Sha256OfFile(partial));
       if (sha != f.sha256) {
         last = DataLoss(f.name + ": SHA-256 " + sha + " does not match the hub's " + f.sha256 + " (" + url + ")");
+      }
+    } else {
+      LLM_ASSIGN_OR_RETURN(std::string blob_id, GitBlobIdOfFile(partial));
+      if (blob_id != f.etag) {
+        last = DataLoss(f.name + ": git blob id " + blob_id + " does not match the hub's " + f.etag + " (" + url + ")");
       }
     }
     if (last.ok()) {
@@ -314,78 +437,114 @@ std::vector<std::string> FilesToDownload(const std::vector<std::string>& files) 
   return out;
 }
 
-Result<std::string> Sha256OfFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError(path + ": cannot read");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), buf.size());
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+Result<std::string> Sha256OfFile(const std::string& path) { return DigestOfFile(path, EVP_sha256(), ""); }
+
+Result<std::string> GitBlobIdOfFile(const std::string& path) {
+  const int64_t size = FileSize(path);
+  if (size < 0) return NotFound(path + ": file not found");
+  return DigestOfFile(path, EVP_sha1(), "blob " + std::to_string(size) + std::string(1, '\0'));
+}
+
+bool IsCommitHash(const std::string& s) { return IsHex(s, 40); }
+
+Status CheckRepoId(const std::string& repo_id) {
+  const size_t slash = repo_id.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == repo_id.size() || HasControlChars(repo_id) ||
+      repo_id.find("..") != std::string::npos || repo_id.find('/', slash + 1) != std::string::npos ||
+      repo_id.find('\\') != std::string::npos || repo_id[0] == '.' || repo_id[slash + 1] == '.') {
+    return InvalidArgument("--model-name '" + Printable(repo_id) + "' must look like ORG/NAME");
   }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  std::string hex;
-  char b[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(b, sizeof(b), "%02x", md[i]);
-    hex += b;
+  return OkStatus();
+}
+
+Status CheckRevision(const std::string& revision) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("--revision '" + Printable(revision) + "' " + why +
+                           " (a branch or tag name, or a 40-hex commit id)");
+  };
+  if (revision.empty()) return bad("is empty");
+  if (revision.size() > 255) return bad("is too long");
+  if (HasControlChars(revision)) return bad("contains control characters");
+  if (revision.find('\\') != std::string::npos) return bad("contains a backslash");
+  // Segments as a path in refs/ and snapshots/: none may leave the directory.
+  for (size_t a = 0;;) {
+    const size_t b = revision.find('/', a);
+    const std::string seg = revision.substr(a, b == std::string::npos ? std::string::npos : b - a);
+    if (seg.empty() || seg == "." || seg == "..") return bad("has an empty, '.' or '..' path segment");
+    if (b == std::string::npos) break;
+    a = b + 1;
   }
-  return hex;
+  return OkStatus();
+}
+
+Result<HubRevision> ParseRevisionAnswer(const std::string& body, const std::string& source) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !j.contains("siblings") ||
+      !j["siblings"].is_array()) {
+    return DataLoss(source + ": the hub's answer is not a model description (no 'sha' and 'siblings')");
+  }
+  HubRevision r;
+  r.commit = j["sha"].get<std::string>();
+  if (!IsCommitHash(r.commit)) return DataLoss(source + ": bad commit id '" + Printable(r.commit) + "'");
+  for (const auto& s : j["siblings"]) {
+    if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string()) continue;
+    HubFile f;
+    f.name = s["rfilename"].get<std::string>();
+    if (s.contains("size") && s["size"].is_number_integer()) f.size = s["size"].get<int64_t>();
+    if (s.contains("blobId") && s["blobId"].is_string()) f.etag = s["blobId"].get<std::string>();
+    if (s.contains("lfs") && s["lfs"].is_object()) {
+      const auto& lfs = s["lfs"];
+      if (lfs.contains("sha256") && lfs["sha256"].is_string()) f.sha256 = lfs["sha256"].get<std::string>();
+      if (lfs.contains("size") && lfs["size"].is_number_integer()) f.size = lfs["size"].get<int64_t>();
+      if (!f.sha256.empty()) f.etag = f.sha256;
+    }
+    if (f.size < 0) f.size = -1;
+    r.files.push_back(f);
+  }
+  return r;
 }
 
 Result<std::string> ResolveHubModel(const std::string& repo_id, const std::string& revision, const HubOptions& o) {
+  LLM_RETURN_IF_ERROR(CheckRepoId(repo_id));
+  LLM_RETURN_IF_ERROR(CheckRevision(revision));
   const size_t slash = repo_id.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == repo_id.size() ||
-      repo_id.find("..") != std::string::npos || repo_id.find('/', slash + 1) != std::string::npos) {
-    return InvalidArgument("--model-name '" + repo_id + "' must look like ORG/NAME");
-  }
   const std::string folder = "models--" + repo_id.substr(0, slash) + "--" + repo_id.substr(slash + 1);
   const std::string repo_dir = o.cache_dir + "/" + folder;
   // 1. The cache: refs/<revision> (or a commit) with a snapshot holding config.json.
+  // What a ref file holds is used as a path: it must be a commit id.
   std::string commit = revision;
-  if (auto ref = ReadTextFile(repo_dir + "/refs/" + revision); ref.ok()) commit = Trim(ref.value());
+  const std::string ref_file = repo_dir + "/refs/" + revision;
+  bool bad_ref = false;
+  if (auto ref = ReadTextFile(ref_file); ref.ok()) {
+    if (IsCommitHash(Trim(ref.value()))) commit = Trim(ref.value());
+    else bad_ref = true;
+  } else if (ref.status().code() != StatusCode::kNotFound) {
+    bad_ref = true;
+  }
+  if (bad_ref && o.offline) {
+    return DataLoss(ref_file + ": not a commit id (40 hex digits); the cache is damaged: delete that file and "
+                    "download again with network");
+  }
   const std::string cached = repo_dir + "/snapshots/" + commit;
-  if (SnapshotComplete(cached)) return cached;
+  if (!bad_ref && SnapshotComplete(cached)) return cached;
   if (o.offline) {
     return NotFound(repo_id + " (revision " + revision + ") is not in the Hugging Face cache at " + o.cache_dir +
                     " and HF_HUB_OFFLINE is set; download it once with network, or give --model-path");
   }
   // 2. The hub: file list and commit of the revision.
-  const std::string api = o.endpoint + "/api/models/" + repo_id + "/revision/" + revision + "?blobs=true";
+  char* escaped = curl_easy_escape(nullptr, revision.c_str(), static_cast<int>(revision.size()));
+  const std::string api = o.endpoint + "/api/models/" + repo_id + "/revision/" + (escaped ? escaped : "") + "?blobs=true";
+  curl_free(escaped);
   Http h = WithRetries(o, [&] {
     Http r = Request(api, o, nullptr, 0, nullptr);
     return r;
   });
   if (!(h.code == CURLE_OK && h.status >= 200 && h.status < 300)) return Explain(h, repo_id + " file list", api, repo_id);
-  auto j = nlohmann::json::parse(h.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !j.contains("siblings") ||
-      !j["siblings"].is_array()) {
-    return DataLoss(api + ": the hub's answer is not a model description (no 'sha' and 'siblings')");
-  }
-  commit = j["sha"].get<std::string>();
-  if (commit.empty() || commit.find('/') != std::string::npos || commit.find("..") != std::string::npos) {
-    return DataLoss(api + ": bad commit id '" + commit + "'");
-  }
+  LLM_ASSIGN_OR_RETURN(HubRevision listing, ParseRevisionAnswer(h.body, api));
+  commit = listing.commit;
   std::vector<std::string> names;
-  std::vector<RepoFile> files;
-  for (const auto& s : j["siblings"]) {
-    if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string()) continue;
-    RepoFile f;
-    f.name = s["rfilename"].get<std::string>();
-    if (s.contains("size") && s["size"].is_number_integer()) f.size = s["size"].get<int64_t>();
-    if (s.contains("blobId") && s["blobId"].is_string()) f.etag = s["blobId"].get<std::string>();
-    if (s.contains("lfs") && s["lfs"].is_object()) {
-      f.sha256 = s["lfs"].value("sha256", "");
-      if (s["lfs"].contains("size") && s["lfs"]["size"].is_number_integer()) f.size = s["lfs"]["size"].get<int64_t>();
-      if (!f.sha256.empty()) f.etag = f.sha256;
-    }
-    names.push_back(f.name);
-    files.push_back(f);
-  }
+  const std::vector<RepoFile>& files = listing.files;
+  for (const RepoFile& f : files) names.push_back(f.name);
   const std::vector<std::string> wanted = FilesToDownload(names);
   bool has_weights = false;
   for (const auto& w : wanted) has_weights = has_weights || EndsWith(w, ".safetensors");
@@ -398,9 +557,12 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
   LLM_RETURN_IF_ERROR(MakeDirectories(o.cache_dir + "/.locks/" + folder));
   for (const RepoFile& f : files) {
     if (std::find(wanted.begin(), wanted.end(), f.name) == wanted.end()) continue;
-    if (f.etag.empty() || f.etag.find('/') != std::string::npos || f.etag.find("..") != std::string::npos) {
-      return DataLoss(api + ": no usable blob id for " + f.name);
+    // The blob id names a file in blobs/ and is what the download is checked
+    // against: an LFS SHA-256, else a git blob id (SHA-1); and a size to stop at.
+    if (!(f.sha256.empty() ? IsHex(f.etag, 40) : IsHex(f.sha256, 64))) {
+      return DataLoss(api + ": no usable blob id for " + f.name + " (expected a git SHA-1 or an LFS SHA-256)");
     }
+    if (f.size < 0) return DataLoss(api + ": no size for " + f.name);
     const std::string blob = repo_dir + "/blobs/" + f.etag;
     const std::string link = snapshot + "/" + f.name;
     {
@@ -423,8 +585,8 @@ Result<std::string> ResolveHubModel(const std::string& repo_id, const std::strin
     }
   }
   if (revision != commit) {
-    LLM_RETURN_IF_ERROR(MakeDirectories(repo_dir + "/refs"));
     const std::string ref_path = repo_dir + "/refs/" + revision;
+    LLM_RETURN_IF_ERROR(MakeDirectories(ref_path.substr(0, ref_path.rfind('/'))));
     const std::string tmp = ref_path + ".tmp." + std::to_string(::getpid()) + "." +
                             std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
     {

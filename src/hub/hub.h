@@ -7,9 +7,10 @@
 //   <cache>/models--ORG--NAME/blobs/<etag>             file contents
 //   <cache>/models--ORG--NAME/snapshots/<commit>/<f>   relative symlink to ../../blobs/<etag>
 //   <cache>/.locks/models--ORG--NAME/<etag>.lock       flock while a blob is written
-// A blob is written as <etag>.incomplete, resumed with a Range request after
-// an interruption, and renamed only when its size (and SHA-256, for LFS files)
-// match what the hub announced.
+// A blob is written as <etag>.incomplete (only the body of a 200/206 answer,
+// never more than the announced size), resumed with a Range request after an
+// interruption, and renamed only when its size and hash (SHA-256 for LFS
+// files, the git blob id for the others) match what the hub announced.
 #pragma once
 
 #include <string>
@@ -42,5 +43,30 @@ std::vector<std::string> FilesToDownload(const std::vector<std::string>& repo_fi
 
 // Hex SHA-256 of a file's contents (OpenSSL).
 Result<std::string> Sha256OfFile(const std::string& path);
+// Git blob id of a file: hex SHA-1 of "blob <size>\0" + contents, the id the
+// hub gives files not stored in LFS (config.json, tokenizer files...).
+Result<std::string> GitBlobIdOfFile(const std::string& path);
+
+// One file of a revision as the hub lists it.
+struct HubFile {
+  std::string name;
+  std::string etag;    // blob name: LFS sha256, else git blob id
+  int64_t size = -1;
+  std::string sha256;  // LFS files only
+};
+struct HubRevision {
+  std::string commit;  // 40 hex digits
+  std::vector<HubFile> files;
+};
+// Parses the hub's answer to /api/models/ORG/NAME/revision/REV?blobs=true
+// (`source` names it in messages). Never throws, whatever the bytes.
+Result<HubRevision> ParseRevisionAnswer(const std::string& body, const std::string& source);
+
+// A full commit id: 40 lowercase hex digits.
+bool IsCommitHash(const std::string& s);
+// --model-name / --revision checks: no path segments that leave the cache
+// (".", "..", empty), no control characters; the message shows the value escaped.
+Status CheckRepoId(const std::string& repo_id);
+Status CheckRevision(const std::string& revision);
 
 }  // namespace llm

@@ -117,8 +117,10 @@ TEST_F(Cli, ModelPathPriority) {
   // Then --model-name through the Hugging Face cache.
   TempDir hf;
   const std::string repo = hf.path() + "/models--test-org--tiny-llama";
-  std::system(("mkdir -p " + repo + "/refs " + repo + "/snapshots/abc123 && echo abc123 > " + repo +
-               "/refs/main && cp -r " + FixtureModel("mha_tied_f32") + "/. " + repo + "/snapshots/abc123/").c_str());
+  const std::string commit = "abc1230000000000000000000000000000000000";  // refs hold a full commit id
+  std::system(("mkdir -p " + repo + "/refs " + repo + "/snapshots/" + commit + " && echo " + commit + " > " + repo +
+               "/refs/main && cp -r " + FixtureModel("mha_tied_f32") + "/. " + repo + "/snapshots/" + commit + "/")
+                  .c_str());
   r = RunCli("--model-name test-org/tiny-llama --max-gen-len 2 --prompt hi" + Fast(), "HF_HUB_CACHE=" + hf.path());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(ReadJson(Results())["model"]["name"], "test-org/tiny-llama");

@@ -5,12 +5,17 @@ downloads (/ORG/NAME/resolve/REV/FILE, redirected to /cdn/... like the real hub,
 with Range support), plus faults injected on demand:
 
   401       every request answers 401 (gated model)
-  500x2     the first two file requests answer 500
+  500x2     the first two file requests answer 500 (with an error body)
+  403x1     the first file request answers 403 (with an error body), as a
+            gated file whose licence is accepted later
+  endless   config.json is streamed far past its announced size
+  wrongblob config.json is always served with one byte changed (same size)
   drop      the first request of model.safetensors sends half the bytes and closes
   badsha    model.safetensors is always served with one byte flipped
   badsha1   ... only on the first request
   slow      the first file request stalls for 3 s before the body
 
+Several faults may be given comma-separated (500x2,drop).
 Prints "PORT <port>" on stdout once listening. Logs one line per request to --log.
 """
 import argparse
@@ -71,7 +76,7 @@ class Hub(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.log()
-        if ARGS.fault == "401":
+        if "401" in ARGS.faults:
             return self.reply(401, b'{"error":"Access to model is restricted"}')
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
@@ -123,10 +128,17 @@ class Hub(http.server.BaseHTTPRequestHandler):
             n = STATE["file_requests"]
             first_time = fname not in STATE["seen"]
             STATE["seen"].add(fname)
-        if ARGS.fault == "500x2" and n <= 2:
-            return self.reply(500, b"internal error")
-        if fname.endswith(".safetensors") and (ARGS.fault == "badsha" or (ARGS.fault == "badsha1" and first_time)):
+        f = ARGS.faults
+        if "500x2" in f and n <= 2:
+            return self.reply(500, b"internal error", ctype="text/plain")
+        if "403x1" in f and n == 1:
+            return self.reply(403, b'{"error":"Access to this file is restricted"}')
+        if fname.endswith(".safetensors") and ("badsha" in f or ("badsha1" in f and first_time)):
             data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+        if fname == "config.json" and "wrongblob" in f:
+            data = data[:10] + bytes([data[10] ^ 0x01]) + data[11:]
+        if fname == "config.json" and "endless" in f:
+            return self.serve_endless(data, extra_headers)
         start = 0
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes="):
@@ -142,15 +154,40 @@ class Hub(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        if ARGS.fault == "slow" and n == 1:
+        if "slow" in f and n == 1:
             time.sleep(3)
-        if ARGS.fault == "drop" and fname.endswith(".safetensors") and first_time:
+        if "drop" in f and fname.endswith(".safetensors") and first_time:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
         self.wfile.write(body)
+
+    def serve_endless(self, data, extra_headers):
+        """The file, then zeros, far past the announced size (256 MiB claimed)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(1 << 28))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        sent = 0
+        chunk = b"\0" * 65536
+        try:
+            self.wfile.write(data)
+            sent = len(data)
+            while sent < (1 << 28):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            with LOCK, open(ARGS.log, "a") as log:
+                log.write(f"SENT {sent}\n")
+        self.close_connection = True
 
 
 def main():
@@ -161,6 +198,7 @@ def main():
     p.add_argument("--log", required=True)
     ARGS = p.parse_args()
     ARGS.repos = dict(r.split("=", 1) for r in ARGS.repo)
+    ARGS.faults = set(x for x in ARGS.fault.split(",") if x)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()

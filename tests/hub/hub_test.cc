@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -79,6 +80,14 @@ class Hub : public ::testing::Test {
   bool NoIncompleteFiles() const {
     return std::system(("test -z \"$(find " + cache_.path() + " -name '*.incomplete')\"").c_str()) == 0;
   }
+  // Every file the snapshot has is byte for byte the fixture's (what Python's
+  // huggingface_hub would read from the shared cache).
+  void ExpectSnapshotBytesAreTheFixtures(const std::string& snapshot) {
+    const std::string fixture = FixtureModel("mha_tied_f32");
+    for (const char* f : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.model"}) {
+      EXPECT_EQ(testing::ReadFile(snapshot + "/" + f), testing::ReadFile(fixture + "/" + f)) << f;
+    }
+  }
   TempDir cache_;
 };
 
@@ -120,10 +129,133 @@ TEST_F(Hub, UnknownRepositoryIs404) {
   EXPECT_NE(r.status().message().find("404"), std::string::npos);
 }
 
-TEST_F(Hub, ServerErrorsAreRetried) {
+TEST_F(Hub, ServerErrorsAreRetriedAndTheirBodiesNeverReachTheCache) {
   FakeHub hub("500x2");
   auto r = ResolveHubModel(kRepo, "main", Options(hub));
   ASSERT_TRUE(r.ok()) << r.status().message();
+  ExpectSnapshotBytesAreTheFixtures(r.value());
+  EXPECT_TRUE(NoIncompleteFiles());
+}
+
+TEST_F(Hub, AForbiddenAnswerLeavesNothingToResumeFrom) {
+  // The first run ends on a 403; the next one (licence accepted) must not
+  // resume from the error page.
+  FakeHub hub("403x1");
+  auto first = ResolveHubModel(kRepo, "main", Options(hub));
+  ASSERT_FALSE(first.ok());
+  EXPECT_NE(first.status().message().find("403"), std::string::npos) << first.status().message();
+  EXPECT_TRUE(NoIncompleteFiles());
+  auto second = ResolveHubModel(kRepo, "main", Options(hub));
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  ExpectSnapshotBytesAreTheFixtures(second.value());
+  for (const auto& line : hub.requests()) EXPECT_EQ(line.find("bytes="), std::string::npos) << line;
+}
+
+TEST_F(Hub, ADownloadStopsAtTheAnnouncedSize) {
+  FakeHub hub("endless");
+  HubOptions o = Options(hub);
+  o.max_attempts = 2;
+  auto r = ResolveHubModel(kRepo, "main", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status().message();
+  EXPECT_NE(r.status().message().find("more bytes than announced"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(NoIncompleteFiles());
+  // The server could push at most a socket buffer or two past the file before
+  // the client hung up; an uncapped client reads all 256 MiB.
+  for (const auto& line : hub.requests()) {
+    if (line.rfind("SENT ", 0) == 0) {
+      EXPECT_LT(std::stoll(line.substr(5)), 64ll << 20) << line;
+    }
+  }
+}
+
+TEST_F(Hub, AFileNotInLfsIsCheckedAgainstItsGitBlobId) {
+  FakeHub hub("wrongblob");
+  auto r = ResolveHubModel(kRepo, "main", Options(hub));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status().message();
+  EXPECT_NE(r.status().message().find("git blob id"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("config.json"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(NoIncompleteFiles());
+  EXPECT_NE(std::system(("test -n \"$(find " + RepoDir() + "/blobs -type f)\"").c_str()), 0)
+      << "nothing may enter blobs/: config.json comes first";
+  EXPECT_EQ(GitBlobIdOfFile(FixtureModel("mha_tied_f32") + "/config.json").value().size(), 40u);
+}
+
+TEST_F(Hub, ARefThatIsNotACommitIdIsNeverUsedAsAPath) {
+  // refs/main pointing out of snapshots/ at a complete model elsewhere.
+  const std::string evil = cache_.path() + "/evil";
+  ASSERT_EQ(std::system(("mkdir -p " + RepoDir() + "/refs " + evil + " && cp " + FixtureModel("mha_tied_f32") +
+                         "/* " + evil).c_str()),
+            0);
+  testing::WriteFile(RepoDir() + "/refs/main", "../../evil");
+  FakeHub hub("");
+  HubOptions o = Options(hub);
+  o.offline = true;
+  auto r = ResolveHubModel(kRepo, "main", o);
+  ASSERT_FALSE(r.ok()) << "loaded " << r.value();
+  EXPECT_NE(r.status().message().find("refs/main"), std::string::npos) << r.status().message();
+  // With network the bad ref is replaced by the hub's commit.
+  auto online = ResolveHubModel(kRepo, "main", Options(hub));
+  ASSERT_TRUE(online.ok()) << online.status().message();
+  EXPECT_EQ(online.value(), RepoDir() + "/snapshots/0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(testing::ReadFile(RepoDir() + "/refs/main"), "0123456789abcdef0123456789abcdef01234567");
+}
+
+TEST_F(Hub, RevisionAndModelNameCannotLeaveTheCache) {
+  FakeHub hub("");
+  for (const char* rev : {"../../evil", "..", "a//b", "/abs", "main\nx", "a\x7f", ""}) {
+    auto r = ResolveHubModel(kRepo, rev, Options(hub));
+    ASSERT_FALSE(r.ok()) << rev;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << rev << ": " << r.status().message();
+    EXPECT_NE(r.status().message().find("--revision"), std::string::npos) << r.status().message();
+    EXPECT_EQ(r.status().message().find('\n'), std::string::npos) << r.status().message();
+  }
+  auto name = ResolveHubModel("org/na\nme", "main", Options(hub));
+  EXPECT_EQ(name.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(name.status().message().find('\n'), std::string::npos) << name.status().message();
+  EXPECT_TRUE(hub.requests().empty()) << "a bad revision must be refused before any request";
+  // A revision with slashes (a PR ref, a branch like feature/x) is still a revision.
+  EXPECT_NE(ResolveHubModel(kRepo, "refs/pr/1", Options(hub)).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(Hub, RevisionWithANewlineIsOneErrorLineFromTheCli) {
+  TempDir out;
+  const std::string cmd = "HF_HUB_CACHE=" + cache_.path() + " HF_ENDPOINT=http://127.0.0.1:1 LLAMA_MODEL_PATH= " +
+                          LLM_SPEED_BENCHMARK + " --model-name " + kRepo + " --revision \"$(printf 'main\\nevil')\"" +
+                          " --device cpu --quiet --output-dir " + out.path() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) text.append(buf, n);
+  const int status = ::pclose(p);
+  EXPECT_EQ(WEXITSTATUS(status), 2) << text;
+  EXPECT_EQ(text.rfind("error:", 0), 0u) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_NE(text.find("--revision"), std::string::npos) << text;
+}
+
+TEST(HubAnswers, ParseRevisionAnswerChecksTheCommitAndNeverThrows) {
+  auto ok = ParseRevisionAnswer(
+      R"({"sha":"0123456789abcdef0123456789abcdef01234567","siblings":[{"rfilename":"config.json","size":5,)"
+      R"("blobId":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},{"rfilename":"model.safetensors","size":134,)"
+      R"("blobId":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","lfs":{"sha256":"cc","size":1000}}]})",
+      "t");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  ASSERT_EQ(ok->files.size(), 2u);
+  EXPECT_EQ(ok->files[0].etag, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  EXPECT_EQ(ok->files[1].size, 1000);
+  EXPECT_EQ(ok->files[1].etag, "cc");
+  for (const char* bad : {"", "[]", "{\"sha\":\"../../x\",\"siblings\":[]}", "{\"sha\":1,\"siblings\":[]}",
+                          "{\"sha\":\"0123456789abcdef0123456789abcdef01234567\",\"siblings\":{}}"}) {
+    EXPECT_FALSE(ParseRevisionAnswer(bad, "t").ok()) << bad;
+  }
+  // Wrong types inside a sibling are ignored, never thrown.
+  auto odd = ParseRevisionAnswer(
+      R"({"sha":"0123456789abcdef0123456789abcdef01234567","siblings":[{"rfilename":"a","size":"x","lfs":{"sha256":3}}]})",
+      "t");
+  ASSERT_TRUE(odd.ok());
+  EXPECT_EQ(odd->files[0].size, -1);
 }
 
 TEST_F(Hub, DroppedConnectionResumesWithARangeRequest) {
