@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/ops.h"
 #include "test_util.h"
 
@@ -24,10 +25,15 @@ constexpr double kEps = 1.1920929e-7;
 class KernelsTest : public ::testing::TestWithParam<int64_t> {
  protected:
   void SetUp() override {
+    // The Highway targets' own paths; the AMX path has its tests below.
+    amx::SetAmxEnabled(false);
     hwy::SetSupportedTargetsForTest(GetParam());
     ASSERT_STREQ(CpuSimdTargetName(), hwy::TargetName(GetParam())) << "dispatch did not switch target";
   }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+  void TearDown() override {
+    hwy::SetSupportedTargetsForTest(0);
+    amx::SetAmxEnabled(true);
+  }
   std::vector<float> Random(size_t n, float scale = 1.0f) {
     std::vector<float> v(n);
     std::normal_distribution<float> d(0.0f, scale);
@@ -173,6 +179,65 @@ TEST_P(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
+
+// The AMX-BF16 GEMM rounds x to bfloat16 and accumulates in float32: against
+// the reference on the same rounded x, it must meet the float32 dot-product
+// bound; against unrounded x, the error is that of one bf16 rounding.
+TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  for (int64_t M : {16, 17, 31, 32, 33, 100}) {
+    for (int64_t K : {1, 7, 31, 32, 33, 64, 300}) {
+      for (int64_t N : {1, 17, 31, 32, 33, 130, 200}) {
+        for (int offset : {0, 1}) {
+          const bool with_bias = (M + K + N + offset) % 2 == 0;
+          std::vector<float> wf(N * K), x(M * K), bias(N);
+          for (auto& v : wf) v = d(rng);
+          for (auto& v : x) v = d(rng);
+          for (auto& v : bias) v = d(rng);
+          std::vector<uint16_t> wb(N * K + offset);
+          ConvertFloats(wf.data(), DType::kF32, wb.data() + offset, DType::kBF16, wf.size());
+          ConvertFloats(wb.data() + offset, DType::kBF16, wf.data(), DType::kF32, wf.size());  // exact weights
+          std::vector<uint16_t> xb(x.size());
+          std::vector<float> x_rounded(x.size());
+          ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
+          ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+          const MatView w{wb.data() + offset, DType::kBF16, N, K};
+          std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
+          ref->MatMul(x_rounded.data(), M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+          cpu->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data());
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < N; ++n) {
+              double abs_sum = 0;
+              for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x_rounded[m * K + k] * wf[n * K + k]);
+              ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], 2.0 * K * kEps * abs_sum + 1e-6)
+                  << "M=" << M << " K=" << K << " N=" << N << " offset=" << offset << " at (" << m << ", " << n << ")";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(AmxGemm, OffMeansFmaPath) {
+  // With the unit turned off the bf16 GEMM must be the float32-exact FMA path:
+  // rounding x would show as errors far above the float32 bound.
+  amx::SetAmxEnabled(false);
+  EXPECT_FALSE(amx::AmxEnabled());
+  amx::SetAmxEnabled(true);
+  EXPECT_EQ(amx::AmxEnabled(), amx::AmxBf16Usable());
+}
+
+TEST(AmxGemm, PeakProbeDoesWork) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  EXPECT_GE(amx::PeakProbe(1000), 1000.0 * 4 * 16 * 16 * 32 * 2);
+}
 
 TEST(KernelTargets, FallbacksAreCompiledIn) {
   // A CPU without AVX2 needs at least one target below it.

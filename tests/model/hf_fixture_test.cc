@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "core/thread_pool.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "model/generate.h"
 #include "model/llama_model.h"
 #include "model/model_loader.h"
@@ -131,8 +132,14 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
     worst = std::max(worst, RelErr(model_->last_logits(), prefill.data() + static_cast<size_t>(i) * config_.vocab_size,
                                    config_.vocab_size));
   }
-  std::printf("  prefill vs decode: worst rel err %.3e over %d positions\n", worst, n);
-  EXPECT_LT(worst, 1e-5);
+  // Prefill on AMX rounds the activations entering each bf16 matmul to
+  // bfloat16, decode (GEMV) does not: the two then agree only as well as each
+  // agrees with transformers, whose own bf16 error bounds both.
+  const bool rounds_activations =
+      GetParam().dtype == DType::kBF16 && !GetParam().reference_kernels && amx::AmxEnabled();
+  const double bound = rounds_activations ? Tolerance() : 1e-5;
+  std::printf("  prefill vs decode: worst rel err %.3e over %d positions (bound %.1e)\n", worst, n, bound);
+  EXPECT_LT(worst, bound);
 }
 
 std::vector<Case> AllCases() {

@@ -7,6 +7,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
 #include "kernels/ops.h"
 
@@ -16,6 +17,12 @@ namespace {
 // Below this many rows a matmul is memory-bound (decode); above, packing W for
 // the register-tiled GEMM pays for itself.
 constexpr int64_t kGemmMinRows = 4;
+// From this many rows bfloat16 matmuls go to the AMX tiles where the CPU has
+// them (one 16-row A tile is full).
+constexpr int64_t kAmxMinRows = 16;
+// W rows per AMX task: four 32-row panels, so two threads get ~40+ tasks at
+// Llama widths and the tail imbalance stays small.
+constexpr int64_t kAmxRowBlock = 128;
 // Prefill attention switches to GEMMs from this many query tokens, in blocks
 // of this many (query token, head) rows per task.
 constexpr int kGemmAttentionMinTokens = 16;
@@ -36,6 +43,17 @@ class CpuBackend final : public KernelBackend {
       return;
     }
     const int64_t K = w.cols;
+    if (w.dtype == DType::kBF16 && M >= kAmxMinRows && amx::AmxEnabled()) {
+      auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
+      pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
+        amx::PackActivations(x, M, K, b, e, xb);
+      });
+      const size_t panel_floats = (amx::PanelScratchElems(K) + 1) / 2;
+      pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
+        amx::GemmBf16(xb, M, w, b, e, bias, y, reinterpret_cast<uint16_t*>(Scratch(worker, kPack, panel_floats)));
+      });
+      return;
+    }
     float* x_packed = Scratch(0, kRowsPacked, simd::GemmPackedRowsFloats(M, K));
     const int64_t depth_blocks = (K + simd::kGemmDepth - 1) / simd::kGemmDepth;
     pool_->ParallelFor(depth_blocks, [&](size_t kb, int) {

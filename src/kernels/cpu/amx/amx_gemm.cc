@@ -1,0 +1,282 @@
+// AMX-BF16 GEMM. The file is compiled with the baseline flags; only the
+// functions marked with target attributes use AVX-512 / AMX instructions, and
+// they are reached only after AmxBf16Usable() returned true, so the binary
+// still runs on CPUs without them.
+//
+// Shapes: C tiles are [16 rows of x][16 columns of W] float32; an A tile is 16
+// rows of bf16 activations x 32 depth (row-major, loaded in place from the
+// packed activations); a B tile is 16 depth pairs x 16 columns x 2 (the VNNI
+// order TDPBF16PS wants), made from 16 rows of W by a 16x16 transpose of
+// 32-bit pairs. The kernel keeps 2x2 C tiles (32 rows x 32 columns) and
+// streams the whole depth through them, so each C tile is written once.
+#include "kernels/cpu/amx/amx_gemm.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+
+namespace llm {
+namespace amx {
+namespace {
+
+constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: request a dynamic XSAVE feature
+constexpr int kXfeatureXtiledata = 18;
+
+struct Availability {
+  bool usable = false;
+  const char* reason = "";
+};
+
+Availability Probe() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return {false, "CPUID leaf 7 missing"};
+  const bool avx512f = b & (1u << 16), amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
+  unsigned a1 = 0, b1, c1, d1;
+  __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+  const bool avx512_bf16 = a1 & (1u << 5);
+  if (!amx_tile || !amx_bf16) return {false, "the CPU has no AMX-BF16"};
+  if (!avx512f || !avx512_bf16) return {false, "the CPU has AMX but no AVX512-BF16"};
+  // Linux (5.16+) enables the 8 KiB tile state per process on request.
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+    return {false, "Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"};
+  return {true, ""};
+}
+
+const Availability& Cached() {
+  static const Availability avail = [] {
+    Availability a = Probe();
+    // A CPU with the unit whose kernel refuses it deserves one line: the
+    // bf16 prefill is then several times slower than the machine allows.
+    if (!a.usable && std::strstr(a.reason, "refused")) std::fprintf(stderr, "warning: %s; bf16 GEMMs use FMA\n", a.reason);
+    return a;
+  }();
+  return avail;
+}
+
+std::atomic<bool> g_enabled{true};
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: C, 4-5: A (x), 6-7: B (W); all 16 rows x 64 bytes.
+__attribute__((target("amx-tile"))) void ConfigureTiles() {
+  TileConfig cfg;
+  for (int i = 0; i < 8; ++i) {
+    cfg.colsb[i] = 64;
+    cfg.rows[i] = 16;
+  }
+  // As inline asm with the whole struct as operand: GCC 12 treats the
+  // _tile_loadconfig builtin as reading only its first bytes and drops the
+  // stores of colsb/rows as dead (the tiles then stay unconfigured: SIGILL).
+  asm volatile("ldtilecfg %0" : : "m"(cfg));
+}
+
+__attribute__((target("amx-tile"))) void ReleaseTiles() { _tile_release(); }
+
+// In-register transpose of a 16x16 matrix of 32-bit elements (r[i] = row i).
+__attribute__((target("avx512f"))) inline void Transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Each 128-bit lane now holds a transposed 4x4 block; move the blocks.
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  __m512i u[16];
+  for (int j = 0; j < 4; ++j) {
+    u[j] = _mm512_permutex2var_epi64(r[j], lo, r[4 + j]);
+    u[4 + j] = _mm512_permutex2var_epi64(r[j], hi, r[4 + j]);
+    u[8 + j] = _mm512_permutex2var_epi64(r[8 + j], lo, r[12 + j]);
+    u[12 + j] = _mm512_permutex2var_epi64(r[8 + j], hi, r[12 + j]);
+  }
+  const __m512i s_lo = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), s_hi = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm512_permutex2var_epi64(u[j], s_lo, u[8 + j]);
+    r[4 + j] = _mm512_permutex2var_epi64(u[j], s_hi, u[8 + j]);
+    r[8 + j] = _mm512_permutex2var_epi64(u[4 + j], s_lo, u[12 + j]);
+    r[12 + j] = _mm512_permutex2var_epi64(u[4 + j], s_hi, u[12 + j]);
+  }
+}
+
+// Rows n .. n+valid-1 of W (bf16 [*, K]) into the B-tile order, two tiles of
+// 16 columns per 32-deep step: panel[step][half][pair 0..15][column 0..15]
+// (32-bit pairs). Rows past `valid` and depth past K are zero.
+__attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, int64_t K, int64_t n, int64_t valid,
+                                                           uint32_t* panel) {
+  const int64_t steps = PaddedDepth(K) / kTileDepth;
+  for (int64_t half = 0; half < 2; ++half) {
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t k = s * kTileDepth;
+      const __mmask32 mask = K - k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1ull << (K - k)) - 1);
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t row = half * 16 + i;
+        r[i] = row < valid ? _mm512_maskz_loadu_epi16(mask, w + (n + row) * K + k) : _mm512_setzero_si512();
+      }
+      Transpose16x16(r);
+      uint32_t* dst = panel + (s * 2 + half) * 256;
+      for (int j = 0; j < 16; ++j) _mm512_store_si512(dst + j * 16, r[j]);
+    }
+  }
+}
+
+// C tiles for rows t.. of x (one or two A tiles) and the panel's 32 columns.
+template <int kATiles>
+__attribute__((target("amx-tile,amx-bf16"))) inline void PanelBlock(const uint16_t* a, int64_t lda_bytes,
+                                                                    const uint32_t* panel, int64_t steps,
+                                                                    const float* bias32, float* c,
+                                                                    int64_t ldc_bytes) {
+  if (bias32) {  // every row of a C tile starts as the bias (stride 0 repeats it)
+    _tile_loadd(0, bias32, 0);
+    _tile_loadd(1, bias32 + 16, 0);
+    if (kATiles == 2) {
+      _tile_loadd(2, bias32, 0);
+      _tile_loadd(3, bias32 + 16, 0);
+    }
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    if (kATiles == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+  }
+  const uint16_t* a1 = reinterpret_cast<const uint16_t*>(reinterpret_cast<const char*>(a) + 16 * lda_bytes);
+  for (int64_t s = 0; s < steps; ++s) {
+    const uint32_t* b = panel + s * 512;
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b + 256, 64);
+    _tile_loadd(4, a + s * kTileDepth, lda_bytes);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if (kATiles == 2) {
+      _tile_loadd(5, a1 + s * kTileDepth, lda_bytes);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  char* c1 = reinterpret_cast<char*>(c) + 16 * ldc_bytes;
+  _tile_stored(0, c, ldc_bytes);
+  _tile_stored(1, c + 16, ldc_bytes);
+  if (kATiles == 2) {
+    _tile_stored(2, c1, ldc_bytes);
+    _tile_stored(3, reinterpret_cast<float*>(c1) + 16, ldc_bytes);
+  }
+}
+
+__attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) void RoundRow(const float* x, int64_t K,
+                                                                             int64_t padded, uint16_t* out) {
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + k));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), reinterpret_cast<const __m256i&>(v));
+  }
+  if (k < K) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + k));
+    _mm256_mask_storeu_epi16(out + k, m, reinterpret_cast<const __m256i&>(v));
+  }
+  std::fill(out + K, out + padded, uint16_t{0});
+}
+
+}  // namespace
+
+bool AmxBf16Usable() { return Cached().usable; }
+const char* AmxUnavailableReason() { return Cached().reason; }
+void SetAmxEnabled(bool enabled) { g_enabled.store(enabled); }
+bool AmxEnabled() { return g_enabled.load() && AmxBf16Usable(); }
+
+size_t PackedActivationElems(int64_t M, int64_t K) { return static_cast<size_t>(PaddedRows(M) * RowStride(K)); }
+
+void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb) {
+  const int64_t ld = RowStride(K);
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    uint16_t* row = xb + m * ld;
+    if (m < M) {
+      RoundRow(x + m * K, K, ld, row);
+    } else {
+      std::fill(row, row + ld, uint16_t{0});
+    }
+  }
+}
+
+size_t PanelScratchElems(int64_t K) { return static_cast<size_t>(2 * kBlock * PaddedDepth(K)); }
+
+void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y, uint16_t* panel_scratch) {
+  const int64_t K = w.cols, N = w.rows;
+  const int64_t lda_bytes = RowStride(K) * 2, ldc_bytes = N * 4;
+  const int64_t steps = PaddedDepth(K) / kTileDepth;
+  const auto* wb = static_cast<const uint16_t*>(w.data);
+  auto* panel = reinterpret_cast<uint32_t*>(panel_scratch);
+  alignas(64) float bias32[kBlock];
+  alignas(64) float edge[kBlock * kBlock];  // C of a block that sticks out of y
+  ConfigureTiles();
+  for (int64_t n = n_begin; n < n_end; n += kBlock) {
+    const int64_t cols = std::min(kBlock, n_end - n);
+    PackPanel(wb, K, n, cols, panel);
+    if (bias) {
+      std::fill(bias32, bias32 + kBlock, 0.f);
+      std::copy_n(bias + n, cols, bias32);
+    }
+    for (int64_t t = 0; t < M; t += kBlock) {
+      const int64_t rows = std::min(kBlock, M - t);
+      const uint16_t* a = xb + t * RowStride(K);
+      const bool fits = rows == kBlock && cols == kBlock;
+      float* c = fits ? y + t * N + n : edge;
+      const int64_t ldc = fits ? ldc_bytes : kBlock * 4;
+      if (rows > 16) {
+        PanelBlock<2>(a, lda_bytes, panel, steps, bias ? bias32 : nullptr, c, ldc);
+      } else {
+        PanelBlock<1>(a, lda_bytes, panel, steps, bias ? bias32 : nullptr, c, ldc);
+      }
+      if (!fits) {
+        for (int64_t r = 0; r < rows; ++r) std::copy_n(edge + r * kBlock, cols, y + (t + r) * N + n);
+      }
+    }
+  }
+  ReleaseTiles();
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) double PeakProbe(int64_t iterations) {
+  alignas(64) static const uint16_t zeros[16 * 32] = {};
+  ConfigureTiles();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(5, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_loadd(7, zeros, 64);
+  for (int64_t i = 0; i < iterations; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float sink[16 * 16];
+  _tile_stored(0, sink, 64);
+  ReleaseTiles();
+  return static_cast<double>(iterations) * 4 * 16 * 16 * 32 * 2 + sink[0];
+}
+
+}  // namespace amx
+}  // namespace llm

@@ -1,0 +1,54 @@
+// Prefill GEMM on Intel AMX tiles (bfloat16 weights, activations rounded to
+// bfloat16, float32 accumulation). Compiled for every build; the functions
+// carry their own target attributes and run only where AmxBf16Usable() says
+// the CPU has the unit and Linux granted this process the tile state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/ops.h"
+
+namespace llm {
+namespace amx {
+
+// CPUID has AMX-TILE + AMX-BF16 + AVX-512 and arch_prctl(ARCH_REQ_XCOMP_PERM)
+// granted the tile data state. Asked once per process; a refusal is printed
+// once to stderr (the GEMMs then stay on FMA).
+bool AmxBf16Usable();
+// Why AMX is not used on this machine ("" when it is).
+const char* AmxUnavailableReason();
+// Lets tests and --no-amx turn the path off (and back on where usable).
+void SetAmxEnabled(bool enabled);
+bool AmxEnabled();
+
+// Activations as the A operand: x[M, K] float32 rounded to bfloat16 (round to
+// nearest even) into xb[PaddedRows(M)][RowStride(K)], zero beyond M and K.
+// The row stride is padded by one cache line so that the 16 rows of an A tile
+// do not all fall into the same L1 set when K is a multiple of 2048.
+constexpr int64_t kTileRows = 16;
+constexpr int64_t kTileDepth = 32;   // bf16 elements per tile row (64 bytes)
+constexpr int64_t kBlock = 32;       // the kernel's 2x2 tiles cover 32 rows x 32 columns
+constexpr int64_t PaddedRows(int64_t M) { return (M + kBlock - 1) / kBlock * kBlock; }
+constexpr int64_t PaddedDepth(int64_t K) { return (K + kTileDepth - 1) / kTileDepth * kTileDepth; }
+constexpr int64_t RowStride(int64_t K) { return PaddedDepth(K) + kTileDepth; }
+// Rounds rows [m_begin, m_end) of the padded matrix (rows past M become zero).
+void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb);
+size_t PackedActivationElems(int64_t M, int64_t K);
+
+// Scratch elements (uint16) one worker needs for a W panel of 32 rows.
+size_t PanelScratchElems(int64_t K);
+
+// y[m, n] for n in [n_begin, n_end) (n_begin a multiple of 32): x . W[n]^T (+ bias).
+// W is bfloat16 [N, K] row-major, read in place: each 32-row panel is put in
+// the tiles' pair-interleaved (VNNI) order into `panel` once and then serves
+// all M rows. Configures and releases the tiles of the calling thread.
+void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+              const float* bias, float* y, uint16_t* panel);
+
+// Machine probe: `iterations` rounds of 4 independent tile products held in
+// registers (16 x 16 x 32 each); returns the FLOPs done.
+double PeakProbe(int64_t iterations);
+
+}  // namespace amx
+}  // namespace llm
