@@ -67,7 +67,7 @@ struct Normalize {
 
 class HfTokenizer final : public Tokenizer {
  public:
-  Status Init(const json& j, const json& cfg, const std::string& source);
+  Status Init(const json& j, const json& cfg, const std::string& source, const std::string& cfg_source);
 
   Result<std::vector<int32_t>> Encode(const std::string& text, bool add_bos) const override;
   std::string Decode(const std::vector<int32_t>& ids) const override;
@@ -171,7 +171,7 @@ Status HfTokenizer::InitPreTokenizer(const json& p) {
   return Unimplemented(source_ + ": pre_tokenizer '" + type + "' is not supported");
 }
 
-Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& source) {
+Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& source, const std::string& cfg_source) {
   source_ = source;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
     return DataLoss(source + ": not a tokenizer.json (no 'model' object)");
@@ -249,14 +249,24 @@ Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& sour
   }
   // BOS/EOS: tokenizer_config.json first (what transformers reads), then the
   // post-processor's template (Llama 3 adds <|begin_of_text|> there).
-  auto token_of = [&](const json& v) -> int {
-    if (v.is_string()) return TokenId(v.get<std::string>());
-    if (v.is_object() && v.contains("content")) return TokenId(v["content"].get<std::string>());
-    return -1;
+  // A token named there must exist: an unknown one would silently lose BOS
+  // (or the stop token). null means "none", as transformers reads it.
+  auto token_of = [&](const json& v, const char* key, int* id) -> Status {
+    if (v.is_null()) return OkStatus();
+    std::string name;
+    if (v.is_string()) name = v.get<std::string>();
+    else if (v.is_object() && v.contains("content") && v["content"].is_string()) name = v["content"].get<std::string>();
+    else return DataLoss(cfg_source + ": '" + key + "' is neither a string nor {\"content\": ...}");
+    *id = TokenId(name);
+    if (*id < 0) return DataLoss(cfg_source + ": " + key + " '" + name + "' is not in " + source + "'s vocabulary");
+    return OkStatus();
   };
   if (cfg.is_object()) {
-    if (cfg.contains("bos_token")) bos_id_ = token_of(cfg["bos_token"]);
-    if (cfg.contains("eos_token")) eos_id_ = token_of(cfg["eos_token"]);
+    if (cfg.contains("add_bos_token") && !cfg["add_bos_token"].is_boolean() && !cfg["add_bos_token"].is_null()) {
+      return DataLoss(cfg_source + ": 'add_bos_token' is not true or false");
+    }
+    if (cfg.contains("bos_token")) LLM_RETURN_IF_ERROR(token_of(cfg["bos_token"], "bos_token", &bos_id_));
+    if (cfg.contains("eos_token")) LLM_RETURN_IF_ERROR(token_of(cfg["eos_token"], "eos_token", &eos_id_));
   }
   const json pp = j.contains("post_processor") ? j["post_processor"] : json();
   bool template_bos = false;
@@ -268,8 +278,9 @@ Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& sour
       if (bos_id_ < 0) bos_id_ = id;
     }
   }
-  add_bos_ = cfg.is_object() && cfg.contains("add_bos_token") ? cfg.value("add_bos_token", true)
-                                                               : (template_bos || !byte_level_);
+  add_bos_ = cfg.is_object() && cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()
+                 ? cfg["add_bos_token"].get<bool>()
+                 : (template_bos || !byte_level_);
   return OkStatus();
 }
 
@@ -443,11 +454,19 @@ Result<std::unique_ptr<Tokenizer>> ParseHfTokenizer(const std::string& tokenizer
                                                     const std::string& source) {
   json j = json::parse(tokenizer_json, nullptr, false);
   if (j.is_discarded()) return DataLoss(source + ": not valid JSON (truncated or corrupt tokenizer.json)");
+  // tokenizer_config.json is optional, but one that is there must be valid:
+  // ignoring it would silently drop BOS (add_bos_token, bos_token).
+  const std::string cfg_source =
+      source.size() >= 14 && source.compare(source.size() - 14, 14, "tokenizer.json") == 0
+          ? source.substr(0, source.size() - 14) + "tokenizer_config.json"
+          : source + " (tokenizer_config.json)";
   json cfg = config_json.empty() ? json() : json::parse(config_json, nullptr, false);
-  if (cfg.is_discarded()) cfg = json();
+  if (cfg.is_discarded() || (!config_json.empty() && !cfg.is_object())) {
+    return DataLoss(cfg_source + ": not a valid JSON object (truncated or corrupt tokenizer_config.json)");
+  }
   auto tok = std::make_unique<HfTokenizer>();
   try {
-    LLM_RETURN_IF_ERROR(tok->Init(j, cfg, source));
+    LLM_RETURN_IF_ERROR(tok->Init(j, cfg, source, cfg_source));
   } catch (const json::exception& e) {  // a field of the wrong JSON type
     return DataLoss(source + ": unexpected structure (" + e.what() + ")");
   }
@@ -457,6 +476,10 @@ Result<std::unique_ptr<Tokenizer>> ParseHfTokenizer(const std::string& tokenizer
 Result<std::unique_ptr<Tokenizer>> LoadHfTokenizer(const std::string& dir) {
   LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(dir + "/tokenizer.json"));
   auto cfg = ReadTextFile(dir + "/tokenizer_config.json");
+  if (!cfg.ok() && cfg.status().code() != StatusCode::kNotFound) return cfg.status();  // a FIFO, a directory...
+  if (cfg.ok() && cfg.value().empty()) {
+    return DataLoss(dir + "/tokenizer_config.json: empty file (truncated or corrupt tokenizer_config.json)");
+  }
   return ParseHfTokenizer(text, cfg.ok() ? cfg.value() : "", dir + "/tokenizer.json");
 }
 

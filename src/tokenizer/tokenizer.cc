@@ -51,7 +51,10 @@ namespace {
 class SentencePieceTokenizer final : public Tokenizer {
  public:
   Status Load(const std::string& path) {
-    const auto st = sp_.Load(path);
+    // Read through the product's input-file helper (a directory or FIFO is a
+    // clear error, never a hang or a C++ stream exception), then parse.
+    LLM_ASSIGN_OR_RETURN(std::string proto, ReadTextFile(path));
+    const auto st = sp_.LoadFromSerializedProto(proto);
     if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
     path_ = path;
     return OkStatus();
@@ -66,7 +69,13 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
   std::string Decode(const std::vector<int32_t>& ids) const override {
-    std::vector<int> v(ids.begin(), ids.end());
+    // Ids past the vocabulary (embeddings padded beyond the tokenizer) are
+    // skipped, as transformers does; SentencePiece would fail the whole call.
+    std::vector<int> v;
+    v.reserve(ids.size());
+    for (int32_t id : ids) {
+      if (id >= 0 && id < sp_.GetPieceSize()) v.push_back(id);
+    }
     std::string text;
     sp_.Decode(v, &text);
     return text;

@@ -4,7 +4,10 @@
 #include "tokenizer/hf_tokenizer.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -45,7 +48,8 @@ TEST_P(HfTokenizerTest, EncodeMatchesHuggingFaceIdForId) {
 TEST_P(HfTokenizerTest, DecodeMatchesAndStreamingEqualsBatch) {
   auto tok = LoadHfTokenizer(Dir(GetParam()));
   ASSERT_TRUE(tok.ok()) << tok.status().message();
-  for (const auto& c : Reference()[GetParam()]) {
+  const auto ref = Reference();  // kept alive: a range-for over Reference()[...] would read a dead temporary
+  for (const auto& c : ref[GetParam()]) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
     const std::string batch = tok.value()->Decode(ids);
     EXPECT_EQ(batch, c["decoded"].get<std::string>()) << c["text"];
@@ -74,7 +78,8 @@ INSTANTIATE_TEST_SUITE_P(Flavours, HfTokenizerTest, ::testing::Values("llama2_st
 TEST(SentencePieceModel, MatchesPythonSentencePiece) {
   auto tok = LoadSentencePieceTokenizer(Dir("llama2_style") + "/tokenizer.model");
   ASSERT_TRUE(tok.ok()) << tok.status().message();
-  for (const auto& c : Reference()["llama2_style"]) {
+  const auto ref = Reference();
+  for (const auto& c : ref["llama2_style"]) {
     EXPECT_EQ(tok.value()->Encode(c["text"].get<std::string>(), false).value(),
               c["sentencepiece_ids"].get<std::vector<int32_t>>())
         << c["text"];
@@ -103,6 +108,79 @@ TEST(HfTokenizerErrors, RefusesOtherModelsAndCorruptFiles) {
   EXPECT_FALSE(wrong.ok());
   auto norm = ParseHfTokenizer(R"({"normalizer":{"type":"NFKC"},"model":{"type":"BPE","vocab":{"a":0}}})", "", "x");
   EXPECT_NE(norm.status().message().find("NFKC"), std::string::npos);
+}
+
+// A directory with the llama2_style tokenizer.json and the given
+// tokenizer_config.json text.
+std::string WithConfig(const testing::TempDir& tmp, const std::string& config) {
+  const std::string dir = tmp.path();
+  EXPECT_EQ(std::system(("cp " + Dir("llama2_style") + "/tokenizer.json " + dir).c_str()), 0);
+  testing::WriteFile(dir + "/tokenizer_config.json", config);
+  return dir;
+}
+
+TEST(HfTokenizerErrors, ACorruptOrWrongTokenizerConfigIsAnErrorNotALostBos) {
+  for (const char* bad : {"{\"add_bos_token\": true, \"bos_token\": \"<s>\"", "", "[1, 2]", "\"<s>\"",
+                          "{\"bos_token\": 7}", "{\"add_bos_token\": \"yes\"}"}) {
+    testing::TempDir tmp;
+    auto tok = LoadHfTokenizer(WithConfig(tmp, bad));
+    ASSERT_FALSE(tok.ok()) << "accepted tokenizer_config.json: " << bad;
+    EXPECT_EQ(tok.status().code(), StatusCode::kDataLoss) << tok.status().message();
+    EXPECT_NE(tok.status().message().find("tokenizer_config.json"), std::string::npos) << tok.status().message();
+  }
+  testing::TempDir tmp;
+  auto unknown = LoadHfTokenizer(WithConfig(tmp, R"({"add_bos_token": true, "bos_token": "<bos>"})"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("bos_token '<bos>'"), std::string::npos) << unknown.status().message();
+  // Valid forms still load: a string, an AddedToken object, null.
+  for (const char* good : {R"({"bos_token": "<s>"})", R"({"bos_token": {"content": "<s>", "special": true}})"}) {
+    testing::TempDir t;
+    auto tok = LoadHfTokenizer(WithConfig(t, good));
+    ASSERT_TRUE(tok.ok()) << good << ": " << tok.status().message();
+    EXPECT_EQ(tok.value()->Encode("hi", true).value().front(), 1) << good;
+  }
+  testing::TempDir t;
+  EXPECT_TRUE(LoadHfTokenizer(WithConfig(t, R"({"bos_token": null, "eos_token": "</s>"})")).ok());
+}
+
+TEST(TokenizerFiles, AFifoOrDirectoryIsAClearErrorNotAHang) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    testing::TempDir tmp;
+    ASSERT_EQ(std::system(("cp " + Dir("llama2_style") + "/tokenizer.json " + tmp.path()).c_str()), 0);
+    std::remove((tmp.path() + "/" + name).c_str());
+    ASSERT_EQ(::mkfifo((tmp.path() + "/" + name).c_str(), 0644), 0);
+    ::alarm(30);  // a blocking open would hang: SIGALRM fails the test instead
+    auto tok = LoadTokenizer(tmp.path());
+    ::alarm(0);
+    ASSERT_FALSE(tok.ok()) << name;
+    EXPECT_NE(tok.status().message().find(std::string(name) + ": is a FIFO"), std::string::npos)
+        << tok.status().message();
+  }
+  testing::TempDir tmp;
+  ASSERT_EQ(::mkdir((tmp.path() + "/tokenizer.model").c_str(), 0755), 0);
+  auto sp = LoadTokenizer(tmp.path());
+  ASSERT_FALSE(sp.ok());
+  EXPECT_NE(sp.status().message().find("tokenizer.model: is a directory"), std::string::npos) << sp.status().message();
+}
+
+TEST(TokenizerDecode, IdsPastTheVocabularyAreSkippedNotTheWholeText) {
+  // Checkpoints pad the embedding past the tokenizer; a sampled padding id
+  // must not blank the text of everything else, in either tokenizer.
+  auto sp = LoadSentencePieceTokenizer(Dir("llama2_style") + "/tokenizer.model");
+  auto hf = LoadHfTokenizer(Dir("llama2_style"));
+  ASSERT_TRUE(sp.ok() && hf.ok());
+  for (const auto* tok : {sp.value().get(), hf.value().get()}) {
+    std::vector<int32_t> ids = tok->Encode("hello world", false).value();
+    const std::string text = tok->Decode(ids);
+    ASSERT_EQ(text, "hello world") << tok->description();
+    ids.insert(ids.begin() + 1, tok->vocab_size() + 5);
+    ids.push_back(-1);
+    EXPECT_EQ(tok->Decode(ids), text) << tok->description();
+    StreamDecoder stream(tok);
+    std::string streamed;
+    for (int32_t id : ids) streamed += stream.Push(id);
+    EXPECT_EQ(streamed + stream.Flush(), text) << tok->description();
+  }
 }
 
 }  // namespace
