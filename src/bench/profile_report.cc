@@ -426,15 +426,15 @@ std::string ChromeTraceJson(const Profiler& profiler, const std::string& process
 }
 
 Status WriteProfileOutputs(const Profiler& profiler, const Calibration& cal, const std::string& header,
-                           const std::string& dir, ProfileSummary* summary) {
+                           OutputFiles* outputs, ProfileSummary* summary) {
   *summary = SummarizeProfile(profiler);
   const std::string trace = ChromeTraceJson(profiler, "llama-speedbench (CPU)");
   summary->trace_bytes = trace.size();
-  LLM_RETURN_IF_ERROR(WriteFileAtomic(dir + "/profiler_trace.json", trace));
-  LLM_RETURN_IF_ERROR(WriteFileAtomic(
-      dir + "/profiler_stats.txt",
+  LLM_RETURN_IF_ERROR(outputs->Add("profiler_trace.json", trace));
+  LLM_RETURN_IF_ERROR(outputs->Add(
+      "profiler_stats.txt",
       FormatProfileStats(*summary, cal, header + fmt::format("Trace: profiler_trace.json, {:.1f} MB\n", trace.size() / 1e6))));
-  return WriteFileAtomic(dir + "/profiler_stats.json", ProfileStatsJson(*summary, cal));
+  return outputs->Add("profiler_stats.json", ProfileStatsJson(*summary, cal));
 }
 
 }  // namespace llm

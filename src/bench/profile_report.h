@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/calibration.h"
+#include "bench/report.h"
 #include "core/status.h"
 #include "profiler/profiler.h"
 
@@ -67,8 +68,10 @@ std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, 
 std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal);
 std::string ChromeTraceJson(const Profiler& profiler, const std::string& process_name);
 
-// Writes the three files atomically into `dir`; fills summary.trace_bytes.
+// Stages the three files (profiler_trace.json, profiler_stats.txt,
+// profiler_stats.json) into `outputs`, which the caller commits together with
+// the run's other outputs; fills summary.trace_bytes.
 Status WriteProfileOutputs(const Profiler& profiler, const Calibration& cal, const std::string& header,
-                           const std::string& dir, ProfileSummary* summary);
+                           OutputFiles* outputs, ProfileSummary* summary);
 
 }  // namespace llm

@@ -66,7 +66,7 @@ size_t EventCapacity(const LlamaConfig& c, int steps) {
 
 Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
                                      const BenchOptions& options, const ProfileSchedule& schedule,
-                                     const std::string& output_dir, const std::string& header) {
+                                     OutputFiles* outputs, const std::string& header) {
   ProfileRunResult r;
   r.calibration = LoadOrMeasureCalibration(&pool);
   const int steps = std::min(schedule.active, test.max_new_tokens);
@@ -81,8 +81,17 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
     if (!g.ok()) return g.status();
     if (model.device()) LLM_RETURN_IF_ERROR(model.device()->FlushTrace());  // GPU activity into the profiler
   }
-  LLM_RETURN_IF_ERROR(WriteProfileOutputs(profiler, r.calibration, header, output_dir, &r.summary));
+  LLM_RETURN_IF_ERROR(WriteProfileOutputs(profiler, r.calibration, header, outputs, &r.summary));
   r.stats_text = FormatProfileStats(r.summary, r.calibration, header);
+  return r;
+}
+
+Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                     const BenchOptions& options, const ProfileSchedule& schedule,
+                                     const std::string& output_dir, const std::string& header) {
+  OutputFiles outputs(output_dir);
+  LLM_ASSIGN_OR_RETURN(ProfileRunResult r, RunProfiled(model, pool, test, options, schedule, &outputs, header));
+  LLM_RETURN_IF_ERROR(outputs.Commit());
   return r;
 }
 

@@ -32,6 +32,12 @@ struct ProfileRunResult {
   std::string stats_text;
 };
 
+// Records one generation of `test` and stages the profiler files into
+// `outputs` (committed by the caller with the results file).
+Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
+                                     const BenchOptions& options, const ProfileSchedule& schedule,
+                                     OutputFiles* outputs, const std::string& header);
+// The same, writing the profiler files into output_dir at once.
 Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
                                      const BenchOptions& options, const ProfileSchedule& schedule,
                                      const std::string& output_dir, const std::string& header);

@@ -1,8 +1,15 @@
 #include "bench/report.h"
 
 #include <fmt/format.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 #include <ctime>
@@ -205,23 +212,117 @@ std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo
   return out;
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IoError(path + ": cannot write (is the output directory writable?)");
-    out << content;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return IoError(path + ": write failed (disk full?)");
-    }
+namespace {
+
+// Writes `content` to `tmp` (created or truncated) and fsyncs it; removes it on failure.
+Status WriteAndSync(const std::string& tmp, const std::string& path, const std::string& content) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    return IoError(path + ": cannot write (" + std::strerror(errno) + "; is the output directory writable?)");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      std::remove(tmp.c_str());
+      return IoError(path + ": write failed (" + std::strerror(err) + ")");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
     std::remove(tmp.c_str());
-    return IoError(path + ": cannot move the finished file into place");
+    return IoError(path + ": write failed (" + std::strerror(err) + ")");
   }
   return OkStatus();
+}
+
+void SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string DirOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A target rename() can replace: absent, or anything but a directory.
+Status CheckReplaceable(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return IoError(path + ": is a directory; cannot write the output file there");
+  }
+  return OkStatus();
+}
+
+std::string TemporaryName(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+
+}  // namespace
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  LLM_RETURN_IF_ERROR(CheckReplaceable(path));
+  const std::string tmp = TemporaryName(path);
+  LLM_RETURN_IF_ERROR(WriteAndSync(tmp, path, content));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    return IoError(path + ": cannot move the finished file into place (" + std::strerror(err) + ")");
+  }
+  SyncDirectory(DirOf(path));
+  return OkStatus();
+}
+
+OutputFiles::~OutputFiles() {
+  for (const auto& [tmp, path] : staged_) std::remove(tmp.c_str());
+}
+
+Status OutputFiles::Add(const std::string& name, const std::string& content) {
+  const std::string path = dir_ + "/" + name;
+  const std::string tmp = TemporaryName(path);
+  // Staged before the write, so a failed write of a later file still removes
+  // this one's temporary (and the earlier ones) in the destructor.
+  staged_.emplace_back(tmp, path);
+  return WriteAndSync(tmp, path, content);
+}
+
+Status OutputFiles::Commit() {
+  for (const auto& [tmp, path] : staged_) LLM_RETURN_IF_ERROR(CheckReplaceable(path));
+  for (size_t i = 0; i < staged_.size(); ++i) {
+    const auto& [tmp, path] = staged_[i];
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      staged_.erase(staged_.begin(), staged_.begin() + static_cast<std::ptrdiff_t>(i));
+      return IoError(path + ": cannot move the finished file into place (" + std::strerror(err) + ")");
+    }
+  }
+  staged_.clear();
+  SyncDirectory(dir_);
+  return OkStatus();
+}
+
+void RemoveStaleTemporaries(const std::string& dir, const std::vector<std::string>& names) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string file = e->d_name;
+    for (const std::string& name : names) {
+      const std::string prefix = name + ".tmp.";
+      if (file.size() <= prefix.size() || file.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string pid_text = file.substr(prefix.size());
+      if (pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+      const long pid = std::stol(pid_text);
+      if (pid <= 0 || pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) std::remove((dir + "/" + file).c_str());
+    }
+  }
+  ::closedir(d);
 }
 
 size_t PeakRssBytes() {

@@ -65,9 +65,33 @@ std::string SpreadWarnings(const std::vector<BenchResult>& results);
 std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo& info, const std::string& format);
 std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& info);
 
-// Writes via a temporary file in the same directory and rename(), so a reader
-// never sees a half-written file and a failure leaves nothing behind.
+// Writes via a temporary file in the same directory (fsync'ed) and rename(),
+// so a reader never sees a half-written file and a failure leaves nothing behind.
 Status WriteFileAtomic(const std::string& path, const std::string& content);
+
+// The output files of one run, made visible together: each is written as
+// <name>.tmp.<pid> and fsync'ed by Add(); Commit() checks that every target can
+// be replaced, then renames them all. Whatever is not committed is removed
+// when the object dies, so a failure (disk full, a target that is a
+// directory, an error later in the run) leaves no new file beside old ones.
+class OutputFiles {
+ public:
+  explicit OutputFiles(std::string dir) : dir_(std::move(dir)) {}
+  ~OutputFiles();
+  OutputFiles(const OutputFiles&) = delete;
+  OutputFiles& operator=(const OutputFiles&) = delete;
+  Status Add(const std::string& name, const std::string& content);
+  Status Commit();
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::pair<std::string, std::string>> staged_;  // (temporary, final path)
+};
+
+// Removes <name>.tmp.<pid> files in `dir` (for each of `names`) whose process
+// is gone: what a run killed while writing its outputs left behind.
+void RemoveStaleTemporaries(const std::string& dir, const std::vector<std::string>& names);
 
 // Machine and build facts for the results file.
 std::map<std::string, std::string> SystemInfo();

@@ -71,7 +71,18 @@ struct Flags {
 };
 
 int Fail(const Status& s) {
-  std::fprintf(stderr, "error: %s\n", s.message().c_str());
+  // One line whatever the message quotes (a path or flag value with a newline).
+  std::string line;
+  for (unsigned char c : s.message()) {
+    if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof(b), "\\x%02x", c);
+      line += b;
+    } else {
+      line += static_cast<char>(c);
+    }
+  }
+  std::fprintf(stderr, "error: %s\n", line.c_str());
   return kExitBadInput;
 }
 
@@ -104,6 +115,9 @@ Status ValidateFlags(const Flags& f) {
 Status PrepareOutputDir(const std::string& dir) {
   if (!MakeDirectories(dir).ok()) return IoError("--output-dir " + dir + ": cannot create the directory");
   if (::access(dir.c_str(), W_OK) != 0) return IoError("--output-dir " + dir + ": directory is not writable");
+  // Temporaries of runs killed while writing their outputs.
+  RemoveStaleTemporaries(dir, {"benchmark_results.json", "profiler_trace.json", "profiler_stats.txt",
+                               "profiler_stats.json"});
   return OkStatus();
 }
 
@@ -145,8 +159,9 @@ Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) 
 }
 
 Result<std::vector<std::string>> ReadPromptFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound("--prompt-file " + path + ": cannot read");
+  auto text = ReadTextFile(path);  // a FIFO or directory is an error, not a hang
+  if (!text.ok()) return Status(text.status().code(), "--prompt-file " + text.status().message());
+  std::istringstream in(text.value());
   std::vector<std::string> prompts;
   std::string line;
   while (std::getline(in, line)) {
@@ -387,6 +402,7 @@ int Run(const Flags& f) {
     std::printf("%s", FormatResults(results.value(), info, f.format).c_str());
   }
   std::fprintf(stderr, "%s", SpreadWarnings(results.value()).c_str());
+  OutputFiles outputs(f.output_dir);  // removed unless committed at the end
   // Profiling happens after the timed runs, on the first test, so it never
   // touches the reported timings.
   if (f.profile_overhead) {
@@ -405,7 +421,7 @@ int Run(const Flags& f) {
                                tests.value().front().name + "' (" +
                                std::to_string(tests.value().front().prompt.size()) + " prompt tokens)\n";
     if (!f.quiet) std::fprintf(stderr, "profiling '%s' ...\n", tests.value().front().name.c_str());
-    auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, f.output_dir, header);
+    auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, &outputs, header);
     if (!p.ok()) return Fail(p.status());
     info.profile_trace = f.output_dir + "/profiler_trace.json";
     info.profile_trace_bytes = p->summary.trace_bytes;
@@ -418,8 +434,11 @@ int Run(const Flags& f) {
                   f.output_dir.c_str(), p->summary.trace_bytes / 1e6);
     }
   }
+  // Every output is staged (written and fsync'ed under a temporary name) and
+  // renamed into place together, so a failure leaves no new file beside old ones.
   const std::string json_path = f.output_dir + "/benchmark_results.json";
-  if (Status s = WriteFileAtomic(json_path, ResultsJson(results.value(), info)); !s.ok()) return Fail(s);
+  if (Status s = outputs.Add("benchmark_results.json", ResultsJson(results.value(), info)); !s.ok()) return Fail(s);
+  if (Status s = outputs.Commit(); !s.ok()) return Fail(s);
   if (!f.quiet) std::fprintf(stderr, "results written to %s\n", json_path.c_str());
   return 0;
 }

@@ -23,7 +23,9 @@ Result<LlamaConfig> LoadDummyConfig(const std::string& name) {
 // stops on both <|end_of_text|> and <|eot_id|>) is the stop set when present.
 Status ApplyGenerationConfig(const std::string& dir, LlamaConfig* config) {
   auto text = ReadTextFile(dir + "/generation_config.json");
-  if (!text.ok()) return OkStatus();  // optional file
+  if (!text.ok()) {  // optional file; but one that is there and unreadable (a FIFO, a directory) is an error
+    return text.status().code() == StatusCode::kNotFound ? OkStatus() : text.status();
+  }
   auto j = nlohmann::json::parse(text.value(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     return InvalidArgument(dir + "/generation_config.json: not valid JSON (truncated or corrupt)");

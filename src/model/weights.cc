@@ -101,13 +101,13 @@ namespace {
 // Which shard files make up the checkpoint in `dir`.
 Result<std::vector<std::string>> FindShards(const std::string& dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
-  if (IsRegularFile(index_path)) {
+  if (PathExists(index_path)) {  // not a regular file (a FIFO...): the reader says so
     LLM_ASSIGN_OR_RETURN(std::vector<std::string> files, ReadSafetensorsIndex(index_path));
     std::vector<std::string> paths;
     for (const auto& f : files) paths.push_back(dir + "/" + f);
     return paths;
   }
-  if (IsRegularFile(dir + "/model.safetensors")) return std::vector<std::string>{dir + "/model.safetensors"};
+  if (PathExists(dir + "/model.safetensors")) return std::vector<std::string>{dir + "/model.safetensors"};
   if (IsRegularFile(dir + "/pytorch_model.bin") || IsRegularFile(dir + "/pytorch_model.bin.index.json")) {
     return Unimplemented(dir + ": only pytorch_model.bin (pickle) weights found; they are not loaded for safety. "
                          "Convert them: python -c \"from transformers import AutoModelForCausalLM as M; "
