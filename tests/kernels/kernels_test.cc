@@ -192,7 +192,7 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   auto ref = MakeReferenceBackend();
   auto cpu = MakeCpuBackend(&pool);
   for (int64_t M : {16, 17, 31, 32, 33, 100}) {
-    for (int64_t K : {1, 7, 31, 32, 33, 64, 300}) {
+    for (int64_t K : {1, 7, 31, 32, 33, 64, 300, 2100}) {  // 2100: two depth blocks
       for (int64_t N : {1, 17, 31, 32, 33, 130, 200}) {
         for (int offset : {0, 1}) {
           const bool with_bias = (M + K + N + offset) % 2 == 0;

@@ -115,15 +115,15 @@ __attribute__((target("avx512f"))) inline void Transpose16x16(__m512i r[16]) {
   }
 }
 
-// Rows n .. n+valid-1 of W (bf16 [*, K]) into the B-tile order, two tiles of
-// 16 columns per 32-deep step: panel[step][half][pair 0..15][column 0..15]
-// (32-bit pairs). Rows past `valid` and depth past K are zero.
+// Rows n .. n+valid-1 of W (bf16 [*, K]), depth k0 .. k0 + 32 * steps, into the
+// B-tile order, two tiles of 16 columns per 32-deep step:
+// panel[step][half][pair 0..15][column 0..15] (32-bit pairs). Rows past
+// `valid` and depth past K are zero.
 __attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, int64_t K, int64_t n, int64_t valid,
-                                                           uint32_t* panel) {
-  const int64_t steps = PaddedDepth(K) / kTileDepth;
+                                                           int64_t k0, int64_t steps, uint32_t* panel) {
   for (int64_t half = 0; half < 2; ++half) {
     for (int64_t s = 0; s < steps; ++s) {
-      const int64_t k = s * kTileDepth;
+      const int64_t k = k0 + s * kTileDepth;
       const __mmask32 mask = K - k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1ull << (K - k)) - 1);
       __m512i r[16];
       for (int i = 0; i < 16; ++i) {
@@ -137,18 +137,19 @@ __attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, in
   }
 }
 
-// C tiles for rows t.. of x (one or two A tiles) and the panel's 32 columns.
+// C tiles for rows t.. of x (one or two A tiles) and one panel's 32 columns,
+// over `steps` depth steps; C starts at zero or, when `accumulate`, at c.
 template <int kATiles>
 __attribute__((target("amx-tile,amx-bf16"))) inline void PanelBlock(const uint16_t* a, int64_t lda_bytes,
                                                                     const uint32_t* panel, int64_t steps,
-                                                                    const float* bias32, float* c,
-                                                                    int64_t ldc_bytes) {
-  if (bias32) {  // every row of a C tile starts as the bias (stride 0 repeats it)
-    _tile_loadd(0, bias32, 0);
-    _tile_loadd(1, bias32 + 16, 0);
+                                                                    bool accumulate, float* c, int64_t ldc_bytes) {
+  float* c1 = reinterpret_cast<float*>(reinterpret_cast<char*>(c) + 16 * ldc_bytes);
+  if (accumulate) {
+    _tile_loadd(0, c, ldc_bytes);
+    _tile_loadd(1, c + 16, ldc_bytes);
     if (kATiles == 2) {
-      _tile_loadd(2, bias32, 0);
-      _tile_loadd(3, bias32 + 16, 0);
+      _tile_loadd(2, c1, ldc_bytes);
+      _tile_loadd(3, c1 + 16, ldc_bytes);
     }
   } else {
     _tile_zero(0);
@@ -172,12 +173,11 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void PanelBlock(const uint16
       _tile_dpbf16ps(3, 5, 7);
     }
   }
-  char* c1 = reinterpret_cast<char*>(c) + 16 * ldc_bytes;
   _tile_stored(0, c, ldc_bytes);
   _tile_stored(1, c + 16, ldc_bytes);
   if (kATiles == 2) {
     _tile_stored(2, c1, ldc_bytes);
-    _tile_stored(3, reinterpret_cast<float*>(c1) + 16, ldc_bytes);
+    _tile_stored(3, c1 + 16, ldc_bytes);
   }
 }
 
@@ -217,38 +217,58 @@ void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int6
   }
 }
 
-size_t PanelScratchElems(int64_t K) { return static_cast<size_t>(2 * kBlock * PaddedDepth(K)); }
+size_t GemmScratchBytes(int64_t M, int64_t K) {
+  const int64_t depth = std::min(kPassDepth, PaddedDepth(K));
+  return static_cast<size_t>(kPassPanels * kBlock * depth) * 2 +
+         static_cast<size_t>(PaddedRows(M) * kPassPanels * kBlock) * 4;
+}
 
+// Loop order per pass of up to kPassPanels panels (128 columns of W) and
+// depth block (up to kPassDepth): the pass's panels are packed once (512 KiB
+// at most, in L2), then each pair of A tiles (32 rows of x) serves all the
+// pass's panels before the next is loaded, so x streams from memory once per
+// pass rather than once per panel. C accumulates across depth blocks in a
+// float32 block [padded M][128] of the task's own, copied to y (+ bias) at
+// the end of the pass.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-              float* y, uint16_t* panel_scratch) {
+              float* y, void* scratch) {
   const int64_t K = w.cols, N = w.rows;
-  const int64_t lda_bytes = RowStride(K) * 2, ldc_bytes = N * 4;
-  const int64_t steps = PaddedDepth(K) / kTileDepth;
+  const int64_t padded_depth = PaddedDepth(K);
+  const int64_t lda_bytes = RowStride(K) * 2;
+  const int64_t acc_cols = kPassPanels * kBlock;
   const auto* wb = static_cast<const uint16_t*>(w.data);
-  auto* panel = reinterpret_cast<uint32_t*>(panel_scratch);
-  alignas(64) float bias32[kBlock];
-  alignas(64) float edge[kBlock * kBlock];  // C of a block that sticks out of y
+  auto* panels = static_cast<uint32_t*>(scratch);
+  const size_t panel_pairs = static_cast<size_t>(kBlock * std::min(kPassDepth, padded_depth)) / 2;
+  float* acc = reinterpret_cast<float*>(panels + kPassPanels * panel_pairs);
   ConfigureTiles();
-  for (int64_t n = n_begin; n < n_end; n += kBlock) {
-    const int64_t cols = std::min(kBlock, n_end - n);
-    PackPanel(wb, K, n, cols, panel);
-    if (bias) {
-      std::fill(bias32, bias32 + kBlock, 0.f);
-      std::copy_n(bias + n, cols, bias32);
-    }
-    for (int64_t t = 0; t < M; t += kBlock) {
-      const int64_t rows = std::min(kBlock, M - t);
-      const uint16_t* a = xb + t * RowStride(K);
-      const bool fits = rows == kBlock && cols == kBlock;
-      float* c = fits ? y + t * N + n : edge;
-      const int64_t ldc = fits ? ldc_bytes : kBlock * 4;
-      if (rows > 16) {
-        PanelBlock<2>(a, lda_bytes, panel, steps, bias ? bias32 : nullptr, c, ldc);
-      } else {
-        PanelBlock<1>(a, lda_bytes, panel, steps, bias ? bias32 : nullptr, c, ldc);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += acc_cols) {
+    const int64_t cols = std::min(acc_cols, n_end - n0);
+    const int64_t num_panels = (cols + kBlock - 1) / kBlock;
+    for (int64_t k0 = 0; k0 < padded_depth; k0 += kPassDepth) {
+      const int64_t steps = std::min(kPassDepth, padded_depth - k0) / kTileDepth;
+      for (int64_t p = 0; p < num_panels; ++p) {
+        PackPanel(wb, K, n0 + p * kBlock, std::min(kBlock, n_end - n0 - p * kBlock), k0, steps,
+                  panels + p * panel_pairs);
       }
-      if (!fits) {
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(edge + r * kBlock, cols, y + (t + r) * N + n);
+      for (int64_t t = 0; t < M; t += kBlock) {
+        const uint16_t* a = xb + t * RowStride(K) + k0;
+        for (int64_t p = 0; p < num_panels; ++p) {
+          float* c = acc + t * acc_cols + p * kBlock;
+          if (M - t > 16) {
+            PanelBlock<2>(a, lda_bytes, panels + p * panel_pairs, steps, k0 > 0, c, acc_cols * 4);
+          } else {
+            PanelBlock<1>(a, lda_bytes, panels + p * panel_pairs, steps, k0 > 0, c, acc_cols * 4);
+          }
+        }
+      }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      const float* src = acc + m * acc_cols;
+      float* dst = y + m * N + n0;
+      if (bias) {
+        for (int64_t j = 0; j < cols; ++j) dst[j] = src[j] + bias[n0 + j];
+      } else {
+        std::copy_n(src, cols, dst);
       }
     }
   }

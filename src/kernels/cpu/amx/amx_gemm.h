@@ -36,15 +36,19 @@ constexpr int64_t RowStride(int64_t K) { return PaddedDepth(K) + kTileDepth; }
 void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb);
 size_t PackedActivationElems(int64_t M, int64_t K);
 
-// Scratch elements (uint16) one worker needs for a W panel of 32 rows.
-size_t PanelScratchElems(int64_t K);
+// A task's columns are done in passes of up to kPassPanels panels of 32 W
+// rows and depth blocks of up to kPassDepth (see GemmBf16).
+constexpr int64_t kPassPanels = 4;
+constexpr int64_t kPassDepth = 2048;
+// Scratch bytes (64-byte aligned) one worker needs for GemmBf16.
+size_t GemmScratchBytes(int64_t M, int64_t K);
 
 // y[m, n] for n in [n_begin, n_end) (n_begin a multiple of 32): x . W[n]^T (+ bias).
 // W is bfloat16 [N, K] row-major, read in place: each 32-row panel is put in
-// the tiles' pair-interleaved (VNNI) order into `panel` once and then serves
-// all M rows. Configures and releases the tiles of the calling thread.
+// the tiles' pair-interleaved (VNNI) order once per pass and then serves all
+// M rows. Configures and releases the tiles of the calling thread.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
-              const float* bias, float* y, uint16_t* panel);
+              const float* bias, float* y, void* scratch);
 
 // Machine probe: `iterations` rounds of 4 independent tile products held in
 // registers (16 x 16 x 32 each); returns the FLOPs done.

@@ -48,9 +48,9 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
         amx::PackActivations(x, M, K, b, e, xb);
       });
-      const size_t panel_floats = (amx::PanelScratchElems(K) + 1) / 2;
+      const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
-        amx::GemmBf16(xb, M, w, b, e, bias, y, reinterpret_cast<uint16_t*>(Scratch(worker, kPack, panel_floats)));
+        amx::GemmBf16(xb, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
       });
       return;
     }
