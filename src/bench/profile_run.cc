@@ -69,7 +69,9 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
                                      OutputFiles* outputs, const std::string& header) {
   ProfileRunResult r;
   r.calibration = LoadOrMeasureCalibration(&pool);
-  const int steps = std::min(schedule.active, test.max_new_tokens);
+  // Recorded steps are bounded by the tokens the cache can hold, whatever the flags say.
+  const int steps = std::min({schedule.active, test.max_new_tokens,
+                              model.max_seq_len() - static_cast<int>(test.prompt.size()) + 1});
   Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps));
   {
     Attach attach(model, pool, &profiler);
@@ -106,7 +108,9 @@ Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& po
       LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
       off.push_back(DecodeTokensPerSecond(g));
     }
-    Profiler profiler(pool.num_threads(), EventCapacity(model.config(), test.max_new_tokens));
+    Profiler profiler(pool.num_threads(),
+                      EventCapacity(model.config(), std::min(test.max_new_tokens,
+                                                             model.max_seq_len() - static_cast<int>(test.prompt.size()) + 1)));
     Attach attach(model, pool, &profiler);
     profiler.set_active(true);
     LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));

@@ -3,6 +3,8 @@
 // measurement of what recording costs.
 #pragma once
 
+#include <cstdint>
+
 #include <string>
 
 #include "bench/calibration.h"
@@ -21,7 +23,11 @@ struct ProfileSchedule {
   int wait = 0;
   int warmup = 0;
   int active = 1 << 30;
-  bool Records(int step) const { return step >= wait + warmup && step < wait + warmup + active; }
+  // In 64 bits: WAIT + WARMUP + ACTIVE of three large flags would overflow int.
+  bool Records(int step) const {
+    const int64_t begin = static_cast<int64_t>(wait) + warmup;
+    return step >= begin && step < begin + active;
+  }
 };
 // Parses "WAIT,WARMUP,ACTIVE" (or a single ACTIVE).
 Result<ProfileSchedule> ParseProfileSchedule(const std::string& text);

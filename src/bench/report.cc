@@ -18,6 +18,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "model/llama_model.h"
 
 #ifndef LLM_GIT_COMMIT
 #define LLM_GIT_COMMIT "unknown"
@@ -128,6 +129,45 @@ nlohmann::json RunJson(const BenchResult& r) {
   return j;
 }
 
+// Every config field that changes the math, so a result shows what was run.
+// Keys are a contract: added, never renamed or removed.
+nlohmann::json ConfigJson(const LlamaConfig& c) {
+  nlohmann::json rope = {{"rope_type", RopeScalingName(c.rope_scaling)}};
+  switch (c.rope_scaling) {
+    case RopeScaling::kNone:
+      break;
+    case RopeScaling::kLinear:
+    case RopeScaling::kDynamic:
+      rope["factor"] = c.rope_factor;
+      break;
+    case RopeScaling::kLlama3:
+      rope.update({{"factor", c.rope_factor}, {"low_freq_factor", c.rope_low_freq_factor},
+                   {"high_freq_factor", c.rope_high_freq_factor},
+                   {"original_max_position_embeddings", c.rope_original_max_position}});
+      break;
+    case RopeScaling::kYarn:
+      rope.update({{"factor", c.rope_factor}, {"original_max_position_embeddings", c.rope_original_max_position},
+                   {"beta_fast", c.rope_beta_fast}, {"beta_slow", c.rope_beta_slow}, {"mscale", c.rope_mscale},
+                   {"mscale_all_dim", c.rope_mscale_all_dim}, {"truncate", c.rope_truncate}});
+      break;
+    case RopeScaling::kLongRope:
+      rope.update({{"factor", c.rope_factor}, {"original_max_position_embeddings", c.rope_original_max_position},
+                   {"short_factor", c.rope_short_factor}, {"long_factor", c.rope_long_factor}});
+      break;
+  }
+  if (c.rope_scaling == RopeScaling::kYarn || c.rope_scaling == RopeScaling::kLongRope) {
+    rope["attention_factor"] = RopeAttentionScaling(c);  // the value applied (derived when the config has none)
+  }
+  return {{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+          {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
+          {"num_key_value_heads", c.num_key_value_heads}, {"head_dim", c.head_dim},
+          {"vocab_size", c.vocab_size}, {"rope_theta", c.rope_theta},
+          {"tie_word_embeddings", c.tie_word_embeddings}, {"max_position_embeddings", c.max_position_embeddings},
+          {"rms_norm_eps", c.rms_norm_eps}, {"attention_bias", c.attention_bias}, {"mlp_bias", c.mlp_bias},
+          {"hidden_act", "silu"}, {"rope_scaling", rope}, {"bos_token_id", c.bos_token_id},
+          {"eos_token_id", c.eos_token_ids}, {"torch_dtype", DTypeName(c.torch_dtype)}};
+}
+
 }  // namespace
 
 std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& info) {
@@ -145,11 +185,7 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                 {"kv_cache_bytes", info.kv_cache_bytes},
                 {"kv_cache_used_bytes", info.kv_cache_used_bytes},
                 {"load_time_s", info.load_time_s},
-                {"config", {{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                            {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
-                            {"num_key_value_heads", c.num_key_value_heads}, {"head_dim", c.head_dim},
-                            {"vocab_size", c.vocab_size}, {"rope_theta", c.rope_theta},
-                            {"tie_word_embeddings", c.tie_word_embeddings}}}};
+                {"config", ConfigJson(c)}};
   j["memory"] = {{"weight_bytes", info.weight_bytes}, {"weight_bytes_total", info.weight_bytes_total},
                  {"kv_cache_bytes", info.kv_cache_bytes}, {"kv_cache_used_bytes", info.kv_cache_used_bytes},
                  {"scratch_bytes", info.scratch_bytes}, {"peak_rss_bytes", info.peak_rss_bytes}};

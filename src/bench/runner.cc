@@ -40,7 +40,8 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
   const Clock::time_point start = Clock::now();
   Clock::time_point last_print = start;
   double planned = 0, done = 0;
-  for (const BenchTest& t : tests) planned += double(options.warmup + options.repetitions) * t.max_new_tokens;
+  const int64_t total_runs = static_cast<int64_t>(options.warmup) + options.repetitions;  // no int overflow
+  for (const BenchTest& t : tests) planned += static_cast<double>(total_runs) * t.max_new_tokens;
   std::string label;
   auto on_token = [&](int32_t) {
     done += 1;
@@ -59,13 +60,12 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     br.name = test.name;
     br.prompt_ids = test.prompt;
     std::vector<double> itl;
-    const int total_runs = options.warmup + options.repetitions;
-    for (int run = 0; run < total_runs; ++run) {
+    for (int64_t run = 0; run < total_runs; ++run) {
       const bool warmup = run < options.warmup;
       if (progress) {
         char buf[256];
-        std::snprintf(buf, sizeof(buf), "[%zu/%zu] %s: %s %d/%d", ti + 1, tests.size(), test.name.c_str(),
-                      warmup ? "warm-up" : "repetition", warmup ? run + 1 : run - options.warmup + 1,
+        std::snprintf(buf, sizeof(buf), "[%zu/%zu] %s: %s %lld/%d", ti + 1, tests.size(), test.name.c_str(),
+                      warmup ? "warm-up" : "repetition", static_cast<long long>(warmup ? run + 1 : run - options.warmup + 1),
                       warmup ? options.warmup : options.repetitions);
         label = buf;
       }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -93,10 +94,19 @@ Status ValidateFlags(const Flags& f) {
   if (f.device != "auto" && f.device != "cpu" && f.device != "cuda") return bad("--device must be auto, cpu or cuda");
   if (f.max_seq_len < 1) return bad("--max-seq-len must be at least 1, got " + std::to_string(f.max_seq_len));
   if (f.max_gen_len < 1) return bad("--max-gen-len must be at least 1, got " + std::to_string(f.max_gen_len));
-  if (f.warmup < 0) return bad("--warmup must be 0 or more");
-  if (f.repetitions < 1) return bad("--repetitions must be at least 1");
+  // Upper bounds keep every count and product of counts inside 64-bit (and
+  // runs and token counts inside int) arithmetic; real runs are far below them.
+  constexpr int kMaxRuns = 1000000;
+  if (f.warmup < 0 || f.warmup > kMaxRuns) return bad("--warmup must be 0 to " + std::to_string(kMaxRuns));
+  if (f.repetitions < 1 || f.repetitions > kMaxRuns) {
+    return bad("--repetitions must be 1 to " + std::to_string(kMaxRuns));
+  }
   if (f.threads < 0) return bad("--threads must be positive (0 = all available)");
-  if (f.temperature < 0) return bad("--temperature must be >= 0 (0 = greedy)");
+  // NaN fails every comparison, so the test is written to let only good values through.
+  // Below 1e-3 the logits / temperature overflow float32 on real models.
+  if (!(f.temperature == 0 || (f.temperature >= 1e-3f && std::isfinite(f.temperature)))) {
+    return bad("--temperature must be 0 (greedy) or a finite value >= 0.001");
+  }
   if (f.top_k < 0) return bad("--top-k must be >= 0 (0 = off)");
   if (!(f.top_p > 0 && f.top_p <= 1)) return bad("--top-p must be in (0, 1]");
   if (f.load_format != "auto" && f.load_format != "safetensors" && f.load_format != "dummy") {
@@ -108,6 +118,22 @@ Status ValidateFlags(const Flags& f) {
   for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
   for (int v : f.gen_lengths) if (v < 1) return bad("--gen-lengths values must be >= 1");
   for (int v : f.depths) if (v < 0) return bad("--depths values must be >= 0");
+  // Checked before any synthetic prompt is built (a --depths value makes a
+  // prompt of that many tokens), in 64 bits so that no sum wraps.
+  for (int n : f.prompt_lengths) {
+    if (n > f.max_seq_len) {
+      return bad("--prompt-lengths " + std::to_string(n) + " is longer than --max-seq-len " + std::to_string(f.max_seq_len));
+    }
+  }
+  for (int g : f.gen_lengths) {
+    for (int d : f.depths.empty() ? std::vector<int>{0} : f.depths) {
+      const int64_t need = static_cast<int64_t>(std::max(1, d)) + g;
+      if (need > f.max_seq_len) {
+        return bad("tg" + std::to_string(g) + (d > 0 ? " @ d" + std::to_string(d) : "") + " needs " +
+                   std::to_string(need) + " positions but --max-seq-len is " + std::to_string(f.max_seq_len));
+      }
+    }
+  }
   return OkStatus();
 }
 
@@ -212,6 +238,12 @@ Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm)
   for (size_t i = 0; i < texts.size(); ++i) {
     BenchTest t;
     t.name = builtin ? BuiltinPrompts()[i].name : "Prompt " + std::to_string(i + 1);
+    // Refused before tokenizing when its size alone proves it cannot fit.
+    if (const size_t least = lm.tokenizer->MinTokens(texts[i]) + 1; least > static_cast<size_t>(f.max_seq_len)) {
+      return InvalidArgument(t.name + ": prompt of " + std::to_string(texts[i].size()) + " bytes is at least " +
+                             std::to_string(least) + " tokens, longer than --max-seq-len " +
+                             std::to_string(f.max_seq_len) + " (raise --max-seq-len or shorten the prompt)");
+    }
     LLM_ASSIGN_OR_RETURN(t.prompt, lm.tokenizer->Encode(texts[i], /*add_bos=*/true));
     t.max_new_tokens = f.max_gen_len;
     t.ignore_eos = f.ignore_eos;
@@ -230,7 +262,7 @@ Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm)
     for (int d : depths) {
       BenchTest t{"tg" + std::to_string(g) + (d > 0 ? " @ d" + std::to_string(d) : ""),
                   SyntheticPrompt(std::max(1, d), bos, cfg.vocab_size, f.seed), g, true};
-      if (static_cast<int>(t.prompt.size()) + g > f.max_seq_len) {
+      if (static_cast<int64_t>(t.prompt.size()) + g > f.max_seq_len) {
         return InvalidArgument(t.name + " needs " + std::to_string(t.prompt.size() + g) +
                                " positions but --max-seq-len is " + std::to_string(f.max_seq_len));
       }
@@ -241,8 +273,21 @@ Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm)
   return tests;
 }
 
+// --threads, capped at the CPU threads this process may use: more only
+// oversubscribes the cores (1000 threads made a 2-token run take 24 s).
+int EffectiveThreads(const Flags& f) {
+  const int available = AvailableCpuThreads();
+  if (f.threads == 0) return available;
+  if (f.threads > available) {
+    std::fprintf(stderr, "warning: --threads %d is more than the %d CPU threads available; using %d\n", f.threads,
+                 available, available);
+    return available;
+  }
+  return f.threads;
+}
+
 int Calibrate(const Flags& f) {
-  ThreadPool pool(f.threads > 0 ? f.threads : AvailableCpuThreads());
+  ThreadPool pool(EffectiveThreads(f));
   const Calibration c = MeasureCalibration(&pool);
   std::printf("read bandwidth: %.2f GB/s (best of 10 passes over 1 GiB)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
               "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
@@ -287,7 +332,11 @@ int Run(const Flags& f) {
   std::string how;
   auto source = ResolveModel(f, dtype, &how);
   if (!source.ok()) return Fail(source.status());
-  const int threads = f.threads > 0 ? f.threads : AvailableCpuThreads();
+  // Weights, KV cache and activations are checked against the memory available
+  // before any of them is allocated.
+  source.value().max_seq_len = f.max_seq_len;
+  source.value().kv_on_host = device != "cuda";
+  const int threads = EffectiveThreads(f);
   ThreadPool pool(threads);
   if (!f.quiet) std::fprintf(stderr, "loading model from %s ...\n", how.c_str());
   auto loaded = LoadModel(source.value(), &pool);
@@ -316,6 +365,10 @@ int Run(const Flags& f) {
     CudaOptions co;
     co.max_seq_len = f.max_seq_len;
     co.graphs = !f.no_cuda_graph;
+    if (RopeDependsOnSequenceLength(lm.config)) {
+      return Fail(Unimplemented(std::string(RopeScalingName(lm.config.rope_scaling)) +
+                                " rope scaling is not implemented on the GPU; use --device cpu"));
+    }
     if (!f.quiet) std::fprintf(stderr, "copying the weights to the GPU ...\n");
     auto engine = MakeCudaEngine(lm.config, lm.weights, co);
     if (!engine.ok()) return Fail(InvalidArgument("--device cuda: " + engine.status().message()));
@@ -462,7 +515,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-gen-len", f.max_gen_len, "Most tokens generated per test");
   app.add_option("--output-dir", f.output_dir, "Where benchmark_results.json goes");
   app.add_flag("--profile", f.profile, "Record a profile (profiler_trace.json, profiler_stats.txt)");
-  app.add_option("--prompt", f.prompts, "Prompt text; repeatable; replaces the built-in prompts");
+  // One value per --prompt, byte for byte: without allow_extra_args(false),
+  // CLI11 reads "[a, b]" as a list literal (dropping the brackets of Llama 2's
+  // "[INST] ... [/INST]", splitting "[1, 2, 3]", and "[]" swallowing later flags).
+  app.add_option("--prompt", f.prompts, "Prompt text; repeatable; replaces the built-in prompts")
+      ->allow_extra_args(false);
   app.add_option("--prompt-file", f.prompt_file, "File with one prompt per line");
   app.add_option("--prompt-lengths", f.prompt_lengths, "Synthetic prompt-processing tests, e.g. 128,512")->delimiter(',');
   app.add_option("--gen-lengths", f.gen_lengths, "Synthetic generation tests, e.g. 128")->delimiter(',');
@@ -470,7 +527,10 @@ int main(int argc, char** argv) {
   app.add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-sequence");
   app.add_option("--load-format", f.load_format, "auto | safetensors | dummy (random weights)");
   app.add_option("--model-config", f.model_config, "Architecture for dummy weights: built-in name or config.json path");
-  app.add_option("--seed", f.seed, "Seed for random weights, synthetic prompts and sampling");
+  app.add_option("--seed", f.seed, "Seed for random weights, synthetic prompts and sampling")
+      ->check([](const std::string& v) {  // an unsigned parse would take -1 as 2^64-1
+        return v.find('-') == std::string::npos ? std::string() : "--seed must be a non-negative integer";
+      });
   app.add_option("--temperature", f.temperature, "0 = greedy");
   app.add_option("--top-k", f.top_k, "0 = off");
   app.add_option("--top-p", f.top_p, "1 = off");

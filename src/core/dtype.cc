@@ -69,22 +69,30 @@ void ConvertLoop(size_t n, Load load, Store store) {
   for (size_t i = 0; i < n; ++i) store(i, load(i));
 }
 
+// Loads and stores go through memcpy: safetensors does not align tensors, and
+// a typed access to a misaligned address is undefined behaviour (compilers emit
+// the same plain load for it).
+template <class T>
+inline T LoadAt(const void* p, size_t i) {
+  T v;
+  std::memcpy(&v, static_cast<const uint8_t*>(p) + i * sizeof(T), sizeof(T));
+  return v;
+}
+template <class T>
+inline void StoreAt(void* p, size_t i, T v) {
+  std::memcpy(static_cast<uint8_t*>(p) + i * sizeof(T), &v, sizeof(T));
+}
+
 template <class Load>
 void ConvertTo(size_t n, Load load, void* dst, DType dst_type) {
   // The switch sits outside the loop so each case compiles to a tight loop.
   switch (dst_type) {
-    case DType::kF16: {
-      auto* d = static_cast<uint16_t*>(dst);
-      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = F32ToF16(v); });
-    }
-    case DType::kBF16: {
-      auto* d = static_cast<uint16_t*>(dst);
-      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = F32ToBF16(v); });
-    }
-    default: {
-      auto* d = static_cast<float*>(dst);
-      return ConvertLoop(n, load, [d](size_t i, float v) { d[i] = v; });
-    }
+    case DType::kF16:
+      return ConvertLoop(n, load, [dst](size_t i, float v) { StoreAt<uint16_t>(dst, i, F32ToF16(v)); });
+    case DType::kBF16:
+      return ConvertLoop(n, load, [dst](size_t i, float v) { StoreAt<uint16_t>(dst, i, F32ToBF16(v)); });
+    default:
+      return ConvertLoop(n, load, [dst](size_t i, float v) { StoreAt<float>(dst, i, v); });
   }
 }
 
@@ -95,14 +103,10 @@ void ConvertFloats(const void* src, DType src_type, void* dst, DType dst_type, s
     std::memcpy(dst, src, n * DTypeSize(src_type));
     return;
   }
-  const auto* h = static_cast<const uint16_t*>(src);
   switch (src_type) {
-    case DType::kF16: return ConvertTo(n, [h](size_t i) { return F16ToF32(h[i]); }, dst, dst_type);
-    case DType::kBF16: return ConvertTo(n, [h](size_t i) { return BF16ToF32(h[i]); }, dst, dst_type);
-    default: {
-      const auto* f = static_cast<const float*>(src);
-      return ConvertTo(n, [f](size_t i) { return f[i]; }, dst, dst_type);
-    }
+    case DType::kF16: return ConvertTo(n, [src](size_t i) { return F16ToF32(LoadAt<uint16_t>(src, i)); }, dst, dst_type);
+    case DType::kBF16: return ConvertTo(n, [src](size_t i) { return BF16ToF32(LoadAt<uint16_t>(src, i)); }, dst, dst_type);
+    default: return ConvertTo(n, [src](size_t i) { return LoadAt<float>(src, i); }, dst, dst_type);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace llm {
 
@@ -21,8 +22,12 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
                            std::to_string(model.max_seq_len()) + " (raise --max-seq-len or shorten the prompt)");
   }
   GenerationResult r;
-  r.token_latencies_s.reserve(options.max_new_tokens);
-  r.tokens.reserve(options.max_new_tokens);
+  // At most one token per free cache position (plus the last, never fed back):
+  // --max-gen-len 2147483647 reserves no more than the cache allows.
+  const size_t most = std::min<size_t>(std::max(0, options.max_new_tokens),
+                                       static_cast<size_t>(model.max_seq_len()) - prompt.size() + 1);
+  r.token_latencies_s.reserve(most);
+  r.tokens.reserve(most);
   Sampler sampler(options.sampling);
   const int vocab = model.config().vocab_size;
   // Greedy picks the token where the logits are (on a GPU: only the id moves).
@@ -76,6 +81,20 @@ Result<GenerationResult> Generate(LlamaModel& model, const std::vector<int32_t>&
     }
   }
   r.total_s = seconds(Clock::now() - start);
+  // Checked after the clock stops: NaN/Inf weights (or activations overflowing)
+  // make every logit NaN from the first pass on, and greedy would pick token 0
+  // forever; that is a failed run, not a benchmark result.
+  if (options.max_new_tokens > 0) {
+    const float* logits = model.last_logits();
+    for (int i = 0; i < vocab; ++i) {
+      if (!std::isfinite(logits[i])) {
+        const std::string which = DescribeNonFiniteWeight(model.config(), model.weights());
+        return InvalidArgument("the model computed non-finite logits (" + std::string(std::isnan(logits[i]) ? "NaN" : "Inf") +
+                               " at token id " + std::to_string(i) + "): " +
+                               (which.empty() ? "no weight holds NaN or Inf, so an activation overflowed" : which));
+      }
+    }
+  }
   return r;
 }
 

@@ -124,6 +124,23 @@ std::vector<float> RopeInverseFrequencies(const LlamaConfig& c, int64_t seq_len)
   return inv;
 }
 
+std::vector<size_t> LlamaModel::PlannedBufferBytes(const LlamaConfig& config, const ModelOptions& options) {
+  const size_t T = static_cast<size_t>(options.max_batch_tokens > 0 ? options.max_batch_tokens : options.max_seq_len);
+  const size_t S = static_cast<size_t>(options.max_seq_len);
+  const size_t f = sizeof(float), half = config.head_dim / 2;
+  const size_t h = config.hidden_size, q = config.q_dim(), kv = config.kv_dim(), inter = config.intermediate_size;
+  // Order: kv_cache, rope_cos, rope_sin, x, xnorm, q, k, v, attn, proj, gate, up, logits.
+  return {static_cast<size_t>(config.num_hidden_layers) * 2 * kv * S * f,
+          S * half * f, S * half * f, T * h * f, T * h * f, T * q * f, T * kv * f, T * kv * f, T * q * f, T * h * f,
+          T * inter * f, T * inter * f, (options.all_logits ? T : 1) * config.vocab_size * f};
+}
+
+size_t LlamaModel::PlannedHostBytes(const LlamaConfig& config, const ModelOptions& options) {
+  size_t total = 0;
+  for (size_t b : PlannedBufferBytes(config, options)) total += b;
+  return total;
+}
+
 Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, ModelWeights weights,
                                                        KernelBackend* backend, const ModelOptions& options) {
   if (options.max_seq_len <= 0) return InvalidArgument("--max-seq-len must be positive");
@@ -133,24 +150,15 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   m->backend_ = backend;
   m->options_ = options;
   if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
-  const size_t T = static_cast<size_t>(m->options_.max_batch_tokens);
   m->kv_cache_.set_category(MemCategory::kKvCache);
-  for (AlignedBuffer* b : {&m->rope_cos_, &m->rope_sin_, &m->x_, &m->xnorm_, &m->q_, &m->k_, &m->v_, &m->attn_,
-                           &m->proj_, &m->gate_, &m->up_, &m->logits_}) {
-    b->set_category(MemCategory::kActivations);
+  AlignedBuffer* buffers[] = {&m->kv_cache_, &m->rope_cos_, &m->rope_sin_, &m->x_, &m->xnorm_, &m->q_,   &m->k_,
+                              &m->v_,        &m->attn_,     &m->proj_,     &m->gate_, &m->up_, &m->logits_};
+  const std::vector<size_t> sizes = PlannedBufferBytes(config, options);
+  bool ok = true;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (i > 0) buffers[i]->set_category(MemCategory::kActivations);
+    ok = ok && buffers[i]->Allocate(sizes[i]);
   }
-  const size_t f = sizeof(float);
-  const size_t kv_elems = static_cast<size_t>(config.num_hidden_layers) * 2 * config.kv_dim() * options.max_seq_len;
-  const size_t half = config.head_dim / 2;
-  bool ok = m->kv_cache_.Allocate(kv_elems * f) &&
-            m->rope_cos_.Allocate(options.max_seq_len * half * f) &&
-            m->rope_sin_.Allocate(options.max_seq_len * half * f) &&
-            m->x_.Allocate(T * config.hidden_size * f) && m->xnorm_.Allocate(T * config.hidden_size * f) &&
-            m->q_.Allocate(T * config.q_dim() * f) && m->k_.Allocate(T * config.kv_dim() * f) &&
-            m->v_.Allocate(T * config.kv_dim() * f) && m->attn_.Allocate(T * config.q_dim() * f) &&
-            m->proj_.Allocate(T * config.hidden_size * f) && m->gate_.Allocate(T * config.intermediate_size * f) &&
-            m->up_.Allocate(T * config.intermediate_size * f) &&
-            m->logits_.Allocate((options.all_logits ? T : 1) * config.vocab_size * f);
   if (!ok) {
     return IoError("out of memory allocating the KV cache and activations for --max-seq-len " +
                    std::to_string(options.max_seq_len) + " (try a smaller --max-seq-len)");
@@ -293,7 +301,8 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   // A projection y[rows, w.rows] = x[rows, w.cols] W^T (+ b); its work follows
   // from the weight's shape and dtype.
   auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
-    LLM_PROFILE(prof, op, layer, MatMulCost(rows, w.rows, w.cols, DTypeSize(w.dtype)));
+    LLM_PROFILE(prof, op, layer,
+                OnUnit(MatMulCost(rows, w.rows, w.cols, DTypeSize(w.dtype)), k.MatMulUnit(rows, w.view())));
     k.MatMul(in, rows, w.view(), b.empty() ? nullptr : b.f32(), out);
   };
   // Each scope below is one line: op, layer, and the work it must do.
@@ -345,8 +354,9 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
       args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
       args.out = attn;
       args.layer = l;
+      args.bf16_inputs = weights_.dtype == DType::kBF16;
       {
-        LLM_PROFILE(prof, Op::kSdpa, l, SdpaCost(args).total);
+        LLM_PROFILE(prof, Op::kSdpa, l, OnUnit(SdpaCost(args).total, k.AttentionUnit(args)));
         k.Attention(args);
       }
       linear(Op::kOProj, l, w.o_proj, w.o_bias, attn, T, proj);

@@ -32,6 +32,10 @@ class LlamaModel {
  public:
   static Result<std::unique_ptr<LlamaModel>> Create(const LlamaConfig& config, ModelWeights weights,
                                                     KernelBackend* backend, const ModelOptions& options);
+  // Bytes Create allocates besides the weights (KV cache first, then RoPE
+  // tables and activations), so that they can be checked before anything is.
+  static std::vector<size_t> PlannedBufferBytes(const LlamaConfig& config, const ModelOptions& options);
+  static size_t PlannedHostBytes(const LlamaConfig& config, const ModelOptions& options);
   // A model whose forward pass runs on `engine` (CUDA); the host keeps only the
   // logits it is asked for. backend() is null.
   static Result<std::unique_ptr<LlamaModel>> CreateOnDevice(const LlamaConfig& config, ModelWeights weights,

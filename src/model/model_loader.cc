@@ -1,10 +1,13 @@
 #include "model/model_loader.h"
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "model/llama_model.h"
 
 namespace llm {
 
@@ -38,13 +41,89 @@ Status ApplyGenerationConfig(const std::string& dir, LlamaConfig* config) {
   return OkStatus();
 }
 
+std::string GiB(uint64_t bytes) {
+  char b[32];
+  if (bytes < (uint64_t{1} << 30)) std::snprintf(b, sizeof(b), "%.1f MiB", bytes / 1048576.0);
+  else std::snprintf(b, sizeof(b), "%.2f GiB", bytes / 1073741824.0);
+  return b;
+}
+
+// Reads one unsigned number from a file ("max" and unreadable files: 0).
+uint64_t ReadNumberFile(const std::string& path) {
+  std::ifstream in(path);
+  uint64_t v = 0;
+  return in >> v ? v : 0;
+}
+
+// Weights in `dtype` (biases float32) plus, with a --max-seq-len, the KV cache
+// and activations LlamaModel::Create will allocate.
+Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
+  if (src.max_seq_len <= 0) return OkStatus();
+  const uint64_t params = static_cast<uint64_t>(c.NumParameters());
+  const uint64_t weights = params * DTypeSize(src.dtype);
+  ModelOptions mo;
+  mo.max_seq_len = src.max_seq_len;
+  const std::vector<size_t> parts = LlamaModel::PlannedBufferBytes(c, mo);
+  const uint64_t kv = src.kv_on_host ? parts[0] : 0;
+  uint64_t scratch = 0;
+  for (size_t i = 1; i < parts.size(); ++i) scratch += parts[i];
+  return CheckMemoryBudget(weights + kv + scratch, AvailableMemoryBytes(),
+                           "weights " + GiB(weights) + " (" + DTypeName(src.dtype) + ") + KV cache " + GiB(kv) +
+                               " (--max-seq-len " + std::to_string(src.max_seq_len) + ") + activations " + GiB(scratch));
+}
+
 }  // namespace
+
+uint64_t AvailableMemoryBytes() {
+  uint64_t available = 0;
+  {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    std::string unit;
+    while (in >> key >> kib) {
+      std::getline(in, unit);
+      if (key == "MemAvailable:") { available = kib * 1024; break; }
+    }
+  }
+  // cgroup v2 (the process's own group, then the root a container sees), then v1.
+  std::vector<std::pair<std::string, std::string>> limits;
+  {
+    std::ifstream in("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("0::", 0) == 0) {
+        const std::string dir = "/sys/fs/cgroup" + line.substr(3);
+        limits.emplace_back(dir + "/memory.max", dir + "/memory.current");
+      }
+    }
+  }
+  limits.emplace_back("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current");
+  limits.emplace_back("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes");
+  for (const auto& [max_path, used_path] : limits) {
+    const uint64_t max = ReadNumberFile(max_path);
+    if (max == 0 || max >= (uint64_t{1} << 60)) continue;  // "max" or v1's "no limit"
+    const uint64_t used = ReadNumberFile(used_path);
+    const uint64_t left = max > used ? max - used : 0;
+    available = available == 0 ? left : std::min(available, left);
+    break;
+  }
+  return available;
+}
+
+Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what) {
+  if (available == 0 || need <= available) return OkStatus();
+  return InvalidArgument("the model needs " + GiB(need) + " (" + what + ") but only " + GiB(available) +
+                           " of memory is available; lower --max-seq-len, use --dtype bfloat16 or float16, or a "
+                           "smaller model");
+}
 
 Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
   const auto start = std::chrono::steady_clock::now();
   LoadedModel m;
   if (src.format == LoadFormat::kDummy) {
     LLM_ASSIGN_OR_RETURN(m.config, LoadDummyConfig(src.model_config));
+    LLM_RETURN_IF_ERROR(CheckModelFits(m.config, src));
     LLM_ASSIGN_OR_RETURN(m.weights, MakeDummyWeights(m.config, src.dtype, src.seed, pool));
     m.description = "dummy:" + src.model_config;
     if (m.config.vocab_size >= MakeByteTokenizer()->vocab_size()) {
@@ -59,6 +138,7 @@ Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
     LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(dir + "/config.json"));
     LLM_ASSIGN_OR_RETURN(m.config, ParseLlamaConfig(text, dir + "/config.json"));
     LLM_RETURN_IF_ERROR(ApplyGenerationConfig(dir, &m.config));
+    LLM_RETURN_IF_ERROR(CheckModelFits(m.config, src));
     LLM_ASSIGN_OR_RETURN(m.weights, LoadSafetensorsWeights(dir, m.config, src.dtype, pool));
     auto tok = LoadTokenizer(dir);
     if (tok.ok()) {

@@ -23,7 +23,19 @@ struct ModelSource {
   std::string model_config;  // dummy: built-in name or path to a config.json
   DType dtype = DType::kF16;
   uint64_t seed = 0;
+  // When > 0: before any weight is allocated, the weights plus the KV cache and
+  // activations of a model with this --max-seq-len (kv_on_host: on the CPU) are
+  // compared with the memory available, and a shortfall is refused.
+  int max_seq_len = 0;
+  bool kv_on_host = true;
 };
+
+// Memory this process can still take: MemAvailable of /proc/meminfo, lowered to
+// the cgroup's memory.max minus its usage when a limit is set; 0 when unknown.
+uint64_t AvailableMemoryBytes();
+// Refuses `need` bytes (`what` lists the parts) beyond `available` with the
+// figures and what to change; available 0 = unknown, nothing is refused.
+Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what);
 
 struct LoadedModel {
   LlamaConfig config;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/aligned_buffer.h"
@@ -33,7 +36,48 @@ Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std
 
 constexpr size_t kConvertChunk = 1 << 20;  // elements per parallel task
 
+// Element i of a float tensor as float32 (read through memcpy: any alignment).
+float ElementAt(const uint8_t* data, DType t, size_t i) {
+  if (t == DType::kF32) {
+    float f;
+    std::memcpy(&f, data + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, data + 2 * i, 2);
+  return t == DType::kF16 ? F16ToF32(h) : BF16ToF32(h);
+}
+
+// Index of the first NaN or Inf among n elements, or n.
+size_t FirstNonFinite(const uint8_t* data, DType t, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(ElementAt(data, t, i))) return i;
+  }
+  return n;
+}
+
+std::string ValueText(float v) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%g", v);
+  return b;
+}
+
 }  // namespace
+
+std::string DescribeNonFiniteWeight(const LlamaConfig& c, const ModelWeights& w) {
+  ModelWeights view = w;  // shares the storage; ListTensors names its slots
+  for (const TensorSpec& spec : ListTensors(c, &view)) {
+    const Tensor& t = *spec.slot;
+    if (t.empty()) continue;
+    const size_t n = static_cast<size_t>(t.rows * t.cols);
+    const size_t i = FirstNonFinite(static_cast<const uint8_t*>(t.data), t.dtype, n);
+    if (i < n) {
+      return "tensor '" + spec.name + "' holds " + ValueText(ElementAt(static_cast<const uint8_t*>(t.data), t.dtype, i)) +
+             " at element " + std::to_string(i);
+    }
+  }
+  return "";
+}
 
 std::vector<TensorSpec> ListTensors(const LlamaConfig& c, ModelWeights* w) {
   const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), f = c.intermediate_size;
@@ -123,9 +167,25 @@ Result<Tensor> ConvertTensor(const SafetensorsFile& file, const SafetensorsEntry
   const size_t n = static_cast<size_t>(spec.rows * spec.cols);
   const uint8_t* src = file.TensorData(e);
   auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
-  pool->ParallelRange(n, kConvertChunk, [&](size_t b, size_t end, int) {
+  // Each task checks what it wrote: a NaN/Inf (copied, or a float32 value
+  // beyond float16's range that became inf) would make every logit NaN later.
+  std::vector<size_t> bad(pool->num_threads(), n);
+  pool->ParallelRange(n, kConvertChunk, [&](size_t b, size_t end, int worker) {
     ConvertFloats(src + b * DTypeSize(e.dtype), e.dtype, dst + b * DTypeSize(dtype), dtype, end - b);
+    const size_t i = FirstNonFinite(dst + b * DTypeSize(dtype), dtype, end - b);
+    if (i < end - b) bad[worker] = std::min(bad[worker], b + i);
   });
+  const size_t first = *std::min_element(bad.begin(), bad.end());
+  if (first < n) {
+    const float was = ElementAt(src, e.dtype, first);
+    if (std::isfinite(was)) {
+      return InvalidArgument(file.path() + ": tensor '" + spec.name + "' holds " + ValueText(was) + " at element " +
+                             std::to_string(first) + ", beyond the range of " + DTypeName(dtype) +
+                             " (it would become inf); use --dtype bfloat16 or float32");
+    }
+    return DataLoss(file.path() + ": tensor '" + spec.name + "' holds " + ValueText(was) + " at element " +
+                    std::to_string(first) + " (the checkpoint is corrupt)");
+  }
   return t;
 }
 
@@ -139,10 +199,18 @@ Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaC
   for (const auto& path : shard_paths) {
     LLM_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));
     shards.push_back(file);
-    for (const auto& [name, entry] : file->tensors()) by_name[name] = {file.get(), &entry};
+    for (const auto& [name, entry] : file->tensors()) {
+      // Which copy would be the model is undefined: refuse, never pick one.
+      auto [it, fresh] = by_name.emplace(name, std::make_pair(file.get(), &entry));
+      if (!fresh) {
+        return DataLoss(dir + ": tensor '" + name + "' is in both " + it->second.first->path() + " and " + path +
+                        " (the checkpoint is inconsistent: download it again)");
+      }
+    }
   }
   ModelWeights w;
   w.dtype = dtype;
+  std::set<std::string> used;
   for (const TensorSpec& spec : ListTensors(config, &w)) {
     auto it = by_name.find(spec.name);
     if (it == by_name.end()) {
@@ -168,7 +236,12 @@ Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaC
                            "; weights must be F32, F16 or BF16");
     }
     const DType want = spec.is_bias ? DType::kF32 : dtype;
-    if (e.dtype == want) {
+    used.insert(spec.name);
+    // The format does not align tensors: one whose bytes do not start on a
+    // multiple of its element size is copied (typed loads from it are
+    // undefined behaviour), the others are used in place.
+    const bool aligned = reinterpret_cast<uintptr_t>(file.TensorData(e)) % DTypeSize(e.dtype) == 0;
+    if (e.dtype == want && aligned) {
       // Zero-copy: the tensor points into the mapping, which it keeps alive.
       Tensor t;
       t.dtype = want;
@@ -179,6 +252,20 @@ Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaC
       *spec.slot = std::move(t);
     } else {
       LLM_ASSIGN_OR_RETURN(*spec.slot, ConvertTensor(file, e, spec, want, pool));
+    }
+  }
+  // A model tensor that config.json does not use means the two disagree (a
+  // config with fewer layers than the checkpoint would run a truncated model).
+  for (const auto& [name, where] : by_name) {
+    const bool model_tensor = name.rfind("model.", 0) == 0 || name.rfind("lm_head.", 0) == 0;
+    const bool harmless = name.size() >= 19 && name.compare(name.size() - 19, 19, "rotary_emb.inv_freq") == 0;
+    const bool tied_head = config.tie_word_embeddings && name == "lm_head.weight";  // transformers ties it away
+    if (model_tensor && !harmless && !tied_head && !used.count(name)) {
+      return InvalidArgument(where.first->path() + ": tensor '" + name + "' is not used by config.json (" +
+                             std::to_string(config.num_hidden_layers) + " layers, attention_bias " +
+                             (config.attention_bias ? "true" : "false") + ", mlp_bias " +
+                             (config.mlp_bias ? "true" : "false") +
+                             "): config.json and weights do not belong together");
     }
   }
   if (config.tie_word_embeddings) w.lm_head = w.embed_tokens;

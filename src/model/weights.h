@@ -73,6 +73,10 @@ std::vector<TensorSpec> ListTensors(const LlamaConfig& c, ModelWeights* w);
 Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaConfig& config, DType dtype,
                                             ThreadPool* pool);
 
+// "tensor 'NAME' holds nan at element I" for the first weight holding NaN or
+// Inf, else "". A full scan: for explaining non-finite logits, not for every load.
+std::string DescribeNonFiniteWeight(const LlamaConfig& config, const ModelWeights& weights);
+
 // Deterministic random weights shaped like a trained model's: normal(0, 0.02)
 // for matrices, ones for norms, zeros for biases; made directly in `dtype`, in
 // parallel, identical for a seed whatever the thread count.

@@ -4,7 +4,9 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +77,7 @@ class HfTokenizer final : public Tokenizer {
   int bos_id() const override { return bos_id_; }
   std::vector<int> eos_ids() const override { return eos_id_ >= 0 ? std::vector<int>{eos_id_} : std::vector<int>{}; }
   std::string description() const override { return "tokenizer.json (" + flavour_ + "):" + source_; }
+  size_t MinTokens(const std::string& text) const override { return bound_.MinTokens(text); }
   ~HfTokenizer() override {
     if (split_regex_) pcre2_code_free(split_regex_);
   }
@@ -97,6 +100,7 @@ class HfTokenizer final : public Tokenizer {
   std::vector<std::pair<std::string, int>> added_by_first_byte_[256];  // same, bucketed: scanning stays linear
   std::vector<bool> is_special_;
   std::vector<Normalize> normalizers_;
+  AlnumTokenBound bound_;
   bool metaspace_ = false;
   std::string metaspace_replacement_ = kMetaspace;
   std::string metaspace_prepend_ = "always";  // always | first | never
@@ -231,6 +235,20 @@ Status HfTokenizer::Init(const json& j, const json& cfg, const std::string& sour
   // The Split regex must exist before ByteLevel is checked: initialise in order.
   LLM_RETURN_IF_ERROR(InitPreTokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json()));
   flavour_ = byte_level_ ? "byte-level BPE" : "sentencepiece-style BPE";
+  // Prompt-length bound (MinTokens): every vocabulary entry and added token counts;
+  // a Replace normalizer that could remove letters or digits leaves no bound.
+  for (const std::string& t : id_to_token_) bound_.AddEntry(t);
+  for (int c = 0; c < 128; ++c) {
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "<0x%02X>", c);
+    bound_.known[c] = std::isalnum(c) && (TokenId(std::string(1, static_cast<char>(c))) >= 0 ||
+                                          (byte_fallback_ && TokenId(hex) >= 0));
+  }
+  for (const Normalize& n : normalizers_) {
+    for (unsigned char c : n.a) {
+      if (n.kind == Normalize::kReplace && std::isalnum(c)) bound_.max_per_token = 0;
+    }
+  }
   // Decoder.
   const json dec = j.contains("decoder") ? j["decoder"] : json();
   std::vector<json> steps;

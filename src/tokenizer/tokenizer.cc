@@ -2,6 +2,10 @@
 
 #include <sentencepiece_processor.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
 #include "tokenizer/hf_tokenizer.h"
 #include "core/mapped_file.h"
 
@@ -39,6 +43,24 @@ std::string StreamDecoder::Push(int32_t id) {
   return out;
 }
 
+void AlnumTokenBound::AddEntry(const std::string& token) {
+  size_t n = 0;
+  for (unsigned char c : token) n += std::isalnum(c) && c < 128;
+  max_per_token = std::max(max_per_token, n);
+}
+
+size_t AlnumTokenBound::MinTokens(const std::string& text) const {
+  if (max_per_token == 0) return 0;
+  // A letter followed by a non-ASCII byte may compose with it (NFKC: e + U+0301
+  // is é, which may be unknown): only letters followed by ASCII count.
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    n += c < 128 && known[c] && (i + 1 == text.size() || static_cast<unsigned char>(text[i + 1]) < 128);
+  }
+  return (n + max_per_token - 1) / max_per_token;
+}
+
 std::string StreamDecoder::Flush() {
   const std::string text = tok_->Decode(ids_);
   std::string out = text.size() > emitted_ ? text.substr(emitted_) : "";
@@ -57,8 +79,22 @@ class SentencePieceTokenizer final : public Tokenizer {
     const auto st = sp_.LoadFromSerializedProto(proto);
     if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
     path_ = path;
+    for (int id = 0; id < sp_.GetPieceSize(); ++id) bound_.AddEntry(sp_.IdToPiece(id));
+    // A letter or digit counts when it comes through the model's normalizer
+    // unchanged (no case folding) as tokens that are not <unk>.
+    for (int c = 0; c < 128; ++c) {
+      if (!std::isalnum(c)) continue;
+      const std::string one(1, static_cast<char>(c));
+      std::vector<int> ids;
+      if (!sp_.Encode(one, &ids).ok() || ids.empty()) continue;
+      std::string back;
+      bool unk = false;
+      for (int id : ids) unk = unk || sp_.IsUnknown(id);
+      bound_.known[c] = !unk && sp_.Decode(ids, &back).ok() && back == one;
+    }
     return OkStatus();
   }
+  size_t MinTokens(const std::string& text) const override { return bound_.MinTokens(text); }
   Result<std::vector<int32_t>> Encode(const std::string& text, bool add_bos) const override {
     std::vector<int> ids;
     const auto st = sp_.Encode(text, &ids);
@@ -88,6 +124,7 @@ class SentencePieceTokenizer final : public Tokenizer {
  private:
   sentencepiece::SentencePieceProcessor sp_;
   std::string path_;
+  AlnumTokenBound bound_;
 };
 
 class ByteTokenizer final : public Tokenizer {
@@ -109,6 +146,7 @@ class ByteTokenizer final : public Tokenizer {
   int bos_id() const override { return 1; }
   std::vector<int> eos_ids() const override { return {2}; }
   std::string description() const override { return "byte-level (built-in)"; }
+  size_t MinTokens(const std::string& text) const override { return text.size(); }  // one id per byte
 };
 
 }  // namespace

@@ -23,6 +23,24 @@ class Tokenizer {
   virtual std::vector<int> eos_ids() const = 0;
   // What was loaded, for the results file: "sentencepiece:<path>", "byte-level (built-in)".
   virtual std::string description() const = 0;
+  // A lower bound on the ids Encode(text, false) returns, computed without
+  // tokenizing, so that a prompt that cannot fit --max-seq-len is refused
+  // before the work; 0 when no bound is known.
+  virtual size_t MinTokens(const std::string& text) const {
+    (void)text;
+    return 0;
+  }
+};
+
+// The bound the vocabulary-based tokenizers give: no token covers more ASCII
+// letters and digits than the most any vocabulary entry holds, and a letter or
+// digit that has a token of its own is never dropped by a normalizer nor folded
+// into an unknown token. So tokens >= (such characters in the text) / that most.
+struct AlnumTokenBound {
+  bool known[128] = {};      // ASCII letters and digits with a token of their own
+  size_t max_per_token = 0;  // most ASCII letters and digits in one vocabulary entry
+  void AddEntry(const std::string& token);
+  size_t MinTokens(const std::string& text) const;
 };
 
 // Turns a stream of ids into text pieces that never split a UTF-8 character:

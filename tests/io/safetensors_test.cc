@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <nlohmann/json.hpp>
+
 #include "core/thread_pool.h"
 #include "model/model_loader.h"
 #include "model/weights.h"
@@ -146,6 +149,98 @@ TEST_F(DamagedModel, UnsupportedArchitecture) {
   const Status s = Load();
   EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
   EXPECT_NE(s.message().find("gpt2"), std::string::npos) << s.message();
+}
+
+TEST_F(DamagedModel, TensorsThatConfigDoesNotUseAreRefused) {
+  // A config with fewer layers than the checkpoint used to run a truncated model.
+  std::string cfg = testing::ReadFile(Path("config.json"));
+  cfg.replace(cfg.find("\"num_hidden_layers\": 2"), 22, "\"num_hidden_layers\": 1");
+  WriteFile(Path("config.json"), cfg);
+  const Status s = Load();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  EXPECT_NE(s.message().find("model.layers.1."), std::string::npos) << s.message();
+}
+
+// A safetensors file split into its header (JSON) and data section, to be
+// rewritten by a test.
+struct StFile {
+  nlohmann::json header;
+  std::string data;
+  static StFile Read(const std::string& path) {
+    const std::string bytes = testing::ReadFile(path);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+    return {nlohmann::json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+  }
+  std::string Tensor(const std::string& name) const {
+    const auto& off = header.at(name).at("data_offsets");
+    return data.substr(off[0].get<size_t>(), off[1].get<size_t>() - off[0].get<size_t>());
+  }
+  void Add(const std::string& name, const nlohmann::json& like, const std::string& bytes) {
+    header[name] = {{"dtype", like["dtype"]}, {"shape", like["shape"]}, {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+    data += bytes;
+  }
+  // `pad` spaces after the JSON move every tensor by that many bytes.
+  void Write(const std::string& path, size_t pad = 0) const { WriteFile(path, Safetensors(header.dump() + std::string(pad, ' '), data)); }
+};
+
+TEST(ShardedIndex, SameTensorInTwoShardsIsRefused) {
+  TempDir dir;
+  std::system(("cp -r " + testing::FixtureModel("llama3_sharded_bf16") + "/. " + dir.path()).c_str());
+  const std::string a = dir.path() + "/model-00001-of-00003.safetensors", b = dir.path() + "/model-00002-of-00003.safetensors";
+  const StFile first = StFile::Read(a);
+  std::string name;
+  for (auto it = first.header.begin(); it != first.header.end(); ++it) {
+    if (it.key() != "__metadata__") name = it.key();
+  }
+  StFile second = StFile::Read(b);
+  ASSERT_FALSE(second.header.contains(name));
+  second.Add(name, first.header[name], first.Tensor(name));  // same name, same bytes: still ambiguous
+  second.Write(b);
+  ThreadPool pool(1);
+  ModelSource src;
+  src.model_dir = dir.path();
+  const Status s = LoadModel(src, &pool).status();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.message();
+  EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("both"), std::string::npos) << s.message();
+}
+
+// The format does not align tensors: a header whose length makes the data
+// section start at an odd offset must load (UBSan: no misaligned typed load in
+// the conversion, no misaligned tensor used in place by the GEMMs) and give
+// the same weights as the aligned file.
+TEST(Safetensors, MisalignedDataSectionLoadsTheSameWeightsAligned) {
+  TempDir dir;
+  std::system(("cp -r " + testing::FixtureModel("mha_tied_f32") + "/. " + dir.path()).c_str());
+  const std::string file = dir.path() + "/model.safetensors";
+  const StFile st = StFile::Read(file);
+  const size_t pad = (8 + st.header.dump().size()) % 4 == 1 ? 4 : 5 - (8 + st.header.dump().size()) % 4;
+  st.Write(file, pad);  // 8 + header length is now 1 mod 4
+  auto mapped = SafetensorsFile::Open(file);
+  ASSERT_TRUE(mapped.ok()) << mapped.status().message();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(mapped.value()->TensorData(mapped.value()->tensors().begin()->second)) % 2, 1u)
+      << "the test file is not misaligned";
+  ThreadPool pool(2);
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    ModelSource odd, even;
+    odd.model_dir = dir.path();
+    even.model_dir = testing::FixtureModel("mha_tied_f32");
+    odd.dtype = even.dtype = dtype;
+    auto a = LoadModel(odd, &pool);
+    auto b = LoadModel(even, &pool);
+    ASSERT_TRUE(a.ok() && b.ok()) << a.status().message() << b.status().message();
+    ModelWeights wa = std::move(a->weights), wb = std::move(b->weights);
+    std::vector<TensorSpec> ta = ListTensors(a->config, &wa), tb = ListTensors(b->config, &wb);
+    ASSERT_EQ(ta.size(), tb.size());
+    for (size_t i = 0; i < ta.size(); ++i) {
+      const Tensor& x = *ta[i].slot;
+      const Tensor& y = *tb[i].slot;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(x.data) % DTypeSize(x.dtype), 0u) << ta[i].name << " is misaligned";
+      ASSERT_EQ(x.nbytes(), y.nbytes());
+      EXPECT_EQ(std::memcmp(x.data, y.data, x.nbytes()), 0) << ta[i].name << " differs";
+    }
+  }
 }
 
 TEST(ShardedIndex, ShardNamesMustStayInTheDirectory) {

@@ -54,6 +54,38 @@ TEST(StreamDecoder, HoldsIncompleteCharactersAndEqualsBatchDecode) {
   EXPECT_EQ(streamed, text);
 }
 
+// MinTokens lets a prompt that cannot fit be refused before tokenizing (a 52 MB
+// line took 86 s to tokenize before its refusal): it must never exceed the real
+// count, on any tokenizer, whatever normalization, casing, unknown characters,
+// combining marks or special-token texts the string holds; and it must be large
+// for large ordinary text.
+TEST(Tokenizers, MinTokensIsALowerBoundAndBitesOnLargeText) {
+  std::vector<std::unique_ptr<Tokenizer>> toks;
+  toks.push_back(MakeByteTokenizer());
+  for (const std::string dir : {testing::FixtureModel("mha_tied_f32"), testing::FixturesDir() + "/tokenizers/llama2_style",
+                                testing::FixturesDir() + "/tokenizers/llama3_style"}) {
+    auto t = LoadTokenizer(dir);
+    ASSERT_TRUE(t.ok()) << dir << ": " << t.status().message();
+    toks.push_back(std::move(t.value()));
+  }
+  const std::vector<std::string> hard = {
+      "", "a", "once upon a time", "ONCE UPON A TIME", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+      "e\u0301e\u0301e\u0301", "e\xcc\x81" "e\xcc\x81" "e\xcc\x81" "e\xcc\x81" "e\xcc\x81", "\xef\xbc\xa1\xef\xbc\xa1\xef\xbc\xa1",
+      "          spaces          everywhere          ", "<s><s><s></s>", "<|begin_of_text|><|begin_of_text|><|eot_id|>",
+      "1234567890123456789012345678901234567890", "tokens per second tokens per second tokens per second",
+      "\x01\x02\x03" "abc\x7f", "caf\xc3\xa9 \xed\x95\x9c\xea\xb5\xad", "the_quick-brown.fox/jumps\\over"};
+  for (const auto& tok : toks) {
+    for (const std::string& text : hard) {
+      auto ids = tok->Encode(text, /*add_bos=*/false);
+      ASSERT_TRUE(ids.ok());
+      EXPECT_LE(tok->MinTokens(text), ids->size()) << tok->description() << ": '" << text << "'";
+    }
+    std::string big;
+    while (big.size() < (1u << 20)) big += "once upon a time the quick brown fox jumps over the lazy dog ";
+    EXPECT_GT(tok->MinTokens(big), 4096u) << tok->description() << ": no bound on 1 MB of ordinary text";
+  }
+}
+
 TEST(Utf8, CompletePrefix) {
   EXPECT_EQ(CompleteUtf8Prefix("abc"), 3u);
   EXPECT_EQ(CompleteUtf8Prefix("a\xed\x95"), 1u);          // 3-byte char missing its last byte

@@ -2,6 +2,8 @@
 // wrote: the CPU's own F16C instructions for float16, and exact arithmetic in
 // double for bfloat16 rounding.
 #include <gtest/gtest.h>
+
+#include <cstring>
 #include <immintrin.h>
 
 #include <cmath>
@@ -91,6 +93,22 @@ TEST(DType, ConvertFloatsBetweenAllTypes) {
   uint16_t bf[5];
   ConvertFloats(half, DType::kF16, bf, DType::kBF16, 5);
   for (int i = 0; i < 5; ++i) EXPECT_NEAR(BF16ToF32(bf[i]), src[i], std::fabs(src[i]) * 8e-3);
+}
+
+// safetensors does not align tensors: the conversion reads and writes at any
+// byte offset (UBSan: no misaligned typed load), with the aligned result.
+TEST(DType, ConvertFloatsAtOddAddresses) {
+  const float src[4] = {1.0f, -2.5f, 0.1f, 3e4f};
+  for (DType from : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (DType to : {DType::kF32, DType::kF16, DType::kBF16}) {
+      alignas(16) uint8_t aligned_src[32], odd_src[40], aligned_dst[32], odd_dst[40];
+      ConvertFloats(src, DType::kF32, aligned_src, from, 4);
+      std::memcpy(odd_src + 1, aligned_src, 4 * DTypeSize(from));
+      ConvertFloats(aligned_src, from, aligned_dst, to, 4);
+      ConvertFloats(odd_src + 1, from, odd_dst + 3, to, 4);
+      EXPECT_EQ(std::memcmp(aligned_dst, odd_dst + 3, 4 * DTypeSize(to)), 0) << DTypeName(from) << " -> " << DTypeName(to);
+    }
+  }
 }
 
 TEST(DType, ParseNames) {
