@@ -11,16 +11,26 @@ for p in clang libclang-rt-14-dev; do
   fi
 done
 SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -g -O1"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_BUILD_TESTS=OFF \
+BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
+CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_BUILD_TESTS=OFF \
   -DLLM_BUILD_BENCH=OFF -DLLM_BUILD_FUZZERS=ON -DCMAKE_CXX_FLAGS="$SAN" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-cmake --build build-fuzz --target fuzz_safetensors fuzz_llama_config
-for t in safetensors llama_config; do
+TARGETS="safetensors llama_config hf_tokenizer tokenizer_config hub_answer"
+# shellcheck disable=SC2046
+cmake --build "$BUILD" --target $(for t in $TARGETS; do printf 'fuzz_%s ' "$t"; done)
+for t in $TARGETS; do
   corpus="fuzz/corpus-$t"
+  log="$BUILD/fuzz_$t.log"
   mkdir -p "$corpus"
   echo "fuzzing $t for ${SECONDS_PER_TARGET}s"
-  ./build-fuzz/fuzz/fuzz_$t -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -print_final_stats=1 \
-    "$corpus" "fuzz/seeds/$t" 2>&1 | grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" || true
-  # libFuzzer exits non-zero on a crash; re-check so a crash fails the script.
-  ./build-fuzz/fuzz/fuzz_$t -runs=0 "$corpus" "fuzz/seeds/$t" >/dev/null 2>&1 || { echo "fuzz_$t: crash"; exit 1; }
+  # libFuzzer exits non-zero on a crash, a sanitizer report or a leak: that fails the script.
+  rc=0
+  "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -print_final_stats=1 \
+    -artifact_prefix="$BUILD/fuzz_$t-" "$corpus" "fuzz/seeds/$t" >"$log" 2>&1 || rc=$?
+  grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    echo "fuzz_$t: crash or sanitizer report (exit $rc); input saved as $BUILD/fuzz_$t-*; log:"
+    tail -n 40 "$log"
+    exit 1
+  fi
 done
