@@ -29,7 +29,20 @@ import numpy as np
 ARCHS = {  # hidden, intermediate, layers, heads, kv_heads, vocab, rope_theta
     "tinyllama-1.1b": (2048, 5632, 22, 32, 4, 32000, 10000.0),
     "llama2-7b": (4096, 11008, 32, 32, 32, 32000, 10000.0),
+    # Not a published model: a ~124M-parameter Llama for trying the tools on a busy machine.
+    "small-124m": (768, 2048, 12, 12, 4, 32000, 10000.0),
 }
+BUILTIN = {"tinyllama-1.1b", "llama2-7b"}  # names speed_benchmark's --model-config knows
+
+
+def hf_config(arch):
+    """config.json fields of ARCHS[arch] (what speed_benchmark and transformers read)."""
+    hidden, inter, layers, heads, kv_heads, vocab, theta = ARCHS[arch]
+    return {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": hidden,
+            "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
+            "num_key_value_heads": kv_heads, "vocab_size": vocab, "max_position_embeddings": 4096,
+            "rms_norm_eps": 1e-5, "rope_theta": theta, "hidden_act": "silu", "tie_word_embeddings": False,
+            "bos_token_id": 1, "eos_token_id": 2}
 
 
 def write_gguf(path, arch, dtype, seed=0):
@@ -110,7 +123,12 @@ def llamacpp_run(llm, n_prompt, n_gen):
 
 def ours_run(binary, arch, dtype, threads, n_prompt, n_gen):
     with tempfile.TemporaryDirectory() as out:
-        res = subprocess.run([binary, "--load-format", "dummy", "--model-config", arch, "--device", "cpu",
+        config = arch
+        if arch not in BUILTIN:  # pass the architecture as a config.json
+            config = os.path.join(out, "config.json")
+            with open(config, "w") as f:
+                json.dump(hf_config(arch), f)
+        res = subprocess.run([binary, "--load-format", "dummy", "--model-config", config, "--device", "cpu",
                               "--dtype", dtype, "--threads", str(threads), "--prompt-lengths", str(n_prompt),
                               "--gen-lengths", str(n_gen), "--warmup", "1", "--repetitions", "1",
                               "--max-seq-len", str(max(n_prompt, n_gen) + 8), "--quiet", "--format", "json",
