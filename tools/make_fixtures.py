@@ -61,6 +61,36 @@ FIXTURES = [
                      num_key_value_heads=1, head_dim=16, vocab_size=128, max_position_embeddings=256,
                      tie_word_embeddings=False, rms_norm_eps=1e-5,
                      rope_scaling=dict(rope_type="linear", factor=2.0))),
+    # transformers' length-dependent and YaRN scalings (issue 14). References of
+    # these run on a fresh rotary embedding each (its dynamic state is reset)
+    # and greedy decodes with the KV cache, as generate() does: with `dynamic`
+    # and `longrope` the frequencies follow each forward pass's sequence length
+    # and cached keys keep theirs, so a cache-free greedy would be another model.
+    # dynamic: both prompts longer than max_position_embeddings (32), greedy grows to 72.
+    dict(name="dynamic_gqa_f32", dtype=torch.float32, shard=None, tokenizer=False, fresh_rope=True, seed=1,
+         prompts=[40, 70],
+         config=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=2, vocab_size=200, max_position_embeddings=32,
+                     tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=10000.0,
+                     rope_scaling=dict(rope_type="dynamic", factor=2.0))),
+    # yarn: original context 32 stretched by 4 to 128, transformers' defaults
+    # (beta_fast 32, beta_slow 1, attention factor from factor), float16 storage.
+    dict(name="yarn_f16", dtype=torch.float16, shard=None, tokenizer=False, fresh_rope=True, legacy_config=True,
+         prompts=[9, 100],
+         config=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=4, vocab_size=160, max_position_embeddings=128,
+                     tie_word_embeddings=True, rms_norm_eps=1e-6, rope_theta=10000.0,
+                     rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32))),
+    # longrope: short factors up to the original context (32), long ones past it;
+    # prompt0 and the start of greedy are short, prompt1 and the rest long.
+    dict(name="longrope_f32", dtype=torch.float32, shard=None, tokenizer=False, fresh_rope=True,
+         prompts=[9, 70],
+         config=dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=4, head_dim=16, vocab_size=160, max_position_embeddings=128,
+                     tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=10000.0,
+                     rope_scaling=dict(rope_type="longrope", original_max_position_embeddings=32,
+                                       short_factor=[1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 1.7],
+                                       long_factor=[1.0, 1.3, 1.9, 2.6, 3.4, 4.1, 4.6, 5.0]))),
 ]
 
 
@@ -108,7 +138,19 @@ def train_tokenizer(path, vocab_size):
     os.remove(path[:-len(".model")] + ".vocab")
 
 
+FRESH_ROPE = False  # set per fixture: a new rotary embedding before every reference pass
+
+
+def fresh_rope(model):
+    """transformers' dynamic RoPE keeps state across calls (the longest length
+    seen); each reference starts from the state of a freshly loaded model."""
+    if FRESH_ROPE:
+        from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+        model.model.rotary_emb = LlamaRotaryEmbedding(config=model.config)
+
+
 def logits_of(model, ids):
+    fresh_rope(model)
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].float()  # stored as float32
 
@@ -121,13 +163,35 @@ def capture_hidden(model, ids):
         hooks.append(layer.register_forward_hook(
             lambda m, i, o: stages.append((o[0] if isinstance(o, tuple) else o)[0].clone())))
     hooks.append(model.model.norm.register_forward_hook(lambda m, i, o: stages.append(o[0].clone())))
-    logits_of(model, ids)
+    with torch.no_grad():
+        fresh_rope(model)  # a new rotary module keeps the hooks above (they are on other modules)
+        model(torch.tensor([ids]))
     for h in hooks:
         h.remove()
     return stages
 
 
+def greedy_cached(model, ids, steps):
+    """Greedy decoding with the KV cache, one token per forward pass."""
+    from transformers import DynamicCache
+    fresh_rope(model)
+    cache = DynamicCache(config=model.config)
+    out, min_margin = [], float("inf")
+    step_in = torch.tensor([list(ids)])
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(step_in, past_key_values=cache, use_cache=True).logits[0, -1].float()
+            top2 = torch.topk(logits, 2).values
+            min_margin = min(min_margin, float(top2[0] - top2[1]))
+            nxt = int(torch.argmax(logits))
+            out.append(nxt)
+            step_in = torch.tensor([[nxt]])
+    return out, min_margin
+
+
 def greedy(model, ids, steps):
+    if FRESH_ROPE:
+        return greedy_cached(model, ids, steps)
     ids = list(ids)
     out, min_margin = [], float("inf")
     for _ in range(steps):
@@ -158,6 +222,8 @@ def rel_err(a, b):
 
 
 def build(fx):
+    global FRESH_ROPE
+    FRESH_ROPE = fx.get("fresh_rope", False)
     name = fx["name"]
     model_dir = os.path.join(ROOT, "models", name)
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -205,6 +271,8 @@ def build(fx):
     g, margin = greedy(model, ids0, GREEDY_STEPS)
     tensors["greedy.ids"] = np.array(g, dtype=np.int32)
     meta["greedy_min_margin"] = margin
+    if FRESH_ROPE:
+        meta["greedy_uses_kv_cache"] = True
     # How far transformers itself lands from float32 when it computes in half
     # precision: the yardstick for our f16/bf16 tolerances.
     ref = torch.from_numpy(tensors["prompt1.logits"]).double()
@@ -224,6 +292,12 @@ def build(fx):
 
 
 if __name__ == "__main__":
+    # python3 tools/make_fixtures.py [NAME ...]: only the named fixtures (all by default).
     torch.use_deterministic_algorithms(True)
+    wanted = set(sys.argv[1:])
+    unknown = wanted - {fx["name"] for fx in FIXTURES}
+    if unknown:
+        sys.exit(f"unknown fixture(s): {', '.join(sorted(unknown))}")
     for fx in FIXTURES:
-        build(fx)
+        if not wanted or fx["name"] in wanted:
+            build(fx)

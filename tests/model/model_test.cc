@@ -78,6 +78,49 @@ TEST(Rope, Llama3ScalingFollowsTheThreeBands) {
   EXPECT_NEAR(base[10], std::pow(500000.0, -20.0 / 128), 1e-7);
 }
 
+// Values printed by transformers 5.24 (ROPE_INIT_FUNCTIONS["yarn"] / ["dynamic"])
+// for the options the fixtures leave at their defaults: mscale and
+// mscale_all_dim, beta_fast/beta_slow, truncate false; dynamic at seq_len 100.
+TEST(Rope, YarnOptionsAndDynamicBaseMatchTransformers) {
+  LlamaConfig c;
+  c.hidden_size = 64;
+  c.num_attention_heads = 4;
+  c.head_dim = 16;
+  c.max_position_embeddings = 256;
+  c.rope_theta = 10000;
+  c.rope_scaling = RopeScaling::kYarn;
+  c.rope_factor = 8;
+  c.rope_original_max_position = 32;
+  c.rope_beta_fast = 16;
+  c.rope_beta_slow = 2;
+  c.rope_mscale = 1.0;
+  c.rope_mscale_all_dim = 0.5;
+  c.rope_truncate = false;
+  const std::vector<float> yarn = {1.0f, 0.03952847048640251f, 0.012500000186264515f, 0.0039528473280370235f,
+                                   0.0012499999720603228f, 0.00039528473280370235f, 0.0001250000059371814f,
+                                   3.9528473280370235e-05f};
+  const auto got = RopeInverseFrequencies(c);
+  for (size_t i = 0; i < yarn.size(); ++i) EXPECT_FLOAT_EQ(got[i], yarn[i]) << i;
+  EXPECT_FLOAT_EQ(RopeAttentionScaling(c), 1.094179988101349f);
+  c.rope_attention_factor = 0.5;  // given: used as is
+  EXPECT_FLOAT_EQ(RopeAttentionScaling(c), 0.5f);
+
+  c.rope_scaling = RopeScaling::kDynamic;
+  c.rope_factor = 3;
+  c.max_position_embeddings = 32;
+  const std::vector<float> dynamic = {1.0f, 0.2377026379108429f, 0.05650254338979721f, 0.013430803082883358f,
+                                      0.0031925374642014503f, 0.0007588745793327689f, 0.0001803864724934101f,
+                                      4.287833871785551e-05f};
+  const auto d = RopeInverseFrequencies(c, 100);
+  for (size_t i = 0; i < dynamic.size(); ++i) EXPECT_FLOAT_EQ(d[i], dynamic[i]) << i;
+  c.rope_scaling = RopeScaling::kNone;
+  EXPECT_EQ(RopeInverseFrequencies(c), [&] {
+    LlamaConfig k = c;
+    k.rope_scaling = RopeScaling::kDynamic;
+    return RopeInverseFrequencies(k, 32);  // within the original context: the default frequencies
+  }());
+}
+
 TEST(Model, RefusesSequencesBeyondTheCache) {
   ThreadPool pool(1);
   auto w = MakeDummyWeights(Small(), DType::kF32, 1, &pool);
