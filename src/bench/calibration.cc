@@ -6,12 +6,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "bench/report.h"
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/memory_ledger.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
 
 namespace llm {
@@ -25,6 +27,10 @@ std::string MachineKey(int threads) {
 }
 
 }  // namespace
+
+double PeakGflops(const Calibration& c, ComputeUnit unit) {
+  return unit == ComputeUnit::kAmxBf16 ? c.amx_bf16_gflops : c.fma_gflops;
+}
 
 std::string CalibrationCachePath() {
   std::string base;
@@ -75,6 +81,19 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
     const double s = (NowNs() - t0) * 1e-9;
     c.fma_gflops = std::max(c.fma_gflops, flops / s / 1e9);
   }
+  // AMX: four independent tile products per thread (16x16x32 each), ~0.1 s.
+  if (amx::AmxBf16Usable()) {
+    const int64_t tile_iters = 4'000'000;
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<double> done(c.threads);
+      const int64_t t0 = NowNs();
+      pool->ParallelFor(c.threads, [&](size_t t, int) { done[t] = amx::PeakProbe(tile_iters); });
+      const double s = (NowNs() - t0) * 1e-9;
+      double total = 0;
+      for (double d : done) total += d;
+      c.amx_bf16_gflops = std::max(c.amx_bf16_gflops, total / s / 1e9);
+    }
+  }
   return c;
 }
 
@@ -88,10 +107,13 @@ Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
       Calibration c;
       c.read_gbps = j[key].value("read_gbps", 0.0);
       c.fma_gflops = j[key].value("fma_gflops", 0.0);
+      c.amx_bf16_gflops = j[key].value("amx_bf16_gflops", 0.0);
       c.threads = pool->num_threads();
       c.key = key;
       c.source = "cache:" + path;
-      if (c.read_gbps > 0 && c.fma_gflops > 0) return c;
+      // An entry written before the AMX probe existed is measured again.
+      const bool amx_missing = amx::AmxBf16Usable() && c.amx_bf16_gflops <= 0;
+      if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing) return c;
     }
   }
   Calibration c = MeasureCalibration(pool);
@@ -117,8 +139,12 @@ Calibration StoreCalibration(const Calibration& c) {
   if (all.contains(c.key) && all[c.key].is_object()) {
     kept.read_gbps = std::max(kept.read_gbps, all[c.key].value("read_gbps", 0.0));
     kept.fma_gflops = std::max(kept.fma_gflops, all[c.key].value("fma_gflops", 0.0));
+    kept.amx_bf16_gflops = std::max(kept.amx_bf16_gflops, all[c.key].value("amx_bf16_gflops", 0.0));
   }
-  all[c.key] = {{"read_gbps", kept.read_gbps}, {"fma_gflops", kept.fma_gflops}, {"date", SystemInfo()["date"]}};
+  all[c.key] = {{"read_gbps", kept.read_gbps},
+                {"fma_gflops", kept.fma_gflops},
+                {"amx_bf16_gflops", kept.amx_bf16_gflops},
+                {"date", SystemInfo()["date"]}};
   if (MakeDirectories(path.substr(0, path.rfind('/'))).ok()) (void)WriteFileAtomic(path, all.dump(2) + "\n");
   kept.source = "cache:" + path;
   return kept;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "profiler/profiler.h"
 
 namespace llm {
 
@@ -15,10 +16,14 @@ class ThreadPool;
 struct Calibration {
   double read_gbps = 0;       // best of 10 passes over a 1 GiB buffer
   double fma_gflops = 0;      // best of 5
+  double amx_bf16_gflops = 0; // best of 5 of AMX tile products; 0 where AMX is not usable
   int threads = 0;
   std::string key;            // what the cache entry is valid for
   std::string source;         // "measured" or "cache:<path>"
 };
+
+// The measured peak of the unit (0 when unknown).
+double PeakGflops(const Calibration& c, ComputeUnit unit);
 
 Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes = size_t{1} << 30);
 // Cached result when present for this machine key, else measure and store.

@@ -113,6 +113,7 @@ ProfileSummary SummarizeProfile(const Profiler& profiler) {
       st.total_ms += dur;
       st.self_ms += self;
       st.flops += flops;
+      st.unit_flops[static_cast<int>(e.cost.unit)] += flops;
       st.bytes += bytes;
     }
     if (e.layer >= 0) {
@@ -121,6 +122,7 @@ ProfileSummary SummarizeProfile(const Profiler& profiler) {
       st.category = "Layer";
       st.self_ms += self;
       st.flops += flops;
+      st.unit_flops[static_cast<int>(e.cost.unit)] += flops;
       st.bytes += bytes;
       if (e.op == Op::kLayer) {
         st.calls++;
@@ -155,31 +157,57 @@ namespace {
 struct Verdict {
   std::string bound;   // "memory" | "compute" | "overhead"
   double fraction = 0; // of the roof that matters
+  std::string unit;    // the compute roof's unit ("FMA", "AMX-BF16") or "BW"
   std::string text;
 };
 
+// The unit most of an operator's FLOPs ran on, and the time its FLOPs would
+// take at the measured peaks of the units they ran on (an operator split
+// across units, e.g. prefill on AMX and decode on FMA in one category row,
+// gets a roof between the two).
+ComputeUnit MainUnit(const OpStats& st) {
+  int best = 0;
+  for (int u = 1; u < static_cast<int>(ComputeUnit::kCount); ++u) {
+    if (st.unit_flops[u] > st.unit_flops[best]) best = u;
+  }
+  return static_cast<ComputeUnit>(best);
+}
+double ComputeRoofGflops(const OpStats& st, const Calibration& cal) {
+  double seconds = 0;
+  for (int u = 0; u < static_cast<int>(ComputeUnit::kCount); ++u) {
+    const double peak = PeakGflops(cal, static_cast<ComputeUnit>(u));
+    seconds += st.unit_flops[u] / ((peak > 0 ? peak : cal.fma_gflops) * 1e9);
+  }
+  return seconds > 0 ? st.flops / seconds / 1e9 : cal.fma_gflops;
+}
+
 // Roofline: an operator whose FLOPs per byte are below the machine balance
-// (peak FLOP/s / bandwidth) is limited by memory, above it by arithmetic.
-// Far from either roof with short calls, it is overhead: launch, sync, glue.
+// (peak FLOP/s of the unit it ran on / bandwidth) is limited by memory, above
+// it by arithmetic. Far from either roof with short calls, it is overhead:
+// launch, sync, glue.
 Verdict Judge(const OpStats& st, const Calibration& cal) {
   Verdict v;
-  const double balance = cal.fma_gflops / cal.read_gbps;
+  const double peak = ComputeRoofGflops(st, cal);
+  const std::string unit_name = ComputeUnitName(MainUnit(st));
+  const double balance = peak / cal.read_gbps;
   const double intensity = st.bytes > 0 ? st.flops / st.bytes : 1e9;
   const double avg_us = st.calls ? st.self_ms * 1e3 / st.calls : 0;
   if (intensity < balance) {
     v.bound = "memory";
+    v.unit = "BW";
     v.fraction = st.gbytes_per_s() / cal.read_gbps;
   } else {
     v.bound = "compute";
-    v.fraction = st.gflops_per_s() / cal.fma_gflops;
+    v.unit = unit_name;
+    v.fraction = st.gflops_per_s() / peak;
   }
   if (v.fraction < 0.25 && avg_us < 50) v.bound = "overhead";
   if (v.bound == "memory") {
     v.text = fmt::format("memory-bound at {:.0f}% of measured bandwidth ({:.1f} of {:.1f} GB/s)", 100 * v.fraction,
                          st.gbytes_per_s(), cal.read_gbps);
   } else if (v.bound == "compute") {
-    v.text = fmt::format("compute-bound at {:.0f}% of measured FMA peak ({:.1f} of {:.1f} GFLOP/s)", 100 * v.fraction,
-                         st.gflops_per_s(), cal.fma_gflops);
+    v.text = fmt::format("compute-bound at {:.0f}% of measured {} peak ({:.1f} of {:.1f} GFLOP/s)", 100 * v.fraction,
+                         unit_name, st.gflops_per_s(), peak);
   } else {
     v.text = fmt::format("overhead-bound: {:.1f} us per call reaches {:.0f}% of its roof", avg_us, 100 * v.fraction);
   }
@@ -253,8 +281,11 @@ std::string FormatGpuStats(const ProfileSummary& s) {
 
 std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, const std::string& header) {
   std::string out = header;
-  out += fmt::format("Machine (calibrated, {}): read bandwidth {:.1f} GB/s, float32 FMA peak {:.1f} GFLOP/s, {} threads\n",
-                     cal.source, cal.read_gbps, cal.fma_gflops, cal.threads);
+  out += fmt::format("Machine (calibrated, {}): read bandwidth {:.1f} GB/s, float32 FMA peak {:.1f} GFLOP/s, {}{} threads\n",
+                     cal.source, cal.read_gbps, cal.fma_gflops,
+                     cal.amx_bf16_gflops > 0 ? fmt::format("AMX-BF16 peak {:.1f} GFLOP/s, ", cal.amx_bf16_gflops)
+                                             : std::string(),
+                     cal.threads);
   out += fmt::format("Recorded {} events ({} dropped).\n", s.events, s.dropped);
   for (const PhaseStats& ph : s.phases) {
     out += fmt::format("\n{0:=<120}\n{1} ({2} {3}, wall {4:.3f} ms; operator self times sum to {5:.1f}% of it)\n{0:=<120}\n",
@@ -268,7 +299,7 @@ std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, 
       out += fmt::format("{:<34}{:>7}{:>11.3f}{:>7.1f}%{:>11.3f}{:>10.1f}{:>10.3f}{:>10.1f}{:>9.3f}{:>9.1f}  {:.0f}% {}\n",
                          st.name, st.calls, st.self_ms, ph.wall_ms > 0 ? 100 * st.self_ms / ph.wall_ms : 0, st.total_ms,
                          st.calls ? st.self_ms * 1e3 / st.calls : 0, st.flops / 1e9, st.gflops_per_s(), st.bytes / 1e9,
-                         st.gbytes_per_s(), 100 * v.fraction, v.bound == "compute" ? "FMA" : "BW");
+                         st.gbytes_per_s(), 100 * v.fraction, v.unit);
     }
     out += fmt::format("\nBy category ({}):\n", ph.phase);
     for (const OpStats& st : ph.categories) {
@@ -309,12 +340,14 @@ std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal) {
       a.push_back({{"name", st.name}, {"category", st.category}, {"calls", st.calls}, {"self_ms", st.self_ms},
                    {"total_ms", st.total_ms}, {"flops", st.flops}, {"bytes", st.bytes},
                    {"gflops_per_s", st.gflops_per_s()}, {"gbytes_per_s", st.gbytes_per_s()},
-                   {"bound", verdict.bound}, {"fraction_of_roof", verdict.fraction}});
+                   {"bound", verdict.bound}, {"fraction_of_roof", verdict.fraction}, {"roof", verdict.unit},
+                   {"compute_unit", ComputeUnitName(MainUnit(st))}});
     }
     return a;
   };
   nlohmann::json j;
-  j["calibration"] = {{"read_gbps", cal.read_gbps}, {"fma_gflops", cal.fma_gflops}, {"threads", cal.threads},
+  j["calibration"] = {{"read_gbps", cal.read_gbps}, {"fma_gflops", cal.fma_gflops},
+                      {"amx_bf16_gflops", cal.amx_bf16_gflops}, {"threads", cal.threads},
                       {"source", cal.source}};
   j["events"] = s.events;
   j["dropped"] = s.dropped;

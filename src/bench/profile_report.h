@@ -22,6 +22,7 @@ struct OpStats {
   int64_t calls = 0;
   double total_ms = 0, self_ms = 0;
   double flops = 0, bytes = 0;
+  double unit_flops[static_cast<int>(ComputeUnit::kCount)] = {};  // flops by the unit they ran on
   double gflops_per_s() const { return self_ms > 0 ? flops / (self_ms * 1e6) : 0; }
   double gbytes_per_s() const { return self_ms > 0 ? bytes / (self_ms * 1e6) : 0; }
 };

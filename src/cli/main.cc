@@ -19,6 +19,7 @@
 #include "bench/profile_run.h"
 #include "bench/report.h"
 #include "bench/runner.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "bench/verify.h"
 #include "cli/prompts.h"
 #include "cuda/cuda_engine.h"
@@ -291,6 +292,11 @@ int Calibrate(const Flags& f) {
   const Calibration c = MeasureCalibration(&pool);
   std::printf("read bandwidth: %.2f GB/s (best of 10 passes over 1 GiB)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
               "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
+  if (c.amx_bf16_gflops > 0) {
+    std::printf("AMX-BF16 peak: %.2f GFLOP/s (best of 5)\n", c.amx_bf16_gflops);
+  } else {
+    std::printf("AMX-BF16: not used (%s)\n", amx::AmxUnavailableReason());
+  }
   const Calibration kept = StoreCalibration(c);
   std::printf("cached in %s\n", CalibrationCachePath().c_str());
   if (kept.read_gbps > c.read_gbps * 1.1 || kept.fma_gflops > c.fma_gflops * 1.1) {

@@ -1,6 +1,6 @@
 // The narrow interface between the model and the kernels. The model calls only
-// these operations; a backend (scalar reference, SIMD CPU, later CUDA)
-// implements them. Activations are float32 row-major; weights are any float
+// these operations; a backend (scalar reference, SIMD CPU) implements them.
+// Activations are float32 row-major; weights are any float
 // storage type and are widened inside the kernel, accumulating in float32.
 #pragma once
 
@@ -47,6 +47,9 @@ struct AttentionArgs {
   float scale = 1.0f;        // 1/sqrt(head_dim)
   float* out = nullptr;      // [num_tokens, num_heads * head_dim]
   int layer = -1;            // for profiler scopes
+  // A bfloat16 model: Q·Kᵀ and P·V may round their inputs to bfloat16 as the
+  // model's own matmuls do (AMX tiles), accumulating in float32.
+  bool bf16_inputs = false;
 };
 
 // Work of scaled dot-product attention by part. With ctx = sum over query rows
@@ -80,6 +83,9 @@ class KernelBackend {
   virtual void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) = 0;
   // Backends that split an op into parts record them as child scopes.
   virtual void set_profiler(Profiler* profiler) {}
+  // The unit MatMul / Attention will run these shapes on (the profiler's roof).
+  virtual ComputeUnit MatMulUnit(int64_t M, const MatView& w) const { return ComputeUnit::kFma; }
+  virtual ComputeUnit AttentionUnit(const AttentionArgs& args) const { return ComputeUnit::kFma; }
 };
 
 // Scalar reference backend: plain loops, double accumulation; the oracle for tests.

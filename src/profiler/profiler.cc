@@ -22,6 +22,7 @@ const OpInfo kOps[] = {
     {"attention.sdpa.scores", "Attention", true},
     {"attention.sdpa.softmax", "Attention", true},
     {"attention.sdpa.weighted_sum", "Attention", true},
+    {"attention.sdpa.fused", "Attention", true},
     {"attention.o_proj", "Attention", true},
     {"attention.residual_add", "Other", true},
     {"ffn_norm", "Normalization", true},
@@ -104,6 +105,13 @@ void Profiler::Clear() {
   dropped_ = 0;
   depth_ = 0;
   step_ = -1;
+}
+
+const char* ComputeUnitName(ComputeUnit unit) {
+  switch (unit) {
+    case ComputeUnit::kAmxBf16: return "AMX-BF16";
+    default: return "FMA";
+  }
 }
 
 }  // namespace llm

@@ -39,6 +39,7 @@ enum class Op : uint8_t {
   kSdpaScores,
   kSdpaSoftmax,
   kSdpaWeightedSum,
+  kSdpaFused,        // the three above fused per block (prefill on AMX)
   kOProj,
   kAttentionResidual,
   kFfnNorm,          // layers.N.ffn_norm
@@ -64,12 +65,18 @@ const OpInfo& GetOpInfo(Op op);
 // "layers.3.attention.q_proj", "lm_head", "decode_step[7]"...
 std::string OpName(Op op, int layer, int step);
 
+// The arithmetic unit an operator's FLOPs ran on: its roof is that unit's
+// measured peak (float32 FMA vectors, or AMX tiles with bf16 inputs).
+enum class ComputeUnit : uint8_t { kFma, kAmxBf16, kCount };
+const char* ComputeUnitName(ComputeUnit unit);  // "FMA", "AMX-BF16"
+
 // The work an operator must do, computed from its shapes (see profiler.cc for
 // the formula of each operator).
 struct OpCost {
   int64_t flops = 0;
   int64_t bytes = 0;
   int32_t m = 0, n = 0, k = 0;  // shape: rows, output features, input features (or op-specific)
+  ComputeUnit unit = ComputeUnit::kFma;
 };
 
 // One GPU activity (kernel, copy or set) on the host clock, attributed to the
@@ -208,6 +215,10 @@ inline OpCost MatMulCost(int64_t m, int64_t n, int64_t k, size_t wbytes) {
   return c;
 }
 
+inline OpCost OnUnit(OpCost c, ComputeUnit unit) {
+  c.unit = unit;
+  return c;
+}
 // RMSNorm over m rows of d: square+add for the sum, then scale and weight
 // multiply: 4 FLOPs per element; reads x and weight, writes out.
 inline OpCost RmsNormCost(int64_t m, int64_t d, size_t wbytes) {

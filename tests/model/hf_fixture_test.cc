@@ -139,12 +139,13 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
     worst = std::max(worst, RelErr(model_->last_logits(), prefill.data() + static_cast<size_t>(i) * config_.vocab_size,
                                    config_.vocab_size));
   }
-  // Prefill on AMX rounds the activations entering each bf16 matmul to
-  // bfloat16, decode (GEMV) does not: the two then agree only as well as each
-  // agrees with transformers, whose own bf16 error bounds both.
+  // Prefill on AMX rounds the activations entering each bf16 matmul (and
+  // attention's Q, K, P, V) to bfloat16, decode (GEMV) does not. Each is within
+  // transformers' own bf16 error of the float64 reference (logits tests), so
+  // by the triangle inequality they agree within twice that.
   const bool rounds_activations =
       GetParam().dtype == DType::kBF16 && !GetParam().reference_kernels && amx::AmxEnabled();
-  const double bound = rounds_activations ? Tolerance() : 1e-5;
+  const double bound = rounds_activations ? 2 * Tolerance() : 1e-5;
   std::printf("  prefill vs decode: worst rel err %.3e over %d positions (bound %.1e)\n", worst, n, bound);
   EXPECT_LT(worst, bound);
 }

@@ -115,12 +115,13 @@ __attribute__((target("avx512f"))) inline void Transpose16x16(__m512i r[16]) {
   }
 }
 
-// Rows n .. n+valid-1 of W (bf16 [*, K]), depth k0 .. k0 + 32 * steps, into the
+// Rows n .. n+valid-1 of W (bf16 [*, K], rows ldw apart), depth k0 .. k0 + 32 * steps, into the
 // B-tile order, two tiles of 16 columns per 32-deep step:
 // panel[step][half][pair 0..15][column 0..15] (32-bit pairs). Rows past
 // `valid` and depth past K are zero.
-__attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, int64_t K, int64_t n, int64_t valid,
-                                                           int64_t k0, int64_t steps, uint32_t* panel) {
+__attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, int64_t K, int64_t ldw, int64_t n,
+                                                           int64_t valid, int64_t k0, int64_t steps,
+                                                           uint32_t* panel) {
   for (int64_t half = 0; half < 2; ++half) {
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t k = k0 + s * kTileDepth;
@@ -128,7 +129,7 @@ __attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, in
       __m512i r[16];
       for (int i = 0; i < 16; ++i) {
         const int64_t row = half * 16 + i;
-        r[i] = row < valid ? _mm512_maskz_loadu_epi16(mask, w + (n + row) * K + k) : _mm512_setzero_si512();
+        r[i] = row < valid ? _mm512_maskz_loadu_epi16(mask, w + (n + row) * ldw + k) : _mm512_setzero_si512();
       }
       Transpose16x16(r);
       uint32_t* dst = panel + (s * 2 + half) * 256;
@@ -205,12 +206,14 @@ bool AmxEnabled() { return g_enabled.load() && AmxBf16Usable(); }
 
 size_t PackedActivationElems(int64_t M, int64_t K) { return static_cast<size_t>(PaddedRows(M) * RowStride(K)); }
 
-void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb) {
+void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb,
+                     int64_t ldx) {
   const int64_t ld = RowStride(K);
+  if (ldx == 0) ldx = K;
   for (int64_t m = m_begin; m < m_end; ++m) {
     uint16_t* row = xb + m * ld;
     if (m < M) {
-      RoundRow(x + m * K, K, ld, row);
+      RoundRow(x + m * ldx, K, ld, row);
     } else {
       std::fill(row, row + ld, uint16_t{0});
     }
@@ -231,8 +234,9 @@ size_t GemmScratchBytes(int64_t M, int64_t K) {
 // float32 block [padded M][128] of the task's own, copied to y (+ bias) at
 // the end of the pass.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-              float* y, void* scratch) {
+              float* y, void* scratch, int64_t ldw) {
   const int64_t K = w.cols, N = w.rows;
+  if (ldw == 0) ldw = K;
   const int64_t padded_depth = PaddedDepth(K);
   const int64_t lda_bytes = RowStride(K) * 2;
   const int64_t acc_cols = kPassPanels * kBlock;
@@ -247,7 +251,7 @@ void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, 
     for (int64_t k0 = 0; k0 < padded_depth; k0 += kPassDepth) {
       const int64_t steps = std::min(kPassDepth, padded_depth - k0) / kTileDepth;
       for (int64_t p = 0; p < num_panels; ++p) {
-        PackPanel(wb, K, n0 + p * kBlock, std::min(kBlock, n_end - n0 - p * kBlock), k0, steps,
+        PackPanel(wb, K, ldw, n0 + p * kBlock, std::min(kBlock, n_end - n0 - p * kBlock), k0, steps,
                   panels + p * panel_pairs);
       }
       for (int64_t t = 0; t < M; t += kBlock) {

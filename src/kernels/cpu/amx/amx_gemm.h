@@ -33,7 +33,9 @@ constexpr int64_t PaddedRows(int64_t M) { return (M + kBlock - 1) / kBlock * kBl
 constexpr int64_t PaddedDepth(int64_t K) { return (K + kTileDepth - 1) / kTileDepth * kTileDepth; }
 constexpr int64_t RowStride(int64_t K) { return PaddedDepth(K) + kTileDepth; }
 // Rounds rows [m_begin, m_end) of the padded matrix (rows past M become zero).
-void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb);
+// x rows are `ldx` floats apart (0: K).
+void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb,
+                     int64_t ldx = 0);
 size_t PackedActivationElems(int64_t M, int64_t K);
 
 // A task's columns are done in passes of up to kPassPanels panels of 32 W
@@ -46,9 +48,10 @@ size_t GemmScratchBytes(int64_t M, int64_t K);
 // y[m, n] for n in [n_begin, n_end) (n_begin a multiple of 32): x . W[n]^T (+ bias).
 // W is bfloat16 [N, K] row-major, read in place: each 32-row panel is put in
 // the tiles' pair-interleaved (VNNI) order once per pass and then serves all
-// M rows. Configures and releases the tiles of the calling thread.
+// M rows. W rows are `ldw` elements apart (0: K = w.cols; attention passes a
+// prefix of V^T's columns). Configures and releases the calling thread's tiles.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
-              const float* bias, float* y, void* scratch);
+              const float* bias, float* y, void* scratch, int64_t ldw = 0);
 
 // Machine probe: `iterations` rounds of 4 independent tile products held in
 // registers (16 x 16 x 32 each); returns the FLOPs done.

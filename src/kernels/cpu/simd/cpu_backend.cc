@@ -43,7 +43,7 @@ class CpuBackend final : public KernelBackend {
       return;
     }
     const int64_t K = w.cols;
-    if (w.dtype == DType::kBF16 && M >= kAmxMinRows && amx::AmxEnabled()) {
+    if (MatMulUnit(M, w) == ComputeUnit::kAmxBf16) {
       auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
       pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
         amx::PackActivations(x, M, K, b, e, xb);
@@ -63,6 +63,15 @@ class CpuBackend final : public KernelBackend {
     pool_->ParallelRange(N, block, [&](size_t b, size_t e, int worker) {
       simd::GemmRows(x_packed, M, w, b, e, bias, y, Scratch(worker, kPack, simd::GemmPackFloats()));
     });
+  }
+
+  ComputeUnit MatMulUnit(int64_t M, const MatView& w) const override {
+    return w.dtype == DType::kBF16 && M >= kAmxMinRows && amx::AmxEnabled() ? ComputeUnit::kAmxBf16
+                                                                              : ComputeUnit::kFma;
+  }
+  ComputeUnit AttentionUnit(const AttentionArgs& a) const override {
+    return a.bf16_inputs && a.num_tokens >= kGemmAttentionMinTokens && amx::AmxEnabled() ? ComputeUnit::kAmxBf16
+                                                                                         : ComputeUnit::kFma;
   }
 
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
@@ -103,6 +112,7 @@ class CpuBackend final : public KernelBackend {
   // Scores of every (token, head) sit in one scratch matrix [T * H, cache
   // capacity] (sized once: no allocation per token).
   void Attention(const AttentionArgs& a) override {
+    if (AttentionUnit(a) == ComputeUnit::kAmxBf16) return AttentionAmx(a);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
@@ -209,6 +219,70 @@ class CpuBackend final : public KernelBackend {
     }
   }
 
+  // Prefill attention of a bf16 model on AMX, fused per task (KV head, block
+  // of query rows): S = Q Kᵀ, the causal softmax and O = P V run back to back
+  // on the worker's own scratch, so the block's scores stay in L2 instead of
+  // passing through a [T * H, capacity] matrix three times. K and Vᵀ of each
+  // KV head are rounded to bf16 once per call and shared by its blocks. The
+  // profile shows the fused work as one operator, `sdpa.fused`.
+  void AttentionAmx(const AttentionArgs& a) {
+    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).total, ComputeUnit::kAmxBf16));
+    const int hd = a.cache.head_dim;
+    const int kv_heads = a.cache.num_kv_heads;
+    const int group = a.num_heads / kv_heads;
+    const int64_t ctx = a.start_pos + a.num_tokens;
+    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;
+    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
+    auto row_of = [&](int kvh, int64_t r) {
+      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
+    };
+    const size_t head_elems = static_cast<size_t>(ctx) * hd;
+    auto* keys_bf16 = reinterpret_cast<uint16_t*>(Scratch(0, kKeysBf16, (kv_heads * head_elems + 1) / 2));
+    auto* values_t_bf16 = reinterpret_cast<uint16_t*>(Scratch(0, kValuesT, (kv_heads * head_elems + 1) / 2));
+    pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
+      uint16_t* kb = keys_bf16 + kvh * head_elems;   // [ctx, hd]
+      uint16_t* vt = values_t_bf16 + kvh * head_elems;  // [hd, ctx]
+      for (int64_t p = 0; p < ctx; ++p) {
+        const float* key = a.cache.KeyAt(static_cast<int>(kvh), static_cast<int>(p));
+        const float* value = a.cache.ValueAt(static_cast<int>(kvh), static_cast<int>(p));
+        for (int d = 0; d < hd; ++d) {
+          kb[p * hd + d] = F32ToBF16(key[d]);
+          vt[d * ctx + p] = F32ToBF16(value[d]);
+        }
+      }
+    });
+    pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+      const int kvh = static_cast<int>(task / blocks);
+      const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+      const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+      const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;  // keys the block's last row sees
+      float* qo = Scratch(worker, kRowsA, static_cast<size_t>(rows) * hd);  // Q rows, later O rows
+      float* s = Scratch(worker, kRowsB, static_cast<size_t>(rows) * need);
+      auto* xb = reinterpret_cast<uint16_t*>(
+          Scratch(worker, kAmxRows, (amx::PackedActivationElems(rows, std::max<int64_t>(need, hd)) + 1) / 2));
+      void* gemm_scratch = Scratch(worker, kPack, (amx::GemmScratchBytes(rows, std::max<int64_t>(need, hd)) + 3) / 4);
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
+      amx::PackActivations(qo, rows, hd, 0, amx::PaddedRows(rows), xb);
+      amx::GemmBf16(xb, rows, MatView{keys_bf16 + kvh * head_elems, DType::kBF16, need, hd}, 0, need, nullptr, s,
+                    gemm_scratch);
+      float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t seen = a.start_pos + (r0 + r) / group + 1;  // causal: positions 0 .. pos
+        float* row = s + r * need;
+        simd::Scale(a.scale, row, seen);
+        inv_sum[r] = 1.0f / simd::ExpShiftSum(row, seen, simd::MaxOf(row, seen));
+        std::fill(row + seen, row + need, 0.f);
+      }
+      amx::PackActivations(s, rows, need, 0, amx::PaddedRows(rows), xb);
+      amx::GemmBf16(xb, rows, MatView{values_t_bf16 + kvh * head_elems, DType::kBF16, hd, need}, 0, hd, nullptr, qo,
+                    gemm_scratch, ctx);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* dst = a.out + row_of(kvh, r0 + r) * hd;
+        for (int d = 0; d < hd; ++d) dst[d] = qo[r * hd + d] * inv_sum[r];
+      }
+    });
+  }
+
   void set_profiler(Profiler* profiler) override { profiler_ = profiler; }
 
   void SiluMul(const float* gate, const float* up, size_t n, float* out) override {
@@ -228,7 +302,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
