@@ -1,6 +1,9 @@
 // Micro-benchmarks of the CPU kernels at real Llama shapes.
 // MatMul: decode (M=1) and prefill (M=512) for TinyLlama (2048 -> 5632) and
-// Llama-2-7B (4096 -> 11008); GB/s of weights and GFLOP/s.
+// Llama-2-7B (4096 -> 11008); GB/s of weights and GFLOP/s. The last argument
+// picks the path: 0 the machine's best (AMX tiles for bf16 prefill where
+// usable), 1 the best SIMD target's FMA with AMX off, 2 AVX2 FMA (what an
+// AVX2-only CPU runs), so one run compares the units on the same machine.
 // Attention: decode (1 token) at cache depths 512 and 2048 and a 512-token
 // prefill, TinyLlama (32 heads, 4 KV heads, head_dim 64) and Llama-2-7B (32,
 // 32, 128); GB/s of K/V read and GFLOP/s. Each iteration uses the next of
@@ -11,10 +14,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "hwy/targets.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/ops.h"
 
 namespace llm {
@@ -23,6 +29,13 @@ namespace {
 void BM_MatMul_Cpu(benchmark::State& state) {
   const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
   const DType dtype = static_cast<DType>(state.range(3));
+  const int64_t path = state.range(4);
+  if (path == 2 && !(hwy::SupportedTargets() & HWY_AVX2)) {
+    state.SkipWithError("AVX2 not supported here");
+    return;
+  }
+  amx::SetAmxEnabled(path == 0);
+  if (path == 2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
   ThreadPool pool(AvailableCpuThreads());
   auto backend = MakeCpuBackend(&pool);
   AlignedBuffer w;
@@ -36,6 +49,10 @@ void BM_MatMul_Cpu(benchmark::State& state) {
     backend->MatMul(x.data(), M, view, nullptr, y.data());
     benchmark::DoNotOptimize(y.data());
   }
+  const ComputeUnit unit = backend->MatMulUnit(M, view);
+  state.SetLabel(std::string(CpuSimdTargetName()) + (unit == ComputeUnit::kAmxBf16 ? " + AMX-BF16" : " FMA"));
+  hwy::SetSupportedTargetsForTest(0);
+  amx::SetAmxEnabled(true);
   state.SetBytesProcessed(state.iterations() * N * K * static_cast<int64_t>(DTypeSize(dtype)));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations(), benchmark::Counter::kIsRate,
                                                  benchmark::Counter::kIs1000);
@@ -44,8 +61,11 @@ void BM_MatMul_Cpu(benchmark::State& state) {
 void Shapes(benchmark::internal::Benchmark* b) {
   for (int dt : {0, 1, 2}) {  // kF32, kF16, kBF16
     for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}}) {
-      b->Args({1, kn.first, kn.second, dt});
-      b->Args({512, kn.first, kn.second, dt});
+      for (int path : {0, 1, 2}) {
+        if (path == 0 && dt != 2) continue;  // only bf16 has a matrix-unit path
+        b->Args({1, kn.first, kn.second, dt, path});
+        b->Args({512, kn.first, kn.second, dt, path});
+      }
     }
   }
 }

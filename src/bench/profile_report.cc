@@ -217,6 +217,10 @@ Verdict Judge(const OpStats& st, const Calibration& cal) {
 std::string NextStep(const OpStats& st, const Verdict& v, const std::string& phase) {
   const std::string& n = st.name;
   const bool proj = n.find("_proj") != std::string::npos || n == "lm_head";
+  if (proj && v.bound == "memory" && phase == "prefill") {
+    return "each weight byte serves only this prompt's rows: longer prompt chunks (or batched prompts) raise the "
+           "FLOPs per byte until the matrix unit, not memory, is the limit";
+  }
   if (proj && v.bound == "memory") {
     if (v.fraction >= 0.85) return "at the bandwidth roof: only fewer bytes help (lower-precision or quantized weights)";
     if (n.find("q_proj") != std::string::npos || n.find("k_proj") != std::string::npos ||

@@ -478,7 +478,8 @@ int Run(const Flags& f) {
   if (f.profile) {
     const std::string header = "llama-speedbench profile: " + lm.description + ", " + info.dtype + ", test '" +
                                tests.value().front().name + "' (" +
-                               std::to_string(tests.value().front().prompt.size()) + " prompt tokens)\n";
+                               std::to_string(tests.value().front().prompt.size()) + " prompt tokens)\n" +
+                               (device == "cpu" && f.kernels == "cpu" ? "Matmul path: " + CpuMatMulPath(dtype) + "\n" : "");
     if (!f.quiet) std::fprintf(stderr, "profiling '%s' ...\n", tests.value().front().name.c_str());
     auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, &outputs, header);
     if (!p.ok()) return Fail(p.status());

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/dtype.h"
 #include "profiler/profiler.h"
@@ -94,5 +95,8 @@ std::unique_ptr<KernelBackend> MakeReferenceBackend();
 std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool);
 // Name of the SIMD target the CPU backend dispatches to on this machine (e.g. "AVX2").
 const char* CpuSimdTargetName();
+// The units the CPU backend's matmuls of this weight dtype run on here, e.g.
+// "prefill AMX-BF16 tiles, decode AVX3_SPR FMA".
+std::string CpuMatMulPath(DType dtype);
 
 }  // namespace llm

@@ -327,4 +327,13 @@ class CpuBackend final : public KernelBackend {
 std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool) { return std::make_unique<CpuBackend>(pool); }
 const char* CpuSimdTargetName() { return simd::TargetName(); }
 
+std::string CpuMatMulPath(DType dtype) {
+  const std::string fma = std::string(simd::TargetName()) + " FMA";
+  if (dtype == DType::kBF16 && amx::AmxEnabled()) {
+    return "prefill (16+ rows) and prefill attention on AMX-BF16 tiles, decode " + fma;
+  }
+  const char* widened = dtype == DType::kF32 ? "" : " (weights widened to float32)";
+  return fma + widened;
+}
+
 }  // namespace llm

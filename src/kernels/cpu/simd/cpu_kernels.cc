@@ -556,20 +556,39 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 // --- Machine probes for the profiler's roofline -----------------------------
 
-// Sum of n floats with four accumulators: a pure streaming read.
+// Sum of n floats: a pure streaming read, as four interleaved streams (the
+// quarters of the range, like the four weight rows a GEMV tile reads) with
+// two accumulators each and a software prefetch 1 KiB ahead of every stream:
+// more independent misses in flight than one sequential stream gets from the
+// hardware prefetcher alone.
 float ReadSum(const float* x, int64_t n) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  int64_t i = 0;
-  for (; i + 4 * L <= n; i += 4 * L) {
-    a0 = hn::Add(a0, hn::LoadU(df, x + i));
-    a1 = hn::Add(a1, hn::LoadU(df, x + i + L));
-    a2 = hn::Add(a2, hn::LoadU(df, x + i + 2 * L));
-    a3 = hn::Add(a3, hn::LoadU(df, x + i + 3 * L));
+  const int64_t quarter = n / 4 / (2 * L) * (2 * L);
+  const float* s0 = x;
+  const float* s1 = x + quarter;
+  const float* s2 = x + 2 * quarter;
+  const float* s3 = x + 3 * quarter;
+  constexpr int64_t kAhead = 256;  // floats: 1 KiB
+  VF a[8];
+  for (auto& v : a) v = hn::Zero(df);
+  for (int64_t i = 0; i < quarter; i += 2 * L) {
+    hwy::Prefetch(s0 + i + kAhead);
+    hwy::Prefetch(s1 + i + kAhead);
+    hwy::Prefetch(s2 + i + kAhead);
+    hwy::Prefetch(s3 + i + kAhead);
+    a[0] = hn::Add(a[0], hn::LoadU(df, s0 + i));
+    a[1] = hn::Add(a[1], hn::LoadU(df, s0 + i + L));
+    a[2] = hn::Add(a[2], hn::LoadU(df, s1 + i));
+    a[3] = hn::Add(a[3], hn::LoadU(df, s1 + i + L));
+    a[4] = hn::Add(a[4], hn::LoadU(df, s2 + i));
+    a[5] = hn::Add(a[5], hn::LoadU(df, s2 + i + L));
+    a[6] = hn::Add(a[6], hn::LoadU(df, s3 + i));
+    a[7] = hn::Add(a[7], hn::LoadU(df, s3 + i + L));
   }
-  float s = ReduceSum(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)));
-  for (; i < n; ++i) s += x[i];
+  for (int j = 1; j < 8; ++j) a[0] = hn::Add(a[0], a[j]);
+  float s = ReduceSum(df, a[0]);
+  for (int64_t i = 4 * quarter; i < n; ++i) s += x[i];
   return s;
 }
 
