@@ -1,5 +1,8 @@
 #include "bench/profile_run.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <sstream>
 
 #include "bench/stats.h"
@@ -62,16 +65,28 @@ size_t EventCapacity(const LlamaConfig& c, int steps) {
   return static_cast<size_t>(steps + 2) * (static_cast<size_t>(c.num_hidden_layers) * 32 + 32);
 }
 
+// Recorded decode steps: bounded by the tokens the cache can hold, whatever the flags say.
+int RecordedSteps(int active, int max_new_tokens, int max_seq_len, size_t prompt_len) {
+  return std::max(0, std::min({active, max_new_tokens, max_seq_len - static_cast<int>(prompt_len) + 1}));
+}
+
 }  // namespace
+
+size_t ProfileBufferBytes(const LlamaConfig& c, int threads, int max_seq_len, const BenchTest& test,
+                          const ProfileSchedule& schedule, bool overhead) {
+  const int steps = overhead ? RecordedSteps(INT32_MAX, test.max_new_tokens, max_seq_len, test.prompt.size())
+                             : RecordedSteps(schedule.active, test.max_new_tokens, max_seq_len, test.prompt.size());
+  const size_t events = EventCapacity(c, steps);
+  return events * sizeof(ProfileEvent) * static_cast<size_t>(std::max(1, threads)) +
+         (events / 16 + 16) * sizeof(Profiler::Counter);
+}
 
 Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const BenchTest& test,
                                      const BenchOptions& options, const ProfileSchedule& schedule,
                                      OutputFiles* outputs, const std::string& header) {
   ProfileRunResult r;
   r.calibration = LoadOrMeasureCalibration(&pool);
-  // Recorded steps are bounded by the tokens the cache can hold, whatever the flags say.
-  const int steps = std::min({schedule.active, test.max_new_tokens,
-                              model.max_seq_len() - static_cast<int>(test.prompt.size()) + 1});
+  const int steps = RecordedSteps(schedule.active, test.max_new_tokens, model.max_seq_len(), test.prompt.size());
   Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps));
   {
     Attach attach(model, pool, &profiler);
@@ -108,9 +123,9 @@ Result<ProfileOverhead> MeasureProfileOverhead(LlamaModel& model, ThreadPool& po
       LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));
       off.push_back(DecodeTokensPerSecond(g));
     }
-    Profiler profiler(pool.num_threads(),
-                      EventCapacity(model.config(), std::min(test.max_new_tokens,
-                                                             model.max_seq_len() - static_cast<int>(test.prompt.size()) + 1)));
+    Profiler profiler(pool.num_threads(), EventCapacity(model.config(), RecordedSteps(INT32_MAX, test.max_new_tokens,
+                                                                                      model.max_seq_len(),
+                                                                                      test.prompt.size())));
     Attach attach(model, pool, &profiler);
     profiler.set_active(true);
     LLM_ASSIGN_OR_RETURN(GenerationResult g, Generate(model, test.prompt, go));

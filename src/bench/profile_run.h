@@ -31,6 +31,11 @@ struct ProfileSchedule {
 };
 // Parses "WAIT,WARMUP,ACTIVE" (or a single ACTIVE).
 Result<ProfileSchedule> ParseProfileSchedule(const std::string& text);
+// Bytes of the event buffers a profiled run of `test` reserves up front (with
+// `overhead`: those of --profile-overhead's recorded runs), for a memory check
+// before the benchmark starts.
+size_t ProfileBufferBytes(const LlamaConfig& config, int threads, int max_seq_len, const BenchTest& test,
+                          const ProfileSchedule& schedule, bool overhead);
 
 struct ProfileRunResult {
   ProfileSummary summary;

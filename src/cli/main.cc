@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -169,6 +170,15 @@ Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) 
     src.model_dir = env;
     *how = "$LLAMA_MODEL_PATH";
     return src;
+  }
+  // huggingface_hub reads it as an int; a value that is not one is an error, not one second.
+  if (const char* t = std::getenv("HF_HUB_DOWNLOAD_TIMEOUT"); t != nullptr && *t != '\0') {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(t, &end, 10);
+    if (errno != 0 || end == t || *end != '\0' || v < 1 || v > 86400) {
+      return InvalidArgument("HF_HUB_DOWNLOAD_TIMEOUT='" + std::string(t) + "' must be a whole number of seconds, 1 to 86400");
+    }
   }
   HubOptions hub = HubOptionsFromEnvironment();
   hub.offline = hub.offline || f.offline;
@@ -351,6 +361,21 @@ int Run(const Flags& f) {
 
   auto tests = BuildTests(f, lm);
   if (!tests.ok()) return Fail(tests.status());
+  if (f.profile || f.profile_overhead) {
+    // The profiler reserves its event buffers up front: checked now, not after the timed runs.
+    size_t bytes = 0;
+    for (const bool overhead : {false, true}) {
+      if (overhead ? f.profile_overhead : f.profile) {
+        bytes = std::max(bytes, ProfileBufferBytes(lm.config, threads, f.max_seq_len, tests.value().front(), schedule,
+                                                   overhead));
+      }
+    }
+    if (Status s = CheckMemoryBudget(bytes, AvailableMemoryBytes(), "profiler event buffers",
+                                     "lower --max-gen-len or record fewer steps with --profile-steps");
+        !s.ok()) {
+      return Fail(s);
+    }
+  }
 
   // --verify: float32 reference tokens first, so the two models never coexist.
   constexpr int kVerifyTokens = 16;

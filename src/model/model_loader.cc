@@ -111,11 +111,10 @@ uint64_t AvailableMemoryBytes() {
   return available;
 }
 
-Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what) {
+Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what, const std::string& hint) {
   if (available == 0 || need <= available) return OkStatus();
-  return InvalidArgument("the model needs " + GiB(need) + " (" + what + ") but only " + GiB(available) +
-                           " of memory is available; lower --max-seq-len, use --dtype bfloat16 or float16, or a "
-                           "smaller model");
+  return InvalidArgument("the run needs " + GiB(need) + " (" + what + ") but only " + GiB(available) +
+                         " of memory is available; " + hint);
 }
 
 Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {

@@ -34,8 +34,9 @@ struct ModelSource {
 // the cgroup's memory.max minus its usage when a limit is set; 0 when unknown.
 uint64_t AvailableMemoryBytes();
 // Refuses `need` bytes (`what` lists the parts) beyond `available` with the
-// figures and what to change; available 0 = unknown, nothing is refused.
-Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what);
+// figures and `hint` (what to change); available 0 = unknown, nothing is refused.
+Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what,
+                         const std::string& hint = "lower --max-seq-len, use --dtype bfloat16 or float16, or a smaller model");
 
 struct LoadedModel {
   LlamaConfig config;

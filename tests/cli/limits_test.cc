@@ -29,8 +29,8 @@ struct RunResult {
 };
 
 // Runs the binary with `args` (a shell command line, so quoting is the shell's).
-RunResult RunCli(const std::string& args) {
-  const std::string cmd = std::string(LLM_SPEED_BENCHMARK) + " " + args + " 2>&1";
+RunResult RunCli(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " " + std::string(LLM_SPEED_BENCHMARK) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -51,9 +51,9 @@ class Limits : public ::testing::Test {
     return json::parse(in);
   }
   // A clean refusal: exit 2, one error line naming `expect`, no results file.
-  void ExpectRefused(const std::string& args, const std::string& expect) {
+  void ExpectRefused(const std::string& args, const std::string& expect, const std::string& env = "") {
     std::remove(Results().c_str());
-    const RunResult r = RunCli(args + Fast());
+    const RunResult r = RunCli(args + Fast(), env);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
     EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << args << "\n" << r.out;
     EXPECT_NE(r.out.find(expect), std::string::npos) << args << "\n" << r.out;
@@ -75,6 +75,11 @@ TEST_F(Limits, FlagValuesAtTheEdgeOfTheirTypesAreRefused) {
   ExpectRefused("--prompt-lengths 2147483647" + dummy_, "--max-seq-len");
   for (const char* t : {"nan", "inf", "-inf", "1e-45", "-1"}) ExpectRefused(std::string("--temperature ") + t + model_, "--temperature");
   ExpectRefused("--seed -1" + model_, "--seed");
+  // It used to become one second.
+  for (const char* t : {"abc", "0", "1.5", "-3", "99999999999999999999"}) {
+    ExpectRefused("--model-name org/name", "HF_HUB_DOWNLOAD_TIMEOUT",
+                  std::string("HF_HUB_OFFLINE=1 LLAMA_MODEL_PATH= HF_HUB_CACHE=") + out_.path() + " HF_HUB_DOWNLOAD_TIMEOUT=" + t);
+  }
 }
 
 // Before: --max-gen-len 2147483647 ended in "internal failure: std::bad_alloc"
