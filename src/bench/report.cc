@@ -252,7 +252,8 @@ namespace {
 
 // Writes `content` to `tmp` (created or truncated) and fsyncs it; removes it on failure.
 Status WriteAndSync(const std::string& tmp, const std::string& path, const std::string& content) {
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  // O_NONBLOCK: a FIFO planted under the temporary name fails instead of blocking.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd < 0) {
     return IoError(path + ": cannot write (" + std::strerror(errno) + "; is the output directory writable?)");
   }
