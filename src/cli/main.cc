@@ -65,6 +65,7 @@ struct Flags {
   bool quiet = false;
   std::string format = "table";
   std::string kernels = "cpu";
+  std::string amx = "auto";
   bool verify = false;
   std::string profile_steps;
   bool profile_overhead = false;
@@ -115,6 +116,7 @@ Status ValidateFlags(const Flags& f) {
     return bad("--load-format must be auto, safetensors or dummy");
   }
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
+  if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl"};
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json or jsonl");
   for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
@@ -319,6 +321,7 @@ int Calibrate(const Flags& f) {
 
 int Run(const Flags& f) {
   if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
+  if (f.amx == "off") amx::SetAmxEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
   ParseDType(f.dtype, &dtype);
@@ -572,6 +575,8 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", f.quiet, "No progress or informational lines on stderr");
   app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl");
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
+  app.add_option("--amx", f.amx,
+                 "auto: bfloat16 prefill on AMX tiles where the CPU and Linux allow | off: FMA only (A/B of the unit)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");
