@@ -74,10 +74,12 @@ Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
 
 }  // namespace
 
-uint64_t AvailableMemoryBytes() {
+uint64_t AvailableMemoryBytes() { return AvailableMemoryBytesUnder(""); }
+
+uint64_t AvailableMemoryBytesUnder(const std::string& root) {
   uint64_t available = 0;
   {
-    std::ifstream in("/proc/meminfo");
+    std::ifstream in(root + "/proc/meminfo");
     std::string key;
     uint64_t kib = 0;
     std::string unit;
@@ -86,24 +88,38 @@ uint64_t AvailableMemoryBytes() {
       if (key == "MemAvailable:") { available = kib * 1024; break; }
     }
   }
-  // cgroup v2 (the process's own group, then the root a container sees), then v1.
-  std::vector<std::pair<std::string, std::string>> limits;
+  // cgroup v2 (the process's own group, then the root a container sees), then
+  // v1: limit minus usage, where usage leaves out the inactive page cache the
+  // kernel reclaims first (the "working set" docker and kubelet report).
+  struct Limit { std::string max, used, stat, inactive_key; };
+  std::vector<Limit> limits;
   {
-    std::ifstream in("/proc/self/cgroup");
+    std::ifstream in(root + "/proc/self/cgroup");
     std::string line;
     while (std::getline(in, line)) {
       if (line.rfind("0::", 0) == 0) {
-        const std::string dir = "/sys/fs/cgroup" + line.substr(3);
-        limits.emplace_back(dir + "/memory.max", dir + "/memory.current");
+        const std::string dir = root + "/sys/fs/cgroup" + line.substr(3);
+        limits.push_back({dir + "/memory.max", dir + "/memory.current", dir + "/memory.stat", "inactive_file"});
+      } else if (const size_t at = line.find(":memory:"); at != std::string::npos) {
+        const std::string dir = root + "/sys/fs/cgroup/memory" + line.substr(at + 8);
+        limits.push_back({dir + "/memory.limit_in_bytes", dir + "/memory.usage_in_bytes", dir + "/memory.stat",
+                          "total_inactive_file"});
       }
     }
   }
-  limits.emplace_back("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current");
-  limits.emplace_back("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes");
-  for (const auto& [max_path, used_path] : limits) {
-    const uint64_t max = ReadNumberFile(max_path);
+  const std::string v2 = root + "/sys/fs/cgroup/", v1 = root + "/sys/fs/cgroup/memory/";
+  limits.push_back({v2 + "memory.max", v2 + "memory.current", v2 + "memory.stat", "inactive_file"});
+  limits.push_back({v1 + "memory.limit_in_bytes", v1 + "memory.usage_in_bytes", v1 + "memory.stat", "total_inactive_file"});
+  for (const Limit& l : limits) {
+    const uint64_t max = ReadNumberFile(l.max);
     if (max == 0 || max >= (uint64_t{1} << 60)) continue;  // "max" or v1's "no limit"
-    const uint64_t used = ReadNumberFile(used_path);
+    uint64_t used = ReadNumberFile(l.used);
+    std::ifstream stat(l.stat);
+    std::string key;
+    uint64_t value = 0;
+    while (stat >> key >> value) {
+      if (key == l.inactive_key) { used = used > value ? used - value : 0; break; }
+    }
     const uint64_t left = max > used ? max - used : 0;
     available = available == 0 ? left : std::min(available, left);
     break;

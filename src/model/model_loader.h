@@ -33,6 +33,8 @@ struct ModelSource {
 // Memory this process can still take: MemAvailable of /proc/meminfo, lowered to
 // the cgroup's memory.max minus its usage when a limit is set; 0 when unknown.
 uint64_t AvailableMemoryBytes();
+// The same with every path under `root` (tests give a fake /proc and /sys).
+uint64_t AvailableMemoryBytesUnder(const std::string& root);
 // Refuses `need` bytes (`what` lists the parts) beyond `available` with the
 // figures and `hint` (what to change); available 0 = unknown, nothing is refused.
 Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& what,

@@ -48,12 +48,36 @@ float ElementAt(const uint8_t* data, DType t, size_t i) {
   return t == DType::kF16 ? F16ToF32(h) : BF16ToF32(h);
 }
 
-// Index of the first NaN or Inf among n elements, or n.
-size_t FirstNonFinite(const uint8_t* data, DType t, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(ElementAt(data, t, i))) return i;
+// Index of the first NaN or Inf among n elements, or n: an all-ones exponent,
+// tested on the bits (a plain loop the compiler vectorizes; conversions stay fast).
+template <class Bits>
+size_t FirstAllOnes(const uint8_t* data, size_t n, Bits exponent) {
+  constexpr size_t kBlock = 4096;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t e = std::min(n, b + kBlock);
+    bool any = false;
+    for (size_t i = b; i < e; ++i) {
+      Bits v;
+      std::memcpy(&v, data + i * sizeof(Bits), sizeof(Bits));
+      any |= (v & exponent) == exponent;
+    }
+    if (!any) continue;
+    for (size_t i = b; i < e; ++i) {
+      Bits v;
+      std::memcpy(&v, data + i * sizeof(Bits), sizeof(Bits));
+      if ((v & exponent) == exponent) return i;
+    }
   }
   return n;
+}
+
+size_t FirstNonFinite(const uint8_t* data, DType t, size_t n) {
+  switch (t) {
+    case DType::kF32: return FirstAllOnes<uint32_t>(data, n, 0x7f800000u);
+    case DType::kF16: return FirstAllOnes<uint16_t>(data, n, 0x7c00u);
+    case DType::kBF16: return FirstAllOnes<uint16_t>(data, n, 0x7f80u);
+    default: return n;
+  }
 }
 
 std::string ValueText(float v) {

@@ -243,6 +243,36 @@ TEST(Safetensors, MisalignedDataSectionLoadsTheSameWeightsAligned) {
   }
 }
 
+// The memory check's figure: MemAvailable, lowered to the cgroup's limit minus
+// its working set (usage without inactive page cache), v2 or v1, own group first.
+TEST(MemoryBudget, AvailableIsTheSmallerOfMemAvailableAndTheCgroupHeadroom) {
+  TempDir root;
+  const std::string r = root.path();
+  const uint64_t gib = uint64_t{1} << 30;
+  std::system(("mkdir -p " + r + "/proc/self " + r + "/sys/fs/cgroup/job " + r + "/sys/fs/cgroup/memory/grp").c_str());
+  WriteFile(r + "/proc/meminfo", "MemTotal: 33554432 kB\nMemFree: 1000 kB\nMemAvailable: 8388608 kB\n");
+  WriteFile(r + "/proc/self/cgroup", "0::/\n");
+  EXPECT_EQ(AvailableMemoryBytesUnder(r), 8 * gib) << "no cgroup limit: MemAvailable";
+  WriteFile(r + "/proc/self/cgroup", "0::/job\n");
+  WriteFile(r + "/sys/fs/cgroup/job/memory.max", std::to_string(4 * gib) + "\n");
+  WriteFile(r + "/sys/fs/cgroup/job/memory.current", std::to_string(3 * gib) + "\n");
+  WriteFile(r + "/sys/fs/cgroup/job/memory.stat", "anon 1\ninactive_file " + std::to_string(gib) + "\n");
+  EXPECT_EQ(AvailableMemoryBytesUnder(r), 2 * gib) << "v2: 4 GiB limit - (3 GiB used - 1 GiB inactive cache)";
+  WriteFile(r + "/sys/fs/cgroup/job/memory.max", "max\n");
+  EXPECT_EQ(AvailableMemoryBytesUnder(r), 8 * gib) << "v2 'max' is no limit";
+  WriteFile(r + "/proc/self/cgroup", "4:memory:/grp\n");
+  WriteFile(r + "/sys/fs/cgroup/memory/grp/memory.limit_in_bytes", std::to_string(gib) + "\n");
+  WriteFile(r + "/sys/fs/cgroup/memory/grp/memory.usage_in_bytes", std::to_string(gib / 2) + "\n");
+  EXPECT_EQ(AvailableMemoryBytesUnder(r), gib / 2) << "v1 group";
+  EXPECT_TRUE(CheckMemoryBudget(gib / 2, gib / 2, "x").ok());
+  const Status s = CheckMemoryBudget(gib, gib / 2, "weights 1 GiB");
+  EXPECT_FALSE(s.ok());
+  for (const char* part : {"1.00 GiB", "512.0 MiB", "weights 1 GiB", "--max-seq-len", "--dtype"}) {
+    EXPECT_NE(s.message().find(part), std::string::npos) << part << ": " << s.message();
+  }
+  EXPECT_TRUE(CheckMemoryBudget(gib, 0, "unknown").ok()) << "nothing is refused when the figure is unknown";
+}
+
 TEST(ShardedIndex, ShardNamesMustStayInTheDirectory) {
   TempDir dir;
   std::system(("cp " + testing::FixtureModel("llama3_sharded_bf16") + "/config.json " + dir.path()).c_str());
