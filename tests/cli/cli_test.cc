@@ -105,6 +105,27 @@ TEST_F(Cli, SweepsAndFormats) {
   EXPECT_EQ(json::parse(jl.out)["name"], "tg2") << jl.out;
 }
 
+// The results name the matmul path per dtype, and --amx off moves bf16 off
+// the tiles (on a CPU without AMX both runs say FMA; the flag check holds
+// everywhere).
+TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
+  const std::string run = "--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                          "/config.json --dtype bfloat16 --prompt-lengths 32 --gen-lengths 2 --format json --quiet";
+  const RunResult on = RunCli(run + Fast());
+  ASSERT_EQ(on.exit_code, 0) << on.out;
+  const json sys = json::parse(on.out)["system"];
+  for (const char* key : {"matmul_float32", "matmul_float16", "matmul_bfloat16"}) {
+    ASSERT_TRUE(sys.contains(key)) << key;
+    EXPECT_NE(sys[key].get<std::string>().find("FMA"), std::string::npos) << sys[key];
+  }
+  const RunResult off = RunCli(run + " --amx off" + Fast());
+  ASSERT_EQ(off.exit_code, 0) << off.out;
+  EXPECT_EQ(json::parse(off.out)["system"]["matmul_bfloat16"].get<std::string>().find("AMX"), std::string::npos);
+  const RunResult bad = RunCli(run + " --amx maybe" + Fast());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.out.rfind("error: --amx must be auto or off", 0), 0) << bad.out;
+}
+
 TEST_F(Cli, ModelPathPriority) {
   const std::string env = "LLAMA_MODEL_PATH=" + FixtureModel("mha_tied_f32");
   RunResult r = RunCli("--dtype float32 --max-gen-len 2 --prompt hi" + Fast(), env);
