@@ -248,11 +248,17 @@ Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm)
     return InvalidArgument(lm.tokenizer_status.message() +
                            "; text prompts need a tokenizer (synthetic --prompt-lengths/--gen-lengths do not)");
   }
+  // Ids the tokenizer adds to any text (BOS): part of the lower bound below.
+  size_t specials = 0;
+  if (!texts.empty()) {
+    LLM_ASSIGN_OR_RETURN(std::vector<int32_t> empty, lm.tokenizer->Encode("", /*add_bos=*/true));
+    specials = empty.size();
+  }
   for (size_t i = 0; i < texts.size(); ++i) {
     BenchTest t;
     t.name = builtin ? BuiltinPrompts()[i].name : "Prompt " + std::to_string(i + 1);
     // Refused before tokenizing when its size alone proves it cannot fit.
-    if (const size_t least = lm.tokenizer->MinTokens(texts[i]) + 1; least > static_cast<size_t>(f.max_seq_len)) {
+    if (const size_t least = lm.tokenizer->MinTokens(texts[i]) + specials; least > static_cast<size_t>(f.max_seq_len)) {
       return InvalidArgument(t.name + ": prompt of " + std::to_string(texts[i].size()) + " bytes is at least " +
                              std::to_string(least) + " tokens, longer than --max-seq-len " +
                              std::to_string(f.max_seq_len) + " (raise --max-seq-len or shorten the prompt)");

@@ -133,6 +133,12 @@ TEST_F(Limits, APromptThatCannotFitIsRefusedBeforeTokenizing) {
   ExpectRefused("--prompt-file " + out_.path() + "/big.txt --load-format dummy --model-config " +
                     FixtureModel("gqa_odd_bias_f16") + "/config.json",
                 "at least");
+  // The bound is exact for bytes: BOS + 15 bytes fit 16 positions, 16 do not.
+  const std::string bytes = " --max-seq-len 16 --max-gen-len 1 --load-format dummy --model-config " +
+                            FixtureModel("gqa_odd_bias_f16") + "/config.json";
+  const RunResult fits = RunCli("--prompt " + std::string(15, 'x') + bytes + Fast());
+  EXPECT_EQ(fits.exit_code, 0) << fits.out;
+  ExpectRefused("--prompt " + std::string(16, 'x') + bytes, "at least 17 tokens");
 }
 
 // Before: weights, KV cache (memset in full) and scratch were allocated
