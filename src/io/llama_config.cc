@@ -35,7 +35,10 @@ Status GetInt(const json& j, const char* key, int* out, const std::string& src, 
 Status CheckedDouble(const json& v, const std::string& what, double* out) {
   if (!v.is_number()) return InvalidArgument(what + " must be a number, got " + v.dump());
   const double d = v.get<double>();
-  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+  // Nonzero values below float32's smallest normal would round to 0 or lose
+  // their precision there (rope_theta 1e-50 became 0).
+  const double a = std::fabs(d);
+  if (!std::isfinite(d) || a > std::numeric_limits<float>::max() || (a != 0 && a < std::numeric_limits<float>::min())) {
     return InvalidArgument(what + " is outside the float32 range: " + v.dump());
   }
   *out = d;

@@ -97,6 +97,8 @@ TEST(LlamaConfig, NumbersMustFitWhereTheyAreStored) {
       {R"(,"rms_norm_eps":1e300)", "rms_norm_eps"},
       {R"(,"rope_theta":1e300)", "rope_theta"},
       {R"(,"rope_theta":-1e39)", "rope_theta"},
+      {R"(,"rope_theta":1e-50)", "rope_theta"},
+      {R"(,"rms_norm_eps":1e-300)", "rms_norm_eps"},
       {R"(,"rope_scaling":{"rope_type":"linear","factor":1e300})", "factor"},
       {R"(,"eos_token_id":1000000000000)", "1000000000000"},
       {R"(,"eos_token_id":[2,1000000000000])", "1000000000000"},
