@@ -63,6 +63,9 @@ Status GetBool(const json& j, const char* key, bool* out, const std::string& src
 // both into one `rope_parameters` object. Either is accepted.
 Status ParseRopeScaling(const json& j, LlamaConfig* c, const std::string& src) {
   auto it = j.find("rope_parameters");
+  if (it != j.end() && !it->is_null() && !it->is_object()) {
+    return InvalidArgument(src + ": 'rope_parameters' must be an object or null, got " + it->dump());
+  }
   if (it != j.end() && it->is_object()) {
     LLM_RETURN_IF_ERROR(GetDouble(*it, "rope_theta", &c->rope_theta, src + " rope_parameters"));
   } else {
@@ -296,6 +299,9 @@ Result<LlamaConfig> ParseLlamaConfig(const std::string& text, const std::string&
   if (eos != j.end() && !eos->is_null()) LLM_RETURN_IF_ERROR(ParseTokenIds(*eos, src + ": 'eos_token_id'", &c.eos_token_ids));
   auto td = j.find("torch_dtype");
   if (td == j.end()) td = j.find("dtype");
+  if (td != j.end() && !td->is_null() && !td->is_string()) {
+    return InvalidArgument(src + ": '" + td.key() + "' must be a string, got " + td->dump());
+  }
   if (td != j.end() && td->is_string()) ParseDType(td->get<std::string>(), &c.torch_dtype);
   LLM_RETURN_IF_ERROR(ValidateLlamaConfig(c, src));
   return c;

@@ -82,9 +82,13 @@ TEST(LlamaConfig, ArchitectureGateRefusesWrongTypes) {
   for (const std::string& gate : {std::string(R"("architectures":"MistralForCausalLM")"), std::string(R"("model_type":7)"),
                                   std::string(R"("architectures":[])"), std::string(R"("model_type":"llama","architectures":{})"),
                                   std::string(R"("model_type":["llama"])"),
-                                  std::string(R"("model_type":"llama","rope_scaling":{"rope_type":5,"factor":2}})")}) {
+                                  std::string(R"("model_type":"llama","rope_scaling":{"rope_type":5,"factor":2})"),
+                                  std::string(R"("model_type":"llama","rope_parameters":"yarn")"),
+                                  std::string(R"("model_type":"llama","torch_dtype":16)"),
+                                  std::string(R"("model_type":"llama","rope_scaling":"linear")")}) {
     auto r = ParseLlamaConfig("{" + gate + "," + body + "}", "cfg");
-    EXPECT_FALSE(r.ok()) << gate << " was accepted";
+    ASSERT_FALSE(r.ok()) << gate << " was accepted";
+    EXPECT_EQ(r.status().message().find("not valid JSON"), std::string::npos) << gate << ": the case itself is broken";
   }
   EXPECT_TRUE(ParseLlamaConfig(R"({"architectures":null,"model_type":"llama",)" + body + "}", "cfg").ok());
 }
