@@ -87,13 +87,16 @@ TEST_F(Limits, FlagValuesAtTheEdgeOfTheirTypesAreRefused) {
 // terabytes; --profile-steps sums overflowed int. Generation is bounded by the
 // KV cache, so both run.
 TEST_F(Limits, HugeGenerationAndProfileFlagsReserveOnlyWhatTheCacheAllows) {
+  TempDir cache;  // the calibration the profile needs goes here, not to the user's cache
+  const std::string env = "XDG_CACHE_HOME=" + cache.path();
   const RunResult r = RunCli("--max-gen-len 2147483647 --max-seq-len 24 --prompt 'once upon a time' --ignore-eos --profile "
-                             "--profile-steps 2147483647,2147483647,2147483647" + model_ + Fast());
+                             "--profile-steps 2147483647,2147483647,2147483647" + model_ + Fast(), env);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const json j = ReadResults();
   EXPECT_EQ(j["runs"][0]["stop_reason"], "max_seq_len");
   EXPECT_EQ(j["runs"][0]["prompt_tokens"].get<int>() + j["runs"][0]["generated_tokens"].get<int>(), 25);
-  const RunResult w = RunCli("--max-gen-len 3 --prompt hi --profile --profile-steps 2147483647,2147483647,5" + model_ + Fast());
+  const RunResult w =
+      RunCli("--max-gen-len 3 --prompt hi --profile --profile-steps 2147483647,2147483647,5" + model_ + Fast(), env);
   EXPECT_EQ(w.exit_code, 0) << w.out;
 }
 
