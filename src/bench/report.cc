@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "bench/llama_bench_format.h"  // issue17
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
@@ -120,6 +121,10 @@ nlohmann::json RunJson(const BenchResult& r) {
     reps.push_back({{"time_s", rep.time_s}, {"ttft_s", rep.ttft_s}, {"generated_tokens", rep.generated_tokens},
                     {"tokens_per_sec", rep.tokens_per_sec}, {"prefill_tokens_per_sec", rep.prefill_tokens_per_sec},
                     {"decode_tokens_per_sec", rep.decode_tokens_per_sec}});
+    // issue17: every decode step's inter-token latency (for the report's ITL chart).
+    nlohmann::json itl = nlohmann::json::array();
+    for (double s : rep.token_latencies_s) itl.push_back(Ms(s));
+    reps.back()["token_latencies_ms"] = itl;
   }
   j["repetitions"] = reps;
   j["prompt_token_ids"] = r.prompt_ids;
@@ -224,6 +229,7 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
 std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo& info, const std::string& format) {
   std::string out;
   if (format == "json") return ResultsJson(results, info);
+  if (format == "llama-bench-jsonl" || format == "sql") return FormatLlamaBench(results, info, format);  // issue17
   if (format == "jsonl") {
     for (const BenchResult& r : results) out += RunJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     return out;

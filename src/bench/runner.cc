@@ -17,6 +17,7 @@ RepetitionResult Summarize(const GenerationResult& g, size_t prompt_len) {
   r.tokens_per_sec = g.total_s > 0 ? g.tokens.size() / g.total_s : 0;
   r.prefill_tokens_per_sec = g.ttft_s > 0 ? prompt_len / g.ttft_s : 0;
   r.decode_tokens_per_sec = DecodeTokensPerSecond(g);
+  r.token_latencies_s = g.token_latencies_s;
   return r;
 }
 

@@ -32,6 +32,7 @@ struct RepetitionResult {
   double time_s = 0, ttft_s = 0;
   int generated_tokens = 0;
   double tokens_per_sec = 0, prefill_tokens_per_sec = 0, decode_tokens_per_sec = 0;
+  std::vector<double> token_latencies_s;  // inter-token latency of each decode step, in order
 };
 
 struct BenchResult {

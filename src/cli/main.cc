@@ -17,11 +17,13 @@
 #include <sstream>
 
 #include "bench/calibration.h"
+#include "bench/html_report.h"  // issue17
 #include "bench/profile_run.h"
 #include "bench/report.h"
 #include "bench/runner.h"
 #include "kernels/cpu/amx/amx_gemm.h"
 #include "bench/verify.h"
+#include "cli/compare_cli.h"  // issue17
 #include "cli/prompts.h"
 #include "cuda/cuda_engine.h"
 #include "hub/hub.h"
@@ -64,6 +66,7 @@ struct Flags {
   int repetitions = 3;
   bool quiet = false;
   std::string format = "table";
+  std::string report;  // issue17: --report html
   std::string kernels = "cpu";
   std::string amx = "auto";
   bool verify = false;
@@ -117,8 +120,9 @@ Status ValidateFlags(const Flags& f) {
   }
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
-  const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl"};
-  if (!formats.count(f.format)) return bad("--format must be table, md, csv, json or jsonl");
+  const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
+  if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
+  if (!f.report.empty() && f.report != "html") return bad("--report must be html");  // issue17
   for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
   for (int v : f.gen_lengths) if (v < 1) return bad("--gen-lengths values must be >= 1");
   for (int v : f.depths) if (v < 0) return bad("--depths values must be >= 0");
@@ -534,6 +538,11 @@ int Run(const Flags& f) {
   if (Status s = outputs.Add("benchmark_results.json", ResultsJson(results.value(), info)); !s.ok()) return Fail(s);
   if (Status s = outputs.Commit(); !s.ok()) return Fail(s);
   if (!f.quiet) std::fprintf(stderr, "results written to %s\n", json_path.c_str());
+  if (f.report == "html") {  // issue17: from the files just written, so `speed_benchmark report DIR` gives the same page
+    auto html = WriteRunReport(f.output_dir);
+    if (!html.ok()) return Fail(html.status());
+    if (!f.quiet) std::fprintf(stderr, "report written to %s\n", html.value().c_str());
+  }
   return 0;
 }
 
@@ -541,6 +550,8 @@ int Run(const Flags& f) {
 }  // namespace llm
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "compare") return llm::RunCompareCommand(argc - 1, argv + 1);  // issue17
+  if (argc >= 2 && std::string(argv[1]) == "report") return llm::RunReportCommand(argc - 1, argv + 1);    // issue17
   llm::Flags f;
   CLI::App app{"llama-speedbench: how fast a Llama model generates text, and where the time goes.\n"
                "Example: speed_benchmark --load-format dummy --model-config tinyllama-1.1b --device cpu "
@@ -579,7 +590,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", f.warmup, "Uncounted warm-up runs per test");
   app.add_option("--repetitions", f.repetitions, "Timed runs per test");
   app.add_flag("--quiet", f.quiet, "No progress or informational lines on stderr");
-  app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl");
+  app.add_option("--format", f.format, "stdout format: table | md | csv | json | jsonl | llama-bench-jsonl | sql");
+  app.add_option("--report", f.report, "html: also write report.html (inline SVG charts) beside the results");  // issue17
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
   app.add_option("--amx", f.amx,
                  "auto: bfloat16 prefill on AMX tiles where the CPU and Linux allow | off: FMA only (A/B of the unit)");
