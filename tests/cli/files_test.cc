@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <string>
 
+#include "bench/report.h"
 #include "core/mapped_file.h"
 #include "test_util.h"
 
@@ -167,6 +168,20 @@ TEST(OutputFiles, AllOutputsOfAProfiledRunAppearTogether) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(Listing(out.path()),
             "benchmark_results.json\nprofiler_stats.json\nprofiler_stats.txt\nprofiler_trace.json\n");
+}
+
+TEST(OutputFiles, AFifoUnderTheTemporaryNameIsAnErrorNotAHang) {
+  TempDir out;
+  const std::string path = out.path() + "/benchmark_results.json";
+  ASSERT_EQ(::mkfifo((path + ".tmp." + std::to_string(::getpid())).c_str(), 0644), 0);
+  ::alarm(30);  // a blocking open for writing would wait for a reader forever
+  const Status s = WriteFileAtomic(path, "{}");
+  OutputFiles outputs(out.path());
+  const Status staged = outputs.Add("benchmark_results.json", "{}");
+  ::alarm(0);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(staged.ok());
+  EXPECT_FALSE(Exists(path));
 }
 
 TEST(OutputFiles, StaleTemporariesOfDeadProcessesAreRemoved) {
