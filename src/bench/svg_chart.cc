@@ -131,14 +131,15 @@ std::string Axes(const ChartSpec& spec, const Scale& x, const Scale& y, bool x_t
 
 std::string Legend(const ChartSpec& spec, const std::vector<ChartSeries>& series) {
   std::string o = "<g class=\"legend\" font-size=\"10\">\n";
-  int x = kLeft + 8;
+  int x = kLeft + 8, y = kTop - 2;
   for (size_t i = 0; i < series.size(); ++i) {
     if (series[i].name.empty()) continue;
+    const int w = 24 + static_cast<int>(series[i].name.size()) * 6;
+    if (x + w > spec.width - kRight && x > kLeft + 8) x = kLeft + 8, y += 12;  // next legend row
     const std::string& c = series[i].color.empty() ? PaletteColor(i) : series[i].color;
     o += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-                     x, kTop - 2, c, x + 13, kTop + 7, XmlEscape(series[i].name));
-    x += 24 + static_cast<int>(series[i].name.size()) * 6;
-    if (x > spec.width - 60) break;
+                     x, y, c, x + 13, y + 9, XmlEscape(series[i].name));
+    x += w;
   }
   return o + "</g>\n";
 }
