@@ -78,11 +78,19 @@ std::vector<float> Filled(size_t n, float scale) {
   return v;
 }
 
-// Args: heads, kv_heads, head_dim, start position (cache depth), query tokens.
+// Args: heads, kv_heads, head_dim, start position (cache depth), query tokens,
+// path (0: the machine's best, AMX tiles for a bf16 model's prefill where
+// usable; 1: best SIMD target, float32 inputs; 2: AVX2).
 void BM_Attention_Cpu(benchmark::State& state) {
   const int H = static_cast<int>(state.range(0)), KVH = static_cast<int>(state.range(1));
   const int hd = static_cast<int>(state.range(2)), depth = static_cast<int>(state.range(3));
   const int T = static_cast<int>(state.range(4));
+  const int64_t path = state.range(5);
+  if (path == 2 && !(hwy::SupportedTargets() & HWY_AVX2)) {
+    state.SkipWithError("AVX2 not supported here");
+    return;
+  }
+  if (path == 2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
   const int capacity = depth + T;
   const size_t layer_floats = static_cast<size_t>(KVH) * capacity * hd;
   // Enough layers that the caches together exceed a 32 MiB last-level cache.
@@ -102,11 +110,20 @@ void BM_Attention_Cpu(benchmark::State& state) {
     a.num_heads = H;
     a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
     a.out = out.data();
+    a.bf16_inputs = path == 0;
     backend->Attention(a);
     benchmark::DoNotOptimize(out.data());
     work = SdpaCost(a);
     layer = (layer + 1) % layers;
   }
+  {
+    AttentionArgs probe;
+    probe.num_tokens = T;
+    probe.bf16_inputs = path == 0;
+    state.SetLabel(std::string(CpuSimdTargetName()) +
+                   (backend->AttentionUnit(probe) == ComputeUnit::kAmxBf16 ? " + AMX-BF16" : " FMA"));
+  }
+  hwy::SetSupportedTargetsForTest(0);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(2 * 4 * layer_floats));
   state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(work.total.flops) * state.iterations(),
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
@@ -114,8 +131,10 @@ void BM_Attention_Cpu(benchmark::State& state) {
 
 void AttentionShapes(benchmark::internal::Benchmark* b) {
   for (auto heads : {std::array<int, 3>{32, 4, 64}, {32, 32, 128}}) {
-    for (int depth : {512, 2048}) b->Args({heads[0], heads[1], heads[2], depth, 1});
-    b->Args({heads[0], heads[1], heads[2], 0, 512});
+    for (int path : {1, 2}) {
+      for (int depth : {512, 2048}) b->Args({heads[0], heads[1], heads[2], depth, 1, path});
+    }
+    for (int path : {0, 1, 2}) b->Args({heads[0], heads[1], heads[2], 0, 512, path});
   }
 }
 
