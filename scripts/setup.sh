@@ -9,7 +9,8 @@ shift || true
 
 PACKAGES=(cmake ninja-build g++ git pkg-config
           libsentencepiece-dev libpcre2-dev libcurl4-openssl-dev libssl-dev python3 libcli11-dev nlohmann-json3-dev libfmt-dev libhwy-dev
-          libgtest-dev libgmock-dev libbenchmark-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev
+          python3-git python3-tabulate)  # the last two: tests/fixtures/llama.cpp/compare-llama-bench.py
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

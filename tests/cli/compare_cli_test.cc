@@ -155,28 +155,32 @@ TEST_F(CompareCli, LlamaBenchRowsAndSql) {
   EXPECT_EQ(Count(sql.out, "INSERT INTO llama_bench"), 1u);
 }
 
-// llama.cpp's own reader: LLAMA_COMPARE_BENCH (path to compare-llama-bench.py,
-// e.g. vendor/llama.cpp/scripts/ of llama-cpp-python's sdist) with GitPython
-// and tabulate installed. Two builds are simulated by giving the second run's
+// llama.cpp's own reader: tests/fixtures/llama.cpp/compare-llama-bench.py (or
+// $LLAMA_COMPARE_BENCH), which needs GitPython and tabulate (python3-git,
+// python3-tabulate; "not run" with the reason without them). Two builds are simulated by giving the second run's
 // rows another build_commit (same dtype, so the rows pair).
 TEST_F(CompareCli, CompareLlamaBenchPyReadsOurRows) {
   const char* script = std::getenv("LLAMA_COMPARE_BENCH");
   std::string path = script ? script : "";
-  if (path.empty()) {
-    const CliRun f = Shell("ls /tmp/lcp/*/vendor/llama.cpp/scripts/compare-llama-bench.py 2>/dev/null | head -1");
-    path = f.out.substr(0, f.out.find('\n'));
+  if (path.empty()) path = testing::FixturesDir() + "/llama.cpp/compare-llama-bench.py";  // vendored, unchanged
+  if (Shell("test -f " + path).exit_code != 0) {
+    GTEST_SKIP() << path << " not found (set LLAMA_COMPARE_BENCH to compare-llama-bench.py; it ships in "
+                            "llama-cpp-python's sdist under vendor/llama.cpp/scripts/)";
   }
-  if (path.empty()) GTEST_SKIP() << "compare-llama-bench.py not found (set LLAMA_COMPARE_BENCH to its path; it ships in "
-                                    "llama-cpp-python's sdist under vendor/llama.cpp/scripts/)";
-  if (Shell("python3 -c 'import git, tabulate'").exit_code != 0) {
-    GTEST_SKIP() << "python3 lacks GitPython or tabulate, which compare-llama-bench.py imports";
+  std::string python;  // the first python3 with both (Debian's packages serve /usr/bin/python3)
+  for (const char* py : {"python3", "/usr/bin/python3"}) {
+    if (python.empty() && Shell(std::string(py) + " -c 'import git, tabulate'").exit_code == 0) python = py;
+  }
+  if (python.empty()) {
+    GTEST_SKIP() << "python3 lacks GitPython or tabulate, which compare-llama-bench.py imports (apt-get install "
+                    "python3-git python3-tabulate)";
   }
   const std::string a = tmp_->path() + "/float32.jsonl", both = tmp_->path() + "/two_builds.jsonl";
   auto first = nlohmann::json::parse(Read(a).substr(0, Read(a).find('\n')));
   const std::string commit = first["build_commit"];
   ASSERT_EQ(Shell("cat " + a + " > " + both + " && sed 's/\"build_commit\":\"" + commit +
                   "\"/\"build_commit\":\"feedbee\"/' " + a + " >> " + both).exit_code, 0);
-  const CliRun r = Shell("cd " + tmp_->path() + " && timeout 60 python3 " + path + " -t llama-bench -i " + both +
+  const CliRun r = Shell("cd " + tmp_->path() + " && timeout 60 " + python + " " + path + " -t llama-bench -i " + both +
                          " -b " + commit + " -c feedbee");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("Speedup"), std::string::npos) << r.out;
