@@ -437,8 +437,8 @@ std::string CompareReportHtml(const Comparison& c) {
       if (ol.empty()) continue;
       ChartSpec ps{std::string("chart-op-ratios-") + phase,
                    std::string(phase) + ": new / base ms per step, the 12 largest changes", "time ratio (> 1 slower)", ""};
-      ps.width = 640;
-      o += RatioBarsSvg(ps, ol, os);
+      ps.width = 660;
+      o += RatioBarsSvg(ps, ol, os, /*time_ratio=*/true);
     }
     o += "</div>\n<table id=\"compare-ops\">\n";
     o += Row({"phase", "operator", "base ms/step", "new ms/step", "delta ms", "share of change", "verdict"}, true, 2);

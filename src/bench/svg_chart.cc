@@ -129,6 +129,18 @@ std::string Axes(const ChartSpec& spec, const Scale& x, const Scale& y, bool x_t
   return o;
 }
 
+// Rows the legend takes (it wraps at the chart's width); the plot starts below them.
+int LegendRows(const ChartSpec& spec, const std::vector<ChartSeries>& series) {
+  int x = kLeft + 8, rows = 1;
+  for (const auto& s : series) {
+    if (s.name.empty()) continue;
+    const int w = 24 + static_cast<int>(s.name.size()) * 6;
+    if (x + w > spec.width - kRight && x > kLeft + 8) x = kLeft + 8, ++rows;
+    x += w;
+  }
+  return rows;
+}
+
 std::string Legend(const ChartSpec& spec, const std::vector<ChartSeries>& series) {
   std::string o = "<g class=\"legend\" font-size=\"10\">\n";
   int x = kLeft + 8, y = kTop - 2;
@@ -159,7 +171,7 @@ std::string LineChartSvg(const ChartSpec& spec, const std::vector<ChartSeries>& 
   Range(&x, xl, xh, false);
   Range(&y, yl, yh, !spec.y_log);
   x.a = kLeft, x.b = spec.width - kRight;
-  y.a = spec.height - kBottom, y.b = kTop + 12;
+  y.a = spec.height - kBottom, y.b = kTop + 12 * LegendRows(spec, series);
   std::string o = Open(spec) + Axes(spec, x, y, true);
   for (size_t si = 0; si < series.size(); ++si) {
     const ChartSeries& s = series[si];
@@ -202,7 +214,7 @@ std::string BarChartSvg(const ChartSpec& spec, const std::vector<std::string>& c
   Scale x, y;
   Range(&y, 0, yh, true);
   x.a = kLeft, x.b = spec.width - kRight;
-  y.a = spec.height - kBottom, y.b = kTop + 12;
+  y.a = spec.height - kBottom, y.b = kTop + 12 * LegendRows(spec, series);
   std::string o = Open(spec) + Axes(spec, x, y, false);
   const double group = (x.b - x.a) / std::max<size_t>(1, categories.size());
   const size_t nb = stacked ? 1 : std::max<size_t>(1, series.size());
@@ -240,10 +252,13 @@ std::string BarChartSvg(const ChartSpec& spec, const std::vector<std::string>& c
   return o + Legend(spec, series) + "</svg>\n";
 }
 
-std::string RatioBarsSvg(const ChartSpec& spec0, const std::vector<std::string>& labels, const ChartSeries& s) {
+std::string RatioBarsSvg(const ChartSpec& spec0, const std::vector<std::string>& labels, const ChartSeries& s,
+                         bool time_ratio) {
   ChartSpec spec = spec0;
   spec.height = kTop + 8 + 22 * static_cast<int>(labels.size()) + 40;  // one 22-pixel row per label
-  const int left = 220;
+  size_t longest = 0;
+  for (const auto& l : labels) longest = std::max(longest, l.size());
+  const int left = std::min(spec.width / 2, 16 + 6 * static_cast<int>(longest));  // room for the labels
   double lo = 1, hi = 1;
   for (size_t i = 0; i < labels.size(); ++i) {
     for (double v : {i < s.y.size() ? s.y[i] : 1.0, i < s.lo.size() ? s.lo[i] : 1.0, i < s.hi.size() ? s.hi[i] : 1.0}) {
@@ -268,7 +283,8 @@ std::string RatioBarsSvg(const ChartSpec& spec0, const std::vector<std::string>&
   for (size_t i = 0; i < labels.size(); ++i) {
     const double r = i < s.y.size() ? s.y[i] : 1.0, cy = y0 + 22 * i + 11;
     const bool ci = i < s.lo.size() && std::isfinite(s.lo[i]) && std::isfinite(s.hi[i]);
-    const std::string color = ci && s.lo[i] > 1 ? "#59a14f" : ci && s.hi[i] < 1 ? "#e15759" : "#9aa4ad";
+    std::string color = ci && s.lo[i] > 1 ? "#59a14f" : ci && s.hi[i] < 1 ? "#e15759" : "#9aa4ad";
+    if (time_ratio) color = r > 1.05 ? "#e15759" : r < 0.95 ? "#59a14f" : "#9aa4ad";
     const double a = x(std::min(1.0, r)), b = x(std::max(1.0, r));
     o += fmt::format("<text font-size=\"10\" x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", left - 6, cy + 3,
                      XmlEscape(labels[i]));

@@ -33,6 +33,9 @@ std::string LineChartSvg(const ChartSpec& spec, const std::vector<ChartSeries>& 
 std::string BarChartSvg(const ChartSpec& spec, const std::vector<std::string>& categories,
                         const std::vector<ChartSeries>& series, bool stacked);
 // Horizontal bars of ratios around 1 with their intervals (series[0].y, .lo, .hi), one per label.
-std::string RatioBarsSvg(const ChartSpec& spec, const std::vector<std::string>& labels, const ChartSeries& s);
+// Colour: green above 1 and red below when the interval excludes 1; with time_ratio (no
+// intervals; > 1 is slower) red above 1.05 and green below 0.95.
+std::string RatioBarsSvg(const ChartSpec& spec, const std::vector<std::string>& labels, const ChartSeries& s,
+                         bool time_ratio = false);
 
 }  // namespace llm
