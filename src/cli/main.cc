@@ -556,6 +556,8 @@ int main(int argc, char** argv) {
   CLI::App app{"llama-speedbench: how fast a Llama model generates text, and where the time goes.\n"
                "Example: speed_benchmark --load-format dummy --model-config tinyllama-1.1b --device cpu "
                "--dtype bfloat16 --max-gen-len 32"};
+  app.footer("Subcommands: speed_benchmark compare BASE.json NEW.json [--format table|md|csv|json] [--fail-above PCT] "
+             "[--report html]; speed_benchmark report DIR (writes DIR/report.html). See 'compare --help'.");  // issue17
   app.option_defaults()->always_capture_default();
   app.add_option("--model-path", f.model_path, "Hugging Face checkpoint directory (config.json + safetensors)");
   app.add_option("--model-name", f.model_name, "Hub model id, looked up in the Hugging Face cache");
