@@ -3,19 +3,38 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <regex>
 
 namespace llm {
 
+namespace {
+// Digits of `s` from `pos` as a number (at most 9 of them); -1 when there are none.
+int Digits(const std::string& s, size_t* pos) {
+  size_t end = *pos;
+  while (end < s.size() && end - *pos < 9 && s[end] >= '0' && s[end] <= '9') ++end;
+  if (end == *pos) return -1;
+  const int v = std::stoi(s.substr(*pos, end - *pos));
+  *pos = end;
+  return v;
+}
+}  // namespace
+
 LlamaBenchShape LlamaBenchShapeOf(const std::string& name, int prompt_tokens, int generated_tokens) {
-  static const std::regex pp(R"(pp(\d+))"), tg(R"(tg(\d+)(?: @ d(\d+))?)");
-  std::smatch m;
   LlamaBenchShape s;
-  if (std::regex_match(name, m, pp)) {
-    s.n_prompt = std::stoi(m[1]);
-  } else if (std::regex_match(name, m, tg)) {
-    s.n_gen = std::stoi(m[1]);
-    s.n_depth = m[2].matched ? std::stoi(m[2]) : 0;
+  size_t pos = 2;
+  const int n = name.size() > 2 ? Digits(name, &pos) : -1;
+  int depth = 0;
+  bool tg = n >= 0 && name.compare(0, 2, "tg") == 0;
+  if (tg && pos < name.size()) {  // "tgN @ dD"
+    tg = name.compare(pos, 4, " @ d") == 0;
+    pos += 4;
+    depth = tg ? Digits(name, &pos) : -1;
+    tg = depth >= 0;
+  }
+  if (n >= 0 && pos == name.size() && name.compare(0, 2, "pp") == 0) {
+    s.n_prompt = n;
+  } else if (tg && pos == name.size()) {
+    s.n_gen = n;
+    s.n_depth = depth;
   } else {
     s.n_prompt = prompt_tokens;
     s.n_gen = generated_tokens;

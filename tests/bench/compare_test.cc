@@ -156,6 +156,19 @@ TEST(LlamaBench, RowsCarryLlamaBenchFieldsWithTheirTypes) {
   EXPECT_EQ(std::count(sql.begin(), sql.end(), '\n') > 2, true);
 }
 
+TEST(LlamaBench, ShapeOfTestNames) {
+  auto eq = [](const LlamaBenchShape& s, int p, int g, int d) {
+    return s.n_prompt == p && s.n_gen == g && s.n_depth == d;
+  };
+  EXPECT_TRUE(eq(LlamaBenchShapeOf("pp512", 512, 1), 512, 0, 0));
+  EXPECT_TRUE(eq(LlamaBenchShapeOf("tg128", 1, 128), 0, 128, 0));
+  EXPECT_TRUE(eq(LlamaBenchShapeOf("tg16 @ d2048", 2048, 16), 0, 16, 2048));
+  EXPECT_TRUE(eq(LlamaBenchShapeOf("Short prompt", 9, 20), 9, 20, 0));
+  for (const char* text : {"pp", "pp12x", "tg16 @ d", "tg16 @ dx", "tg16 @d5", "pq12", "tg"}) {
+    EXPECT_TRUE(eq(LlamaBenchShapeOf(text, 7, 3), 7, 3, 0)) << text;  // not a sweep name: a text prompt
+  }
+}
+
 TEST(HtmlReport, RunReportHasTheChartsAndFetchesNothing) {
   nlohmann::json r = Results("bfloat16", {100, 101, 99}, {10, 10.1, 9.9});
   r["runs"].push_back({{"name", "pp32"}, {"prompt_tokens", 32}, {"prefill_tokens_per_sec", 300.0}});
