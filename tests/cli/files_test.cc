@@ -27,9 +27,10 @@ struct CliRun {
   std::string out;  // stdout and stderr together
 };
 
-// `timeout` turns a hang into exit 124 instead of a stuck test.
-CliRun RunCli(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + " timeout 60 " + LLM_SPEED_BENCHMARK + " " + args + " 2>&1";
+// `timeout` turns a hang into exit 124 instead of a stuck test (generous:
+// a --profile run calibrates first, slow in the sanitizer build).
+CliRun RunCli(const std::string& args, const std::string& env = "", int timeout_s = 60) {
+  const std::string cmd = env + " timeout " + std::to_string(timeout_s) + " " + LLM_SPEED_BENCHMARK + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -142,7 +143,7 @@ TEST(OutputFiles, AFailedOutputLeavesNoNewFileBesideTheOldResults) {
   testing::WriteFile(out.path() + "/benchmark_results.json", "old");
   ASSERT_EQ(::mkdir((out.path() + "/profiler_stats.json").c_str(), 0755), 0);
   const CliRun r = RunCli("--model-path " + FixtureModel("mha_tied_f32") + kQuick + " --profile --output-dir " + out.path(),
-                       "XDG_CACHE_HOME=" + cache.path());
+                       "XDG_CACHE_HOME=" + cache.path(), 900);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("profiler_stats.json"), std::string::npos) << r.out;
@@ -156,7 +157,7 @@ TEST(OutputFiles, AFailedOutputLeavesNoNewFileBesideTheOldResults) {
   ASSERT_EQ(::mkdir((out2.path() + "/benchmark_results.json").c_str(), 0755), 0);
   const CliRun r2 = RunCli("--model-path " + FixtureModel("mha_tied_f32") + kQuick + " --profile --output-dir " +
                             out2.path(),
-                        "XDG_CACHE_HOME=" + cache.path());
+                        "XDG_CACHE_HOME=" + cache.path(), 900);
   EXPECT_EQ(r2.exit_code, 2) << r2.out;
   EXPECT_EQ(Listing(out2.path()), "benchmark_results.json\n") << "new profiler files beside no results";
 }
@@ -164,7 +165,7 @@ TEST(OutputFiles, AFailedOutputLeavesNoNewFileBesideTheOldResults) {
 TEST(OutputFiles, AllOutputsOfAProfiledRunAppearTogether) {
   TempDir out, cache;
   const CliRun r = RunCli("--model-path " + FixtureModel("mha_tied_f32") + kQuick + " --profile --output-dir " + out.path(),
-                       "XDG_CACHE_HOME=" + cache.path());
+                       "XDG_CACHE_HOME=" + cache.path(), 900);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(Listing(out.path()),
             "benchmark_results.json\nprofiler_stats.json\nprofiler_stats.txt\nprofiler_trace.json\n");
