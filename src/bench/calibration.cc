@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -24,6 +24,22 @@ std::string MachineKey(int threads) {
   const auto info = SystemInfo();
   auto get = [&](const char* k) { auto it = info.find(k); return it == info.end() ? std::string() : it->second; };
   return get("cpu") + " | " + get("simd") + " | threads=" + std::to_string(threads);
+}
+
+// The cache file as a JSON object; a missing, unreadable, corrupt or
+// non-regular file (a FIFO would block an ifstream) reads as empty.
+nlohmann::json ReadCache(const std::string& path) {
+  auto text = ReadTextFile(path);
+  if (!text.ok()) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(text.value(), nullptr, false);
+  return !j.is_discarded() && j.is_object() ? j : nlohmann::json::object();
+}
+
+// A cached figure; anything but a positive finite number reads as 0 (measure again).
+double CachedNumber(const nlohmann::json& entry, const char* name) {
+  if (!entry.is_object() || !entry.contains(name) || !entry[name].is_number()) return 0;
+  const double v = entry[name].get<double>();
+  return std::isfinite(v) && v > 0 ? v : 0;
 }
 
 }  // namespace
@@ -100,21 +116,18 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
 Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
   const std::string path = CalibrationCachePath();
   const std::string key = MachineKey(pool->num_threads());
-  std::ifstream in(path);
-  if (in) {
-    auto j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.contains(key) && j[key].is_object()) {
-      Calibration c;
-      c.read_gbps = j[key].value("read_gbps", 0.0);
-      c.fma_gflops = j[key].value("fma_gflops", 0.0);
-      c.amx_bf16_gflops = j[key].value("amx_bf16_gflops", 0.0);
-      c.threads = pool->num_threads();
-      c.key = key;
-      c.source = "cache:" + path;
-      // An entry written before the AMX probe existed is measured again.
-      const bool amx_missing = amx::AmxBf16Usable() && c.amx_bf16_gflops <= 0;
-      if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing) return c;
-    }
+  const nlohmann::json all = ReadCache(path);
+  if (all.contains(key)) {
+    Calibration c;
+    c.read_gbps = CachedNumber(all[key], "read_gbps");
+    c.fma_gflops = CachedNumber(all[key], "fma_gflops");
+    c.amx_bf16_gflops = CachedNumber(all[key], "amx_bf16_gflops");
+    c.threads = pool->num_threads();
+    c.key = key;
+    c.source = "cache:" + path;
+    // An entry written before the AMX probe existed is measured again.
+    const bool amx_missing = amx::AmxBf16Usable() && c.amx_bf16_gflops <= 0;
+    if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing) return c;
   }
   Calibration c = MeasureCalibration(pool);
   StoreCalibration(c);
@@ -124,22 +137,15 @@ Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
 Calibration StoreCalibration(const Calibration& c) {
   // Best effort: a read-only home just means measuring again next time.
   const std::string path = CalibrationCachePath();
-  nlohmann::json all = nlohmann::json::object();
-  {
-    std::ifstream in(path);
-    if (in) {
-      auto j = nlohmann::json::parse(in, nullptr, false);
-      if (!j.is_discarded() && j.is_object()) all = j;
-    }
-  }
+  nlohmann::json all = ReadCache(path);
   // Each probe is a best-of-N, so the best seen for this key is the better
   // estimate of the roof on a shared host: a probe taken while a neighbour
   // was busy must not lower every later profile's roof.
   Calibration kept = c;
   if (all.contains(c.key) && all[c.key].is_object()) {
-    kept.read_gbps = std::max(kept.read_gbps, all[c.key].value("read_gbps", 0.0));
-    kept.fma_gflops = std::max(kept.fma_gflops, all[c.key].value("fma_gflops", 0.0));
-    kept.amx_bf16_gflops = std::max(kept.amx_bf16_gflops, all[c.key].value("amx_bf16_gflops", 0.0));
+    kept.read_gbps = std::max(kept.read_gbps, CachedNumber(all[c.key], "read_gbps"));
+    kept.fma_gflops = std::max(kept.fma_gflops, CachedNumber(all[c.key], "fma_gflops"));
+    kept.amx_bf16_gflops = std::max(kept.amx_bf16_gflops, CachedNumber(all[c.key], "amx_bf16_gflops"));
   }
   all[c.key] = {{"read_gbps", kept.read_gbps},
                 {"fma_gflops", kept.fma_gflops},
