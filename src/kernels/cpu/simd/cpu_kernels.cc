@@ -69,6 +69,12 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
       // Two vectors per row per iteration: eight independent FMA chains cover
       // the FMA latency and keep more loads of the four weight streams in flight.
       for (; k + 2 * L <= K; k += 2 * L) {
+        // The four weight streams 1 KiB ahead: more misses in flight than the
+        // hardware prefetcher keeps for four rows (as the read probe does).
+        hwy::Prefetch(reinterpret_cast<const char*>(w0 + k) + 1024);
+        hwy::Prefetch(reinterpret_cast<const char*>(w1 + k) + 1024);
+        hwy::Prefetch(reinterpret_cast<const char*>(w2 + k) + 1024);
+        hwy::Prefetch(reinterpret_cast<const char*>(w3 + k) + 1024);
         const VF xv = hn::LoadU(df, xm + k);
         const VF xw = hn::LoadU(df, xm + k + L);
         a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
