@@ -2,9 +2,11 @@
 // tools/make_fixtures.py, relative error, temporary directories.
 #pragma once
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,21 @@
 #include "kernels/ops.h"
 
 namespace llm::testing {
+
+// A shell command line's exit code, and its stdout and stderr together
+// (redirections inside the command apply).
+struct CliRun {
+  int exit_code;
+  std::string out;
+};
+inline CliRun RunShell(const std::string& cmd) {
+  FILE* p = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 // The fixtures directory: $LLM_FIXTURES_DIR when set (a test binary carried to
 // another machine), else where this source tree was built.

@@ -16,20 +16,10 @@ using nlohmann::json;
 using testing::FixtureModel;
 using testing::TempDir;
 
-struct RunResult {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
+using RunResult = testing::CliRun;
 
 RunResult RunCli(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + " " + LLM_SPEED_BENCHMARK + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::RunShell(env + " " + LLM_SPEED_BENCHMARK + " " + args);
 }
 
 json ReadJson(const std::string& path) {

@@ -22,19 +22,9 @@ namespace {
 using testing::FixtureModel;
 using testing::TempDir;
 
-struct CliRun {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
+using testing::CliRun;
 
-CliRun Shell(const std::string& cmd) {
-  FILE* p = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");  // redirections inside cmd apply
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+CliRun Shell(const std::string& cmd) { return testing::RunShell(cmd); }
 CliRun RunCli(const std::string& args) { return Shell(std::string("timeout 120 ") + LLM_SPEED_BENCHMARK + " " + args); }
 
 std::string Read(const std::string& path) {

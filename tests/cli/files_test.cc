@@ -22,21 +22,12 @@ namespace {
 using testing::FixtureModel;
 using testing::TempDir;
 
-struct CliRun {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
+using testing::CliRun;
 
 // `timeout` turns a hang into exit 124 instead of a stuck test (generous:
 // a --profile run calibrates first, slow in the sanitizer build).
 CliRun RunCli(const std::string& args, const std::string& env = "", int timeout_s = 60) {
-  const std::string cmd = env + " timeout " + std::to_string(timeout_s) + " " + LLM_SPEED_BENCHMARK + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::RunShell(env + " timeout " + std::to_string(timeout_s) + " " + LLM_SPEED_BENCHMARK + " " + args);
 }
 
 // A copy of a fixture model made of symlinks, with `name` replaced by a FIFO.

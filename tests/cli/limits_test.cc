@@ -23,21 +23,11 @@ using nlohmann::json;
 using testing::FixtureModel;
 using testing::TempDir;
 
-struct RunResult {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
+using RunResult = testing::CliRun;
 
 // Runs the binary with `args` (a shell command line, so quoting is the shell's).
 RunResult RunCli(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + " " + std::string(LLM_SPEED_BENCHMARK) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return testing::RunShell(env + " " + std::string(LLM_SPEED_BENCHMARK) + " " + args);
 }
 
 bool Exists(const std::string& path) { return std::ifstream(path).good(); }
