@@ -281,7 +281,9 @@ TEST(Gguf, CorruptFilesGetOneClearLine) {
 TEST(Gguf, ArrayAccessorsSaturateAndBoundCheck) {
   // Found by the fuzzer: a huge float element read with ArrayInt was UB.
   const float vals[4] = {1e30f, NAN, -1e30f, -2.5f};
-  auto r = ParseBytes(Builder().Header(0, 1).Str("k").U32(9).U32(6).U64(4).Raw(vals, 16).bytes());
+  // The parsed header points into the bytes: they must outlive it.
+  const std::string bytes = Builder().Header(0, 1).Str("k").U32(9).U32(6).U64(4).Raw(vals, 16).bytes();
+  auto r = ParseBytes(bytes);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const GgufValue* v = r->Find("k");
   EXPECT_EQ(v->ArrayInt(0), INT64_MAX);
@@ -295,7 +297,8 @@ TEST(Gguf, ArrayAccessorsSaturateAndBoundCheck) {
 TEST(Gguf, QuantizedTensorSizesFollowTheBlockLayout) {
   Builder b;
   b.Header(3, 0).Tensor("q4k", {512, 3}, 12, 0).Tensor("q6k", {256}, 14, 896).Tensor("q5_1", {64}, 7, 1120);
-  auto r = ParseBytes(b.PadTo(32).Zeros(1120 + 48).bytes());
+  const std::string bytes = b.PadTo(32).Zeros(1120 + 48).bytes();  // outlives the parsed header
+  auto r = ParseBytes(bytes);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->FindTensor("q4k")->nbytes, 6u * 144u);
   EXPECT_EQ(r->FindTensor("q4k")->num_elements, 1536u);

@@ -185,8 +185,9 @@ TEST_P(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
 // run" with the reason, so a machine of each kind reports what it covered.
 std::vector<int64_t> CompiledTargets() {
   std::vector<int64_t> targets;
-  for (int64_t bit = 1; bit != 0 && bit <= HWY_SCALAR; bit <<= 1) {
-    if ((HWY_TARGETS | HWY_SCALAR) & bit) targets.push_back(bit);
+  const uint64_t compiled = static_cast<uint64_t>(HWY_TARGETS | HWY_SCALAR);
+  for (uint64_t bit = 1; bit != 0; bit <<= 1) {  // unsigned: the shift past bit 63 ends the loop
+    if (compiled & bit) targets.push_back(static_cast<int64_t>(bit));
   }
   return targets;
 }
