@@ -1,5 +1,7 @@
 #include "kernels/ops.h"
 
+#include <cstring>
+
 namespace llm {
 
 SdpaWork SdpaCost(const AttentionArgs& a) {
@@ -24,6 +26,28 @@ SdpaWork SdpaCost(const AttentionArgs& a) {
   w.total.n = static_cast<int32_t>(H);
   w.total.k = static_cast<int32_t>(ctx_max);
   return w;
+}
+
+// Plain copies, shared by every host backend: a scatter of [T, kv_head, hd]
+// rows into the [kv_head, pos, hd] layout, ~1% of a decode step.
+void KernelBackend::KvWrite(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache,
+                            int start_pos) {
+  const size_t row = static_cast<size_t>(cache.num_kv_heads) * cache.head_dim;
+  const size_t head_bytes = static_cast<size_t>(cache.head_dim) * sizeof(float);
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    for (int h = 0; h < cache.num_kv_heads; ++h) {
+      std::memcpy(cache.KeyAt(h, start_pos + static_cast<int>(t)), k + t * row + h * cache.head_dim, head_bytes);
+      std::memcpy(cache.ValueAt(h, start_pos + static_cast<int>(t)), v + t * row + h * cache.head_dim, head_bytes);
+    }
+  }
+}
+
+void KernelBackend::KvCopy(const KvCacheView& from, const KvCacheView& to, int count) {
+  const size_t bytes = static_cast<size_t>(count) * from.head_dim * sizeof(float);
+  for (int h = 0; h < from.num_kv_heads; ++h) {
+    std::memcpy(to.KeyAt(h, 0), from.KeyAt(h, 0), bytes);
+    std::memcpy(to.ValueAt(h, 0), from.ValueAt(h, 0), bytes);
+  }
 }
 
 }  // namespace llm

@@ -82,6 +82,12 @@ class KernelBackend {
   virtual void Add(float* x, const float* y, size_t n) = 0;
   // out[i, :] = table[ids[i], :] widened to float32.
   virtual void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) = 0;
+  // Appends num_tokens rows to a KV cache: k[t] and v[t] ([kv_heads * head_dim]
+  // each) go to position start_pos + t of every KV head.
+  virtual void KvWrite(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache, int start_pos);
+  // Positions 0 .. count-1 of every KV head of `from` copied into `to` (same
+  // shape): B continuations of one prompt share its prefill.
+  virtual void KvCopy(const KvCacheView& from, const KvCacheView& to, int count);
   // Backends that split an op into parts record them as child scopes.
   virtual void set_profiler(Profiler* profiler) {}
   // The unit MatMul / Attention will run these shapes on (the profiler's roof).

@@ -127,12 +127,13 @@ std::vector<float> RopeInverseFrequencies(const LlamaConfig& c, int64_t seq_len)
 std::vector<size_t> LlamaModel::PlannedBufferBytes(const LlamaConfig& config, const ModelOptions& options) {
   const size_t T = static_cast<size_t>(options.max_batch_tokens > 0 ? options.max_batch_tokens : options.max_seq_len);
   const size_t S = static_cast<size_t>(options.max_seq_len);
+  const size_t B = static_cast<size_t>(std::max(1, options.max_sequences));
   const size_t f = sizeof(float), half = config.head_dim / 2;
   const size_t h = config.hidden_size, q = config.q_dim(), kv = config.kv_dim(), inter = config.intermediate_size;
   // Order: kv_cache, rope_cos, rope_sin, x, xnorm, q, k, v, attn, proj, gate, up, logits.
-  return {static_cast<size_t>(config.num_hidden_layers) * 2 * kv * S * f,
+  return {B * config.num_hidden_layers * 2 * kv * S * f,
           S * half * f, S * half * f, T * h * f, T * h * f, T * q * f, T * kv * f, T * kv * f, T * q * f, T * h * f,
-          T * inter * f, T * inter * f, (options.all_logits ? T : 1) * config.vocab_size * f};
+          T * inter * f, T * inter * f, (options.all_logits ? T : B) * config.vocab_size * f};
 }
 
 size_t LlamaModel::PlannedHostBytes(const LlamaConfig& config, const ModelOptions& options) {
@@ -144,16 +145,20 @@ size_t LlamaModel::PlannedHostBytes(const LlamaConfig& config, const ModelOption
 Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config, ModelWeights weights,
                                                        KernelBackend* backend, const ModelOptions& options) {
   if (options.max_seq_len <= 0) return InvalidArgument("--max-seq-len must be positive");
+  if (options.max_sequences < 1) return InvalidArgument("the batch needs at least one sequence");
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->config_ = config;
   m->weights_ = std::move(weights);
   m->backend_ = backend;
   m->options_ = options;
   if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
+  // A decode step of the whole batch is one chunk.
+  m->options_.max_batch_tokens = std::max(m->options_.max_batch_tokens, options.max_sequences);
+  m->positions_.assign(options.max_sequences, 0);
   m->kv_cache_.set_category(MemCategory::kKvCache);
   AlignedBuffer* buffers[] = {&m->kv_cache_, &m->rope_cos_, &m->rope_sin_, &m->x_, &m->xnorm_, &m->q_,   &m->k_,
                               &m->v_,        &m->attn_,     &m->proj_,     &m->gate_, &m->up_, &m->logits_};
-  const std::vector<size_t> sizes = PlannedBufferBytes(config, options);
+  const std::vector<size_t> sizes = PlannedBufferBytes(config, m->options_);
   bool ok = true;
   for (size_t i = 0; i < sizes.size(); ++i) {
     if (i > 0) buffers[i]->set_category(MemCategory::kActivations);
@@ -182,6 +187,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::CreateOnDevice(const LlamaConfig
   m->weights_ = std::move(weights);
   m->device_ = std::move(engine);
   m->options_ = options;
+  if (options.max_sequences != 1) {
+    return Unimplemented("batched generation (--batch-size above 1) runs on the CPU for now; use --device cpu");
+  }
+  m->positions_.assign(1, 0);
   if (m->options_.max_batch_tokens <= 0) m->options_.max_batch_tokens = options.max_seq_len;
   const size_t rows = options.all_logits ? m->options_.max_batch_tokens : 1;
   m->logits_.set_category(MemCategory::kActivations);
@@ -208,15 +217,22 @@ void BuildRopeTables(const LlamaConfig& c, int positions, float* cos_t, float* s
   BuildRopeRows(c, 0, 0, positions, cos_t, sin_t);
 }
 
-KvCacheView LlamaModel::LayerCache(int layer) const {
+KvCacheView LlamaModel::LayerCache(int seq, int layer) const {
   const size_t per_tensor = static_cast<size_t>(config_.kv_dim()) * options_.max_seq_len;
-  float* base = const_cast<float*>(kv_cache_.as<float>()) + static_cast<size_t>(layer) * 2 * per_tensor;
+  const size_t layer_index = static_cast<size_t>(seq) * config_.num_hidden_layers + layer;
+  float* base = const_cast<float*>(kv_cache_.as<float>()) + layer_index * 2 * per_tensor;
   return KvCacheView{base, base + per_tensor, config_.num_key_value_heads, options_.max_seq_len, config_.head_dim};
 }
 
 size_t LlamaModel::KvCacheBytesFor(int positions) const {
   // float32 on both the CPU and the CUDA engine.
   return static_cast<size_t>(config_.num_hidden_layers) * 2 * config_.kv_dim() * positions * sizeof(float);
+}
+
+size_t LlamaModel::kv_cache_used_bytes() const {
+  size_t total = 0;
+  for (int p : positions_) total += KvCacheBytesFor(p);
+  return total;
 }
 
 size_t LlamaModel::scratch_bytes() const {
@@ -248,42 +264,89 @@ const float* LlamaModel::last_logits() const {
 
 const float* LlamaModel::all_logits() const { return HostLogits(last_n_); }
 
-Result<int32_t> LlamaModel::GreedyToken() const {
-  if (device_ && !options_.all_logits) return device_->GreedyToken();
-  return ArgMax(last_logits(), config_.vocab_size);
+const float* LlamaModel::batch_logits(int i) const {
+  if (i == 0) return last_logits();
+  return HostLogits(1) + static_cast<size_t>(i) * config_.vocab_size;  // several entries: the CPU only
 }
 
-Status LlamaModel::Forward(const int32_t* tokens, int n) {
-  if (n <= 0) return InvalidArgument("Forward needs at least one token");
-  if (position_ + n > options_.max_seq_len) {
-    return InvalidArgument("sequence of " + std::to_string(position_ + n) + " tokens exceeds --max-seq-len " +
-                           std::to_string(options_.max_seq_len) + " (raise --max-seq-len or shorten the prompt)");
+Result<int32_t> LlamaModel::GreedyToken(int i) const {
+  if (device_ && !options_.all_logits && i == 0) return device_->GreedyToken();
+  return ArgMax(batch_logits(i), config_.vocab_size);
+}
+
+Status LlamaModel::CopySequence(int from, int to) {
+  if (from < 0 || to < 0 || from >= options_.max_sequences || to >= options_.max_sequences || device_) {
+    return InvalidArgument("CopySequence " + std::to_string(from) + " -> " + std::to_string(to) + " outside the batch");
   }
-  for (int i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
-      return InvalidArgument("token id " + std::to_string(tokens[i]) + " is outside the vocabulary of " +
-                             std::to_string(config_.vocab_size));
-    }
-  }
-  if (options_.all_logits && n > options_.max_batch_tokens) {
-    return InvalidArgument("all_logits needs the whole input in one chunk");
-  }
-  for (int done = 0; done < n;) {
-    const int chunk = std::min(n - done, options_.max_batch_tokens);
-    if (device_) {
-      LLM_RETURN_IF_ERROR(device_->Forward(tokens + done, chunk, position_, options_.all_logits));
-      position_ += chunk;
-      host_logits_stale_ = true;
-    } else {
-      LLM_RETURN_IF_ERROR(ForwardChunk(tokens + done, chunk, logits_.as<float>()));
-    }
-    done += chunk;
-  }
-  last_n_ = n;
+  for (int l = 0; l < config_.num_hidden_layers; ++l) backend_->KvCopy(LayerCache(from, l), LayerCache(to, l), positions_[from]);
+  positions_[to] = positions_[from];
   return OkStatus();
 }
 
-Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out) {
+Status LlamaModel::Forward(const int32_t* tokens, int n) { return ForwardBatch({SequenceTokens{0, tokens, n}}); }
+
+Status LlamaModel::ForwardBatch(const std::vector<SequenceTokens>& batch) {
+  if (batch.empty()) return InvalidArgument("Forward needs at least one token");
+  std::vector<bool> seen(options_.max_sequences, false);
+  for (const SequenceTokens& s : batch) {
+    if (s.seq < 0 || s.seq >= options_.max_sequences || seen[s.seq]) {
+      return InvalidArgument("batch entry for sequence " + std::to_string(s.seq) + " is outside the batch of " +
+                             std::to_string(options_.max_sequences) + " or repeated");
+    }
+    seen[s.seq] = true;
+    if (s.n <= 0) return InvalidArgument("Forward needs at least one token");
+    const int position = positions_[s.seq];
+    if (position + s.n > options_.max_seq_len) {
+      return InvalidArgument("sequence of " + std::to_string(position + s.n) + " tokens exceeds --max-seq-len " +
+                             std::to_string(options_.max_seq_len) + " (raise --max-seq-len or shorten the prompt)");
+    }
+    for (int i = 0; i < s.n; ++i) {
+      if (s.tokens[i] < 0 || s.tokens[i] >= config_.vocab_size) {
+        return InvalidArgument("token id " + std::to_string(s.tokens[i]) + " is outside the vocabulary of " +
+                               std::to_string(config_.vocab_size));
+      }
+    }
+  }
+  if (options_.all_logits && (batch.size() > 1 || batch[0].n > options_.max_batch_tokens)) {
+    return InvalidArgument("all_logits needs the whole input of one sequence in one chunk");
+  }
+  if (device_) {
+    if (batch.size() != 1 || batch[0].seq != 0) return Unimplemented("batched forward passes run on the CPU for now");
+    const SequenceTokens& s = batch[0];
+    for (int done = 0; done < s.n;) {
+      const int chunk = std::min(s.n - done, options_.max_batch_tokens);
+      LLM_RETURN_IF_ERROR(device_->Forward(s.tokens + done, chunk, positions_[0], options_.all_logits));
+      positions_[0] += chunk;
+      host_logits_stale_ = true;
+      done += chunk;
+    }
+    last_n_ = s.n;
+    return OkStatus();
+  }
+  // Pack the entries into chunks of at most max_batch_tokens rows; an entry
+  // longer than the room left is split, and only its last piece keeps logits.
+  std::vector<ChunkPiece> pieces;
+  int rows = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (int done = 0; done < batch[i].n;) {
+      const int take = std::min(batch[i].n - done, options_.max_batch_tokens - rows);
+      const bool last = done + take == batch[i].n;
+      pieces.push_back(ChunkPiece{batch[i].seq, batch[i].tokens + done, take, last ? static_cast<int>(i) : -1});
+      rows += take;
+      done += take;
+      if (rows == options_.max_batch_tokens) {
+        LLM_RETURN_IF_ERROR(ForwardChunk(pieces, rows));
+        pieces.clear();
+        rows = 0;
+      }
+    }
+  }
+  if (rows > 0) LLM_RETURN_IF_ERROR(ForwardChunk(pieces, rows));
+  last_n_ = batch.size() == 1 ? batch[0].n : 1;
+  return OkStatus();
+}
+
+Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   const LlamaConfig& c = config_;
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
   KernelBackend& k = *backend_;
@@ -298,6 +361,13 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   float* proj = proj_.as<float>();
   float* gate = gate_.as<float>();
   float* up = up_.as<float>();
+  // Piece p holds rows first_row[p] .. first_row[p] + n - 1 of the chunk.
+  std::vector<int> first_row(pieces.size());
+  row_tokens_.resize(T);
+  for (size_t p = 0, row = 0; p < pieces.size(); row += pieces[p].n, ++p) {
+    first_row[p] = static_cast<int>(row);
+    std::copy_n(pieces[p].tokens, pieces[p].n, row_tokens_.begin() + row);
+  }
   // A projection y[rows, w.rows] = x[rows, w.cols] W^T (+ b); its work follows
   // from the weight's shape and dtype.
   auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
@@ -308,14 +378,15 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
   // Each scope below is one line: op, layer, and the work it must do.
   {
     LLM_PROFILE(prof, Op::kEmbedding, -1, OpCost{0, T * H * static_cast<int64_t>(wb + 4), T, static_cast<int32_t>(H), 0});
-    k.Embedding(weights_.embed_tokens.view(), tokens, T, x);
+    k.Embedding(weights_.embed_tokens.view(), row_tokens_.data(), T, x);
   }
   if (observer_) observer_(0, x, T);
-  if (RopeDependsOnSequenceLength(c)) {
-    // dynamic / longrope: HF recomputes the frequencies for each forward pass
-    // from its sequence length; cached keys keep the rotation they got.
-    BuildRopeRows(c, static_cast<int64_t>(position_) + T, position_, T, rope_cos_.as<float>(), rope_sin_.as<float>());
-  }
+  // dynamic / longrope: HF recomputes the frequencies for each forward pass
+  // from its sequence length; cached keys keep the rotation they got. Each
+  // sequence's rows are rebuilt just before its RoPE reads them.
+  const bool rope_per_pass = RopeDependsOnSequenceLength(c);
+  float* cos_table = rope_cos_.as<float>();
+  float* sin_table = rope_sin_.as<float>();
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     LLM_PROFILE(prof, Op::kLayer, l);
@@ -332,32 +403,44 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
       {
         // 3 FLOPs per element (two multiplies, one add); reads and writes q, k and the tables.
         LLM_PROFILE(prof, Op::kRope, l, ElementwiseCost(T * (Q + KV), 3, 3));
-        k.Rope(q, T, c.num_attention_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
-        k.Rope(kk, T, c.num_key_value_heads, c.head_dim, position_, rope_cos_.as<float>(), rope_sin_.as<float>());
-      }
-      const KvCacheView cache = LayerCache(l);
-      {
-        LLM_PROFILE(prof, Op::kKvWrite, l, ElementwiseCost(2 * T * KV, 0, 2));
-        for (int t = 0; t < T; ++t) {  // scatter [T, kv_head, hd] into [kv_head, pos, hd]
-          for (int h = 0; h < c.num_key_value_heads; ++h) {
-            std::memcpy(cache.KeyAt(h, position_ + t), kk + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
-            std::memcpy(cache.ValueAt(h, position_ + t), vv + t * KV + h * c.head_dim, c.head_dim * sizeof(float));
-          }
+        for (size_t p = 0; p < pieces.size(); ++p) {
+          const int pos = positions_[pieces[p].seq], n = pieces[p].n, row = first_row[p];
+          if (rope_per_pass) BuildRopeRows(c, static_cast<int64_t>(pos) + n, pos, n, cos_table, sin_table);
+          k.Rope(q + row * Q, n, c.num_attention_heads, c.head_dim, pos, cos_table, sin_table);
+          k.Rope(kk + row * KV, n, c.num_key_value_heads, c.head_dim, pos, cos_table, sin_table);
         }
       }
-      AttentionArgs args;
-      args.q = q;
-      args.cache = cache;
-      args.num_tokens = T;
-      args.start_pos = position_;
-      args.num_heads = c.num_attention_heads;
-      args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-      args.out = attn;
-      args.layer = l;
-      args.bf16_inputs = weights_.dtype == DType::kBF16;
       {
-        LLM_PROFILE(prof, Op::kSdpa, l, OnUnit(SdpaCost(args).total, k.AttentionUnit(args)));
-        k.Attention(args);
+        LLM_PROFILE(prof, Op::kKvWrite, l, ElementwiseCost(2 * T * KV, 0, 2));
+        for (size_t p = 0; p < pieces.size(); ++p) {
+          k.KvWrite(kk + first_row[p] * KV, vv + first_row[p] * KV, pieces[p].n, LayerCache(pieces[p].seq, l),
+                    positions_[pieces[p].seq]);
+        }
+      }
+      // Each sequence attends to its own cache.
+      std::vector<AttentionArgs> attention(pieces.size());
+      OpCost sdpa_cost;
+      for (size_t p = 0; p < pieces.size(); ++p) {
+        AttentionArgs& args = attention[p];
+        args.q = q + first_row[p] * Q;
+        args.cache = LayerCache(pieces[p].seq, l);
+        args.num_tokens = pieces[p].n;
+        args.start_pos = positions_[pieces[p].seq];
+        args.num_heads = c.num_attention_heads;
+        args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+        args.out = attn + first_row[p] * Q;
+        args.layer = l;
+        args.bf16_inputs = weights_.dtype == DType::kBF16;
+        const OpCost one = SdpaCost(args).total;
+        sdpa_cost.flops += one.flops;
+        sdpa_cost.bytes += one.bytes;
+        sdpa_cost.m += one.m;
+        sdpa_cost.n = one.n;
+        sdpa_cost.k = std::max(sdpa_cost.k, one.k);
+      }
+      {
+        LLM_PROFILE(prof, Op::kSdpa, l, OnUnit(sdpa_cost, k.AttentionUnit(attention[0])));
+        for (const AttentionArgs& args : attention) k.Attention(args);
       }
       linear(Op::kOProj, l, w.o_proj, w.o_bias, attn, T, proj);
     }
@@ -387,16 +470,32 @@ Status LlamaModel::ForwardChunk(const int32_t* tokens, int T, float* logits_out)
     }
     if (observer_) observer_(l + 1, x, T);
   }
-  position_ += T;
-  // Final norm and lm_head: every row when all logits are kept, else the last.
-  const int64_t rows = options_.all_logits ? T : 1;
-  const float* head_in = x + (T - rows) * H;
-  {
+  for (const ChunkPiece& p : pieces) positions_[p.seq] += p.n;
+  // Final norm and lm_head: every row when all logits are kept, else the last
+  // row of each piece that ends its batch entry (entries of one chunk end in
+  // order, so their logits rows are consecutive).
+  int first_logits_row = -1, rows = 0;
+  if (options_.all_logits) {
+    first_logits_row = 0;
+    rows = T;
     LLM_PROFILE(prof, Op::kNorm, -1, RmsNormCost(rows, H, wb));
-    k.RmsNorm(head_in, weights_.norm.view(), c.rms_norm_eps, rows, xn);
+    k.RmsNorm(x, weights_.norm.view(), c.rms_norm_eps, rows, xn);
+  } else {
+    LLM_PROFILE(prof, Op::kNorm, -1, RmsNormCost(std::count_if(pieces.begin(), pieces.end(),
+                                                               [](const ChunkPiece& p) { return p.logits_row >= 0; }),
+                                                 H, wb));
+    for (size_t p = 0; p < pieces.size(); ++p) {
+      if (pieces[p].logits_row < 0) continue;
+      if (first_logits_row < 0) first_logits_row = pieces[p].logits_row;
+      const int last_row = first_row[p] + pieces[p].n - 1;
+      k.RmsNorm(x + last_row * H, weights_.norm.view(), c.rms_norm_eps, 1, xn + rows * H);
+      ++rows;
+    }
   }
+  if (rows == 0) return OkStatus();  // every entry continues in the next chunk
   if (observer_) observer_(c.num_hidden_layers + 1, xn, rows);
-  linear(Op::kLmHead, -1, weights_.lm_head, Tensor{}, xn, rows, logits_out);
+  linear(Op::kLmHead, -1, weights_.lm_head, Tensor{}, xn, rows,
+         logits_.as<float>() + static_cast<size_t>(first_logits_row) * c.vocab_size);
   return OkStatus();
 }
 

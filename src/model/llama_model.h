@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -26,6 +27,15 @@ struct ModelOptions {
   int max_seq_len = 512;      // KV cache capacity in positions
   int max_batch_tokens = 0;   // largest prefill chunk; 0 = max_seq_len
   bool all_logits = false;    // keep logits of every position (tests), not just the last
+  int max_sequences = 1;      // independent sequences of a static batch, each with its own KV cache
+};
+
+// One sequence's part of a batched forward pass: `n` tokens of sequence `seq`,
+// appended at that sequence's own position.
+struct SequenceTokens {
+  int seq = 0;
+  const int32_t* tokens = nullptr;
+  int n = 0;
 };
 
 class LlamaModel {
@@ -42,19 +52,29 @@ class LlamaModel {
                                                             std::unique_ptr<DeviceEngine> engine,
                                                             const ModelOptions& options);
 
-  // Runs `tokens` at positions position() .. position()+n-1 and appends them to
-  // the cache. Prompts longer than max_batch_tokens run in chunks.
+  // Runs `tokens` of sequence 0 at positions position() .. position()+n-1 and
+  // appends them to its cache. Prompts longer than max_batch_tokens run in chunks.
   Status Forward(const int32_t* tokens, int n);
+  // One forward pass over several sequences (each at most once): their rows
+  // share every matmul (M = total tokens); RoPE, the KV write and attention use
+  // each sequence's own positions and cache. Chunked at max_batch_tokens rows.
+  Status ForwardBatch(const std::vector<SequenceTokens>& batch);
   // Logits of the last token of the last Forward, [vocab].
   const float* last_logits() const;
+  // Logits of the last token of batch entry i of the last ForwardBatch.
+  const float* batch_logits(int i) const;
   // With all_logits: logits of every token of the last Forward, [n, vocab].
   const float* all_logits() const;
-  // Argmax of the last logits (first index on ties), on the device when there
-  // is one, so that greedy decoding moves only the token id.
-  Result<int32_t> GreedyToken() const;
+  // Argmax of the logits of batch entry i (first index on ties), on the device
+  // when there is one, so that greedy decoding moves only the token id.
+  Result<int32_t> GreedyToken(int i = 0) const;
+  // Sequence `to` continues from the same prefix as `from` (its KV rows and
+  // position copied): B continuations of one prompt prefilled once.
+  Status CopySequence(int from, int to);
 
-  int position() const { return position_; }
-  void Reset() { position_ = 0; }
+  int position(int seq = 0) const { return positions_[seq]; }
+  void Reset() { std::fill(positions_.begin(), positions_.end(), 0); }
+  int max_sequences() const { return options_.max_sequences; }
   void set_layer_observer(LayerObserver obs) { observer_ = std::move(obs); }
   // Operator scopes go to `profiler` while it is active; null = none.
   void set_profiler(Profiler* profiler);
@@ -66,30 +86,39 @@ class LlamaModel {
   DeviceEngine* device() const { return device_.get(); }  // null on the CPU
   int max_seq_len() const { return options_.max_seq_len; }
   size_t kv_cache_bytes() const { return device_ ? device_->memory().kv_cache : kv_cache_.size(); }
-  // KV bytes holding tokens now (used, as opposed to allocated).
-  size_t kv_cache_used_bytes() const { return KvCacheBytesFor(position_); }
+  // KV bytes holding tokens now, all sequences (used, as opposed to allocated).
+  size_t kv_cache_used_bytes() const;
   // KV bytes that `positions` tokens occupy.
   size_t KvCacheBytesFor(int positions) const;
   size_t scratch_bytes() const;
 
  private:
   LlamaModel() = default;
-  Status ForwardChunk(const int32_t* tokens, int n, float* logits_out);
+  // Rows of one sequence inside a chunk; logits_row >= 0 when its last token
+  // ends the sequence's batch entry (its logits go to that row).
+  struct ChunkPiece {
+    int seq = 0;
+    const int32_t* tokens = nullptr;
+    int n = 0;
+    int logits_row = -1;
+  };
+  Status ForwardChunk(const std::vector<ChunkPiece>& pieces, int T);
   const float* HostLogits(int rows) const;  // copies from the device when stale
-  KvCacheView LayerCache(int layer) const;
+  KvCacheView LayerCache(int seq, int layer) const;
 
   LlamaConfig config_;
   ModelWeights weights_;
   KernelBackend* backend_ = nullptr;
   ModelOptions options_;
-  int position_ = 0;
+  std::vector<int> positions_;  // per sequence
   int last_n_ = 0;
+  std::vector<int32_t> row_tokens_;  // token id of each row of a chunk
   LayerObserver observer_;
   Profiler* profiler_ = nullptr;
   std::unique_ptr<DeviceEngine> device_;
   mutable bool host_logits_stale_ = false;
 
-  AlignedBuffer kv_cache_;          // [layer][k|v][kv_head][max_seq_len][head_dim] float32
+  AlignedBuffer kv_cache_;          // [seq][layer][k|v][kv_head][max_seq_len][head_dim] float32
   AlignedBuffer rope_cos_, rope_sin_;  // [max_seq_len][head_dim / 2]
   // Activations for up to max_batch_tokens rows; names say what they hold.
   AlignedBuffer x_;        // [T, hidden] residual stream
@@ -99,7 +128,7 @@ class LlamaModel {
   AlignedBuffer attn_;     // [T, q_dim]
   AlignedBuffer proj_;     // [T, hidden] block output before the residual add
   AlignedBuffer gate_, up_;  // [T, intermediate]
-  AlignedBuffer logits_;   // [T or 1, vocab]
+  AlignedBuffer logits_;   // [T (all_logits) or max_sequences, vocab]
 };
 
 // Inverse frequencies of RoPE with HF's scaling rules (default, linear, llama3,

@@ -9,6 +9,7 @@
 // hf_{bf16,f16}_rel_err, 1e-3 to 1.3e-2); measured values are printed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -150,6 +151,96 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
   EXPECT_LT(worst, bound);
 }
 
+// A model of this case's fixture for a batch of `sequences`, logits of the last
+// rows only (as the benchmark runs it).
+std::unique_ptr<LlamaModel> BatchModel(const Case& c, KernelBackend* backend, ThreadPool* pool, int sequences,
+                                       int max_batch_tokens = 0) {
+  ModelSource src;
+  src.model_dir = FixtureModel(c.model);
+  src.dtype = c.dtype;
+  auto loaded = LoadModel(src, pool);
+  EXPECT_TRUE(loaded.ok()) << loaded.status().message();
+  if (!loaded.ok()) return nullptr;
+  ModelOptions mo;
+  mo.max_seq_len = 256;
+  mo.max_sequences = sequences;
+  mo.max_batch_tokens = max_batch_tokens;
+  auto model = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend, mo);
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  return model.ok() ? std::move(model.value()) : nullptr;
+}
+
+// The batch tests compare ids, so they run in float32 (where row order cannot
+// flip an argmax), on the reference and the SIMD kernels.
+class BatchFixtureTest : public HfFixtureTest {};
+
+// Every sequence of a batch generates exactly the ids it generates alone:
+// prompts of different lengths, all prefilled in one pass, then decoded
+// together (their rows share each matmul; RoPE, KV and attention are each
+// sequence's own).
+TEST_P(BatchFixtureTest, BatchedSequencesEqualRunsAlone) {
+  const auto p0 = ref_.Ids("prompt0.ids"), p1 = ref_.Ids("prompt1.ids");
+  const std::vector<std::vector<int32_t>> prompts = {p0, p1, {p1.begin(), p1.begin() + 3}, {p0.begin(), p0.begin() + 1},
+                                                     {p1.rbegin(), p1.rend()}};
+  GenerationOptions go;
+  go.max_new_tokens = 12;
+  go.ignore_eos = true;
+  const int B = static_cast<int>(prompts.size());
+  // Chunks of 5 rows split the prompts across prefill passes; dynamic and
+  // longrope frequencies follow each pass's length, so they run unsplit.
+  const int chunk = RopeDependsOnSequenceLength(config_) ? 0 : 5;
+  auto alone_model = BatchModel(GetParam(), backend_.get(), &pool_, 1, chunk);
+  auto batch_model = BatchModel(GetParam(), backend_.get(), &pool_, B, chunk);
+  ASSERT_TRUE(alone_model && batch_model);
+  auto batch = GenerateBatch(*batch_model, prompts, go);
+  ASSERT_TRUE(batch.ok()) << batch.status().message();
+  ASSERT_EQ(batch->sequences.size(), prompts.size());
+  EXPECT_EQ(batch->step_latencies_s.size(), 11u);
+  for (int i = 0; i < B; ++i) {
+    auto alone = Generate(*alone_model, prompts[i], go);
+    ASSERT_TRUE(alone.ok()) << alone.status().message();
+    EXPECT_EQ(batch->sequences[i].tokens, alone->tokens) << "sequence " << i << " of " << B;
+    EXPECT_EQ(batch_model->position(i), static_cast<int>(prompts[i].size()) + go.max_new_tokens - 1);
+  }
+  // A sequence that stops (here: at an id it generates) leaves the batch; the others go on unchanged.
+  GenerationOptions stop = go;
+  stop.ignore_eos = false;
+  stop.eos_ids = {batch->sequences[1].tokens[4]};
+  auto stopped = GenerateBatch(*batch_model, prompts, stop);
+  ASSERT_TRUE(stopped.ok()) << stopped.status().message();
+  for (int i = 0; i < B; ++i) {
+    const auto& full = batch->sequences[i].tokens;
+    const auto& got = stopped->sequences[i].tokens;
+    const auto eos = std::find(full.begin(), full.end(), stop.eos_ids[0]);
+    EXPECT_EQ(got, std::vector<int32_t>(full.begin(), eos == full.end() ? full.end() : eos + 1)) << "sequence " << i;
+    EXPECT_EQ(stopped->sequences[i].stop_reason, eos == full.end() ? "max_gen_len" : "eos");
+  }
+  EXPECT_LT(stopped->step_sequences.back(), B);
+}
+
+// One prompt prefilled once and copied to B sequences continues exactly as
+// B separate prefills of it.
+TEST_P(BatchFixtureTest, SharedPromptEqualsSeparatePrefills) {
+  const auto p1 = ref_.Ids("prompt1.ids");
+  const std::vector<std::vector<int32_t>> prompts(3, p1);
+  GenerationOptions go;
+  go.max_new_tokens = 8;
+  go.ignore_eos = true;
+  auto model = BatchModel(GetParam(), backend_.get(), &pool_, 3);
+  ASSERT_TRUE(model);
+  auto shared = GenerateBatch(*model, prompts, go, /*shared_prompt=*/true);
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  EXPECT_EQ(shared->prefill_tokens, static_cast<int>(p1.size()));
+  auto separate = GenerateBatch(*model, prompts, go);
+  ASSERT_TRUE(separate.ok()) << separate.status().message();
+  EXPECT_EQ(separate->prefill_tokens, 3 * static_cast<int>(p1.size()));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(shared->sequences[i].tokens, separate->sequences[i].tokens) << i;
+  // A shared prompt must be one prompt.
+  EXPECT_FALSE(GenerateBatch(*model, {p1, {p1.begin(), p1.end() - 1}}, go, true).ok());
+  // More prompts than sequences is an error, not an overrun.
+  EXPECT_FALSE(GenerateBatch(*model, std::vector<std::vector<int32_t>>(4, p1), go).ok());
+}
+
 std::vector<Case> AllCases() {
   std::vector<Case> cases;
   for (const char* m : {"mha_tied_f32", "gqa_odd_bias_f16", "llama3_sharded_bf16", "linear_mqa_f32", "dynamic_gqa_f32",
@@ -161,6 +252,15 @@ std::vector<Case> AllCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, HfFixtureTest, ::testing::ValuesIn(AllCases()), CaseName);
+
+std::vector<Case> Float32Cases() {
+  std::vector<Case> cases;
+  for (const Case& c : AllCases()) {
+    if (c.dtype == DType::kF32) cases.push_back(c);
+  }
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(Fixtures, BatchFixtureTest, ::testing::ValuesIn(Float32Cases()), CaseName);
 
 }  // namespace
 }  // namespace llm
