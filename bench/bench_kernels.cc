@@ -70,7 +70,20 @@ void Shapes(benchmark::internal::Benchmark* b) {
   }
 }
 
+// Decode of a batch: M = batch size rows against TinyLlama's gate/up shape.
+void BatchShapes(benchmark::internal::Benchmark* b) {
+  for (int dt : {0, 2}) {
+    for (int m : {1, 2, 4, 8, 12, 16, 24, 32, 64}) {
+      for (int path : {0, 1, 2}) {
+        if (path == 0 && dt != 2) continue;
+        b->Args({m, 2048, 5632, dt, path});
+      }
+    }
+  }
+}
+
 BENCHMARK(BM_MatMul_Cpu)->Apply(Shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatMul_Cpu)->Name("BM_MatMul_Batch")->Apply(BatchShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 std::vector<float> Filled(size_t n, float scale) {
   std::vector<float> v(n);

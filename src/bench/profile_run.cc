@@ -60,9 +60,11 @@ class Attach {
 };
 
 // Events per thread for `steps` recorded steps: ~25 scopes and ~14 parallel
-// regions per layer per step, plus the prompt pass.
-size_t EventCapacity(const LlamaConfig& c, int steps) {
-  return static_cast<size_t>(steps + 2) * (static_cast<size_t>(c.num_hidden_layers) * 32 + 32);
+// regions per layer per step, plus the prompt pass; each further sequence of a
+// batch adds its attention's scopes and parallel regions (~8 per layer).
+size_t EventCapacity(const LlamaConfig& c, int steps, int batch_size = 1) {
+  const size_t per_layer = 32 + 8 * static_cast<size_t>(std::max(0, batch_size - 1));
+  return static_cast<size_t>(steps + 2) * (static_cast<size_t>(c.num_hidden_layers) * per_layer + 32);
 }
 
 // Recorded decode steps: bounded by the tokens the cache can hold, whatever the flags say.
@@ -76,7 +78,7 @@ size_t ProfileBufferBytes(const LlamaConfig& c, int threads, int max_seq_len, co
                           const ProfileSchedule& schedule, bool overhead) {
   const int steps = overhead ? RecordedSteps(INT32_MAX, test.max_new_tokens, max_seq_len, test.prompt.size())
                              : RecordedSteps(schedule.active, test.max_new_tokens, max_seq_len, test.prompt.size());
-  const size_t events = EventCapacity(c, steps);
+  const size_t events = EventCapacity(c, steps, test.batch_size);
   return events * sizeof(ProfileEvent) * static_cast<size_t>(std::max(1, threads)) +
          (events / 16 + 16) * sizeof(Profiler::Counter);
 }
@@ -87,13 +89,13 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
   ProfileRunResult r;
   r.calibration = LoadOrMeasureCalibration(&pool);
   const int steps = RecordedSteps(schedule.active, test.max_new_tokens, model.max_seq_len(), test.prompt.size());
-  Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps));
+  Profiler profiler(pool.num_threads(), EventCapacity(model.config(), steps, test.batch_size));
   {
     Attach attach(model, pool, &profiler);
     GenerationOptions go = GenerationOptionsFor(test, options);
     go.profile_step = [&](int step) { return schedule.Records(step); };
     profiler.set_active(true);
-    auto g = Generate(model, test.prompt, go);
+    auto g = GenerateBatch(model, test.BatchPrompts(), go, test.shared_prompt);
     profiler.set_active(false);
     if (!g.ok()) return g.status();
     if (model.device()) LLM_RETURN_IF_ERROR(model.device()->FlushTrace());  // GPU activity into the profiler

@@ -80,6 +80,26 @@ std::string FormatDetailTable(const std::vector<BenchResult>& results, const Run
   return out;
 }
 
+std::string FormatBatchTable(const std::vector<BenchResult>& results) {
+  bool any = false;
+  for (const BenchResult& r : results) any = any || r.batch_size > 1;
+  if (!any) return "";
+  // llama-batched-bench's columns, then what a serving benchmark reports per
+  // sequence: decode tok/s of one stream and its inter-token latency.
+  std::string out = "\n" + kRule80 + "\nBATCHES (llama-batched-bench columns; medians)\n" + kRule80 + "\n";
+  out += fmt::format("{:<24} {:>5} {:>5} {:>4} {:>6} {:>8} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>8} {:>13} {:>9}\n",
+                     "Test Name", "PP", "TG", "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s", "T s", "S t/s",
+                     "total t/s", "seq t/s", "ITL p50/p99", "KV MiB");
+  for (const BenchResult& r : results) {
+    out += fmt::format("{:<24} {:>5} {:>5} {:>4} {:>6} {:>8.3f} {:>9.2f} {:>8.3f} {:>9.2f} {:>8.3f} {:>9.2f} {:>9.2f} "
+                       "{:>8.2f} {:>13} {:>9.1f}\n",
+                       r.name, r.pp, r.tg, r.batch_size, r.n_kv, r.t_pp_s.median, r.s_pp.median, r.t_tg_s.median,
+                       r.s_tg.median, r.t_s.median, r.s.median, r.total_tokens_per_sec.median, r.decode_tps.median,
+                       fmt::format("{:.1f}/{:.1f}", Ms(r.itl_s.p50), Ms(r.itl_s.p99)), r.kv_cache_bytes / 1048576.0);
+  }
+  return out;
+}
+
 std::string SpreadWarnings(const std::vector<BenchResult>& results) {
   std::string out;
   for (const BenchResult& r : results) {
@@ -131,6 +151,28 @@ nlohmann::json RunJson(const BenchResult& r) {
   j["generated_token_ids"] = r.generated_ids;
   j["generated_text"] = r.text;
   j["stop_reason"] = r.stop_reason;
+  // Batches (batch_size 1 included): the whole batch's throughput, each
+  // sequence's ids, and llama-batched-bench's columns under its names.
+  j["batch_size"] = r.batch_size;
+  j["shared_prompt"] = r.shared_prompt;
+  j["total_tokens_per_sec"] = r.total_tokens_per_sec.median;
+  j["per_sequence_decode_tokens_per_sec"] = r.decode_tps.median;
+  j["batched_bench"] = {{"PP", r.pp},          {"TG", r.tg},           {"B", r.batch_size},
+                        {"N_KV", r.n_kv},      {"T_PP", r.t_pp_s.median}, {"S_PP", r.s_pp.median},
+                        {"T_TG", r.t_tg_s.median}, {"S_TG", r.s_tg.median}, {"T", r.t_s.median},
+                        {"S", r.s.median}};
+  j["stats"]["total_tokens_per_sec"] = StatsJson(r.total_tokens_per_sec);
+  j["stats"]["S_TG"] = StatsJson(r.s_tg);
+  j["stats"]["S_PP"] = StatsJson(r.s_pp);
+  j["kv_cache_bytes"] = r.kv_cache_bytes;
+  j["kv_cache_used_bytes"] = r.kv_cache_used_bytes;
+  nlohmann::json sequences = nlohmann::json::array();
+  for (size_t i = 0; i < r.sequence_prompt_ids.size(); ++i) {
+    sequences.push_back({{"prompt_token_ids", r.sequence_prompt_ids[i]},
+                         {"generated_token_ids", i < r.sequence_generated_ids.size() ? r.sequence_generated_ids[i]
+                                                                                     : std::vector<int32_t>{}}});
+  }
+  j["sequences"] = sequences;
   return j;
 }
 
@@ -241,15 +283,18 @@ std::string FormatResults(const std::vector<BenchResult>& results, const RunInfo
     for (size_t i = 0; i < cells.size(); ++i) line += (i ? sep : "") + cells[i];
     return line + (md ? " |\n" : "\n");
   };
+  // Columns are added at the end, never renamed or reordered.
   out += row({"test", "prompt_tokens", "generated_tokens", "time_s", "tokens_per_sec", "ttft_ms",
-              "prefill_tokens_per_sec", "decode_tokens_per_sec", "itl_p50_ms", "itl_p99_ms"});
-  if (md) out += "|---|---|---|---|---|---|---|---|---|---|\n";
+              "prefill_tokens_per_sec", "decode_tokens_per_sec", "itl_p50_ms", "itl_p99_ms", "batch_size",
+              "total_tokens_per_sec", "S_TG"});
+  if (md) out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const BenchResult& r : results) {
     out += row({r.name, std::to_string(r.prompt_ids.size()), fmt::format("{}", static_cast<int>(r.generated_tokens.median)),
                 fmt::format("{:.3f}", r.time_s.median), fmt::format("{:.2f}", r.tokens_per_sec.median),
                 fmt::format("{:.1f}", Ms(r.ttft_s.median)), fmt::format("{:.2f}", r.prefill_tps.median),
                 fmt::format("{:.2f}", r.decode_tps.median), fmt::format("{:.1f}", Ms(r.itl_s.p50)),
-                fmt::format("{:.1f}", Ms(r.itl_s.p99))});
+                fmt::format("{:.1f}", Ms(r.itl_s.p99)), std::to_string(r.batch_size),
+                fmt::format("{:.2f}", r.total_tokens_per_sec.median), fmt::format("{:.2f}", r.s_tg.median)});
   }
   return out;
 }

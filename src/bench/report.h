@@ -58,6 +58,8 @@ struct RunInfo {
 };
 
 std::string FormatSummaryTable(const std::vector<BenchResult>& results);
+// With any batch above 1: the batch table (llama-batched-bench's columns, per-sequence speed).
+std::string FormatBatchTable(const std::vector<BenchResult>& results);
 std::string FormatDetailTable(const std::vector<BenchResult>& results, const RunInfo& info);
 // Spread warnings (> 5% relative stddev), one line each; empty when none.
 std::string SpreadWarnings(const std::vector<BenchResult>& results);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -9,19 +10,37 @@ namespace llm {
 
 namespace {
 
-RepetitionResult Summarize(const GenerationResult& g, size_t prompt_len) {
+RepetitionResult Summarize(const BatchGenerationResult& b) {
+  const GenerationResult& g = b.sequences[0];
   RepetitionResult r;
-  r.time_s = g.total_s;
-  r.ttft_s = g.ttft_s;
+  r.time_s = b.total_s;
+  r.ttft_s = b.ttft_s;
   r.generated_tokens = static_cast<int>(g.tokens.size());
-  r.tokens_per_sec = g.total_s > 0 ? g.tokens.size() / g.total_s : 0;
-  r.prefill_tokens_per_sec = g.ttft_s > 0 ? prompt_len / g.ttft_s : 0;
+  r.tokens_per_sec = b.total_s > 0 ? g.tokens.size() / b.total_s : 0;
+  r.prefill_tokens_per_sec = b.ttft_s > 0 ? b.prefill_tokens / b.ttft_s : 0;
   r.decode_tokens_per_sec = DecodeTokensPerSecond(g);
   r.token_latencies_s = g.token_latencies_s;
+  r.total_generated_tokens = b.GeneratedTokens();
+  r.total_tokens_per_sec = b.total_s > 0 ? r.total_generated_tokens / b.total_s : 0;
+  // As llama-batched-bench counts them: N_KV = cache positions filled; S = N_KV / T.
+  r.n_kv = b.prefill_tokens + r.total_generated_tokens - static_cast<int>(b.sequences.size());
+  r.t_pp_s = b.ttft_s;
+  r.s_pp = r.prefill_tokens_per_sec;
+  r.t_tg_s = b.DecodeSeconds();
+  int decoded = 0;
+  for (int n : b.step_sequences) decoded += n;
+  r.s_tg = r.t_tg_s > 0 ? decoded / r.t_tg_s : 0;
+  r.t_s = r.t_pp_s + r.t_tg_s;
+  r.s = r.t_s > 0 ? (b.prefill_tokens + decoded) / r.t_s : 0;
   return r;
 }
 
 }  // namespace
+
+std::vector<std::vector<int32_t>> BenchTest::BatchPrompts() const {
+  if (!prompts.empty()) return prompts;
+  return std::vector<std::vector<int32_t>>(std::max(1, batch_size), prompt);
+}
 
 GenerationOptions GenerationOptionsFor(const BenchTest& test, const BenchOptions& options) {
   GenerationOptions go;
@@ -42,7 +61,7 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
   Clock::time_point last_print = start;
   double planned = 0, done = 0;
   const int64_t total_runs = static_cast<int64_t>(options.warmup) + options.repetitions;  // no int overflow
-  for (const BenchTest& t : tests) planned += static_cast<double>(total_runs) * t.max_new_tokens;
+  for (const BenchTest& t : tests) planned += static_cast<double>(total_runs) * t.max_new_tokens * t.batch_size;
   std::string label;
   auto on_token = [&](int32_t) {
     done += 1;
@@ -60,6 +79,11 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     BenchResult br;
     br.name = test.name;
     br.prompt_ids = test.prompt;
+    br.batch_size = test.batch_size;
+    br.shared_prompt = test.shared_prompt;
+    br.sequence_prompt_ids = test.BatchPrompts();
+    br.pp = static_cast<int>(test.prompt.size());
+    br.tg = test.max_new_tokens;
     std::vector<double> itl;
     for (int64_t run = 0; run < total_runs; ++run) {
       const bool warmup = run < options.warmup;
@@ -70,16 +94,23 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
                       warmup ? options.warmup : options.repetitions);
         label = buf;
       }
-      const int planned_here = test.max_new_tokens;
+      const double planned_here = static_cast<double>(test.max_new_tokens) * test.batch_size;
       const double done_before = done;
-      LLM_ASSIGN_OR_RETURN(GenerationResult g,
-                           Generate(model, test.prompt, gen, progress ? std::function<void(int32_t)>(on_token) : nullptr));
+      LLM_ASSIGN_OR_RETURN(BatchGenerationResult b,
+                           GenerateBatch(model, br.sequence_prompt_ids, gen, test.shared_prompt,
+                                         progress ? std::function<void(int32_t)>(on_token) : nullptr));
       if (progress) done = done_before + planned_here;  // a run that stopped early counts as finished
       if (warmup) continue;
-      br.reps.push_back(Summarize(g, test.prompt.size()));
+      br.reps.push_back(Summarize(b));
+      const GenerationResult& g = b.sequences[0];
       itl.insert(itl.end(), g.token_latencies_s.begin(), g.token_latencies_s.end());
       br.generated_ids = g.tokens;
       br.stop_reason = g.stop_reason;
+      br.sequence_generated_ids.clear();
+      for (const GenerationResult& s : b.sequences) br.sequence_generated_ids.push_back(s.tokens);
+      br.n_kv = br.reps.back().n_kv;
+      br.kv_cache_bytes = static_cast<size_t>(test.batch_size) * model.KvCacheBytesFor(model.max_seq_len());
+      br.kv_cache_used_bytes = model.KvCacheBytesFor(br.n_kv);
     }
     if (progress) std::fprintf(stderr, "\r%*s\r", 100, "");
     if (tokenizer != nullptr) br.text = tokenizer->Decode(br.generated_ids);
@@ -95,6 +126,13 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     br.decode_tps = collect(&RepetitionResult::decode_tokens_per_sec);
     br.generated_tokens = collect(&RepetitionResult::generated_tokens);
     br.itl_s = ComputeStats(itl);
+    br.total_tokens_per_sec = collect(&RepetitionResult::total_tokens_per_sec);
+    br.t_pp_s = collect(&RepetitionResult::t_pp_s);
+    br.s_pp = collect(&RepetitionResult::s_pp);
+    br.t_tg_s = collect(&RepetitionResult::t_tg_s);
+    br.s_tg = collect(&RepetitionResult::s_tg);
+    br.t_s = collect(&RepetitionResult::t_s);
+    br.s = collect(&RepetitionResult::s);
     results.push_back(std::move(br));
   }
   return results;

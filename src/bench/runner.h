@@ -15,9 +15,16 @@ namespace llm {
 
 struct BenchTest {
   std::string name;               // "Short prompt", "pp512", ...
-  std::vector<int32_t> prompt;    // token ids, BOS included
+  std::vector<int32_t> prompt;    // token ids, BOS included (of sequence 0 in a batch)
   int max_new_tokens = 100;
   bool ignore_eos = false;
+  // A static batch of batch_size sequences: prompts[i] is sequence i's (empty:
+  // every sequence runs `prompt`). shared_prompt: one prompt, prefilled once,
+  // batch_size continuations (llama-batched-bench -pps).
+  int batch_size = 1;
+  std::vector<std::vector<int32_t>> prompts;
+  bool shared_prompt = false;
+  std::vector<std::vector<int32_t>> BatchPrompts() const;
 };
 
 struct BenchOptions {
@@ -30,9 +37,18 @@ struct BenchOptions {
 
 struct RepetitionResult {
   double time_s = 0, ttft_s = 0;
-  int generated_tokens = 0;
+  int generated_tokens = 0;  // of sequence 0
+  // Per sequence (sequence 0 in a batch): generated tokens / time, prompt
+  // tokens of the whole batch / TTFT, decode tokens / decode time.
   double tokens_per_sec = 0, prefill_tokens_per_sec = 0, decode_tokens_per_sec = 0;
   std::vector<double> token_latencies_s;  // inter-token latency of each decode step, in order
+  // The whole batch: generated tokens of every sequence over the run's time,
+  // and llama-batched-bench's columns (T_PP = TTFT; T_TG = the decode steps;
+  // S_TG = tokens those steps produced / T_TG; N_KV = KV positions filled).
+  int total_generated_tokens = 0;
+  double total_tokens_per_sec = 0;
+  int n_kv = 0;
+  double t_pp_s = 0, s_pp = 0, t_tg_s = 0, s_tg = 0, t_s = 0, s = 0;
 };
 
 struct BenchResult {
@@ -44,6 +60,15 @@ struct BenchResult {
   std::vector<RepetitionResult> reps;
   Stats time_s, ttft_s, tokens_per_sec, prefill_tps, decode_tps, generated_tokens;
   Stats itl_s;  // inter-token latency over all decode steps of all repetitions
+  // Batches (batch_size 1 fills these too): every sequence's ids (last
+  // repetition) and the whole batch's figures over the repetitions.
+  int batch_size = 1;
+  bool shared_prompt = false;
+  std::vector<std::vector<int32_t>> sequence_prompt_ids, sequence_generated_ids;
+  int pp = 0, tg = 0, n_kv = 0;  // prompt tokens per sequence, tokens generated per sequence
+  Stats total_tokens_per_sec, t_pp_s, s_pp, t_tg_s, s_tg, t_s, s;
+  size_t kv_cache_bytes = 0;       // the KV cache of batch_size sequences at --max-seq-len
+  size_t kv_cache_used_bytes = 0;  // of the positions they filled (last repetition)
 };
 
 // How a test is generated: its lengths, plus the run's stop ids and sampling.

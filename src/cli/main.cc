@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -55,6 +56,9 @@ struct Flags {
   std::vector<int> gen_lengths;
   std::vector<int> depths;
   bool ignore_eos = false;
+  int batch_size = 1;
+  std::vector<int> batch_sizes;
+  bool shared_prompt = false;
   std::string load_format = "auto";
   std::string model_config;
   uint64_t seed = 0;
@@ -126,6 +130,13 @@ Status ValidateFlags(const Flags& f) {
   for (int v : f.prompt_lengths) if (v < 1) return bad("--prompt-lengths values must be >= 1");
   for (int v : f.gen_lengths) if (v < 1) return bad("--gen-lengths values must be >= 1");
   for (int v : f.depths) if (v < 0) return bad("--depths values must be >= 0");
+  // Each sequence of a batch has its own KV cache: the bound keeps B x cache in 64 bits and the batch sane.
+  constexpr int kMaxBatch = 4096;
+  if (f.batch_size < 1 || f.batch_size > kMaxBatch) return bad("--batch-size must be 1 to " + std::to_string(kMaxBatch));
+  for (int v : f.batch_sizes) {
+    if (v < 1 || v > kMaxBatch) return bad("--batch-sizes values must be 1 to " + std::to_string(kMaxBatch));
+  }
+  if (!f.batch_sizes.empty() && f.batch_size != 1) return bad("give --batch-size or --batch-sizes, not both");
   // Checked before any synthetic prompt is built (a --depths value makes a
   // prompt of that many tokens), in 64 bits so that no sum wraps.
   for (int n : f.prompt_lengths) {
@@ -226,7 +237,84 @@ std::vector<int32_t> SyntheticPrompt(int n, int bos, int vocab, uint64_t seed) {
   return p;
 }
 
+// Batch sizes to run: --batch-sizes, else --batch-size.
+std::vector<int> BatchSizes(const Flags& f) { return f.batch_sizes.empty() ? std::vector<int>{f.batch_size} : f.batch_sizes; }
+bool Batched(const Flags& f) { return !f.batch_sizes.empty() || f.batch_size > 1 || f.shared_prompt; }
+
+Result<std::vector<BenchTest>> BuildSingleTests(const Flags& f, const LoadedModel& lm);
+
+// With batch flags: every test once per batch size. Text prompts are repeated
+// in each sequence, except that --prompt given B times with --batch-size B
+// makes one batch of those B prompts; synthetic tests become
+// llama-batched-bench's grid (each ppN x tgM x B, every sequence with its own
+// random prompt unless --shared-prompt).
 Result<std::vector<BenchTest>> BuildTests(const Flags& f, const LoadedModel& lm) {
+  if (!Batched(f)) return BuildSingleTests(f, lm);
+  Flags single = f;
+  const bool synthetic = !f.prompt_lengths.empty() || !f.gen_lengths.empty() || !f.depths.empty();
+  if (synthetic) {
+    // The grid: prompts of each ppN (or depth; 1 when neither), then tgM tokens (1 when none).
+    single.prompt_lengths.clear();
+    single.gen_lengths.clear();
+    single.depths.clear();
+  }
+  LLM_ASSIGN_OR_RETURN(std::vector<BenchTest> texts, synthetic && f.prompts.empty() && f.prompt_file.empty()
+                                                         ? Result<std::vector<BenchTest>>(std::vector<BenchTest>{})
+                                                         : BuildSingleTests(single, lm));
+  const std::vector<int> sizes = BatchSizes(f);
+  std::vector<BenchTest> tests;
+  if (!f.prompts.empty() && f.prompt_file.empty() && f.batch_sizes.empty() && !f.shared_prompt &&
+      static_cast<int>(texts.size()) == f.batch_size) {
+    BenchTest t = texts[0];
+    t.name = "Batch of " + std::to_string(f.batch_size) + " prompts";
+    t.batch_size = f.batch_size;
+    for (const BenchTest& one : texts) t.prompts.push_back(one.prompt);
+    tests.push_back(std::move(t));
+  } else {
+    for (const BenchTest& base : texts) {
+      for (int b : sizes) {
+        BenchTest t = base;
+        t.name = base.name + " B=" + std::to_string(b);
+        t.batch_size = b;
+        t.shared_prompt = f.shared_prompt;
+        tests.push_back(std::move(t));
+      }
+    }
+  }
+  if (synthetic) {
+    const LlamaConfig& cfg = lm.config;
+    const int bos = lm.tokenizer && lm.tokenizer->bos_id() >= 0 ? lm.tokenizer->bos_id() : cfg.bos_token_id;
+    std::vector<int> pps = f.prompt_lengths;
+    if (pps.empty()) for (int d : f.depths) pps.push_back(std::max(1, d));
+    if (pps.empty()) pps.push_back(1);
+    const std::vector<int> tgs = f.gen_lengths.empty() ? std::vector<int>{1} : f.gen_lengths;
+    for (int pp : pps) {
+      for (int tg : tgs) {
+        if (static_cast<int64_t>(pp) + tg > f.max_seq_len) {
+          return InvalidArgument("pp" + std::to_string(pp) + " tg" + std::to_string(tg) + " needs " +
+                                 std::to_string(static_cast<int64_t>(pp) + tg) + " positions but --max-seq-len is " +
+                                 std::to_string(f.max_seq_len));
+        }
+        for (int b : sizes) {
+          BenchTest t{"pp" + std::to_string(pp) + " tg" + std::to_string(tg) + " B=" + std::to_string(b),
+                      SyntheticPrompt(pp, bos, cfg.vocab_size, f.seed), tg, true};
+          t.batch_size = b;
+          t.shared_prompt = f.shared_prompt;
+          // Sequence i's own prompt: a different seed per sequence.
+          for (int i = 1; !f.shared_prompt && i < b; ++i) {
+            if (t.prompts.empty()) t.prompts.push_back(t.prompt);
+            t.prompts.push_back(SyntheticPrompt(pp, bos, cfg.vocab_size, f.seed + 7919 * static_cast<uint64_t>(i)));
+          }
+          tests.push_back(std::move(t));
+        }
+      }
+    }
+  }
+  if (tests.empty()) return InvalidArgument("nothing to run");
+  return tests;
+}
+
+Result<std::vector<BenchTest>> BuildSingleTests(const Flags& f, const LoadedModel& lm) {
   const LlamaConfig& cfg = lm.config;
   std::vector<BenchTest> tests;
   const int bos = lm.tokenizer && lm.tokenizer->bos_id() >= 0 ? lm.tokenizer->bos_id() : cfg.bos_token_id;
@@ -365,6 +453,12 @@ int Run(const Flags& f) {
   // before any of them is allocated.
   source.value().max_seq_len = f.max_seq_len;
   source.value().kv_on_host = device != "cuda";
+  const std::vector<int> batch_sizes = BatchSizes(f);
+  const int max_batch = *std::max_element(batch_sizes.begin(), batch_sizes.end());
+  source.value().max_sequences = max_batch;
+  if (device == "cuda" && max_batch > 1) {
+    return Fail(Unimplemented("--batch-size above 1 runs on the CPU for now; use --device cpu"));
+  }
   const int threads = EffectiveThreads(f);
   ThreadPool pool(threads);
   if (!f.quiet) std::fprintf(stderr, "loading model from %s ...\n", how.c_str());
@@ -404,6 +498,7 @@ int Run(const Flags& f) {
   std::unique_ptr<KernelBackend> backend;
   ModelOptions mo;
   mo.max_seq_len = f.max_seq_len;
+  mo.max_sequences = max_batch;
   Result<std::unique_ptr<LlamaModel>> model = InvalidArgument("no model");
   if (device == "cuda") {
     CudaOptions co;
@@ -494,6 +589,7 @@ int Run(const Flags& f) {
       std::printf("\n--- %s (%zu prompt tokens) ---\n%s\n", r.name.c_str(), r.prompt_ids.size(), r.text.c_str());
     }
     std::printf("%s", FormatSummaryTable(results.value()).c_str());
+    std::printf("%s", FormatBatchTable(results.value()).c_str());
     std::printf("%s", FormatDetailTable(results.value(), info).c_str());
   } else {
     std::printf("%s", FormatResults(results.value(), info, f.format).c_str());
@@ -579,6 +675,11 @@ int main(int argc, char** argv) {
   app.add_option("--gen-lengths", f.gen_lengths, "Synthetic generation tests, e.g. 128")->delimiter(',');
   app.add_option("--depths", f.depths, "KV-cache depths for the generation tests, e.g. 0,1024")->delimiter(',');
   app.add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-sequence");
+  app.add_option("--batch-size", f.batch_size,
+                 "Sequences generated together (static batch: each its own prompt, position and KV cache)");
+  app.add_option("--batch-sizes", f.batch_sizes, "Sweep of batch sizes, e.g. 1,2,4,8,16,32")->delimiter(',');
+  app.add_flag("--shared-prompt", f.shared_prompt,
+               "One prompt prefilled once, continued by every sequence of the batch (llama-batched-bench -pps)");
   app.add_option("--load-format", f.load_format, "auto | safetensors | dummy (random weights)");
   app.add_option("--model-config", f.model_config, "Architecture for dummy weights: built-in name or config.json path");
   app.add_option("--seed", f.seed, "Seed for random weights, synthetic prompts and sampling")

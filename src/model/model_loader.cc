@@ -63,13 +63,16 @@ Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
   const uint64_t weights = params * DTypeSize(src.dtype);
   ModelOptions mo;
   mo.max_seq_len = src.max_seq_len;
+  mo.max_sequences = src.max_sequences;
   const std::vector<size_t> parts = LlamaModel::PlannedBufferBytes(c, mo);
   const uint64_t kv = src.kv_on_host ? parts[0] : 0;
   uint64_t scratch = 0;
   for (size_t i = 1; i < parts.size(); ++i) scratch += parts[i];
   return CheckMemoryBudget(weights + kv + scratch, AvailableMemoryBytes(),
                            "weights " + GiB(weights) + " (" + DTypeName(src.dtype) + ") + KV cache " + GiB(kv) +
-                               " (--max-seq-len " + std::to_string(src.max_seq_len) + ") + activations " + GiB(scratch));
+                               " (--max-seq-len " + std::to_string(src.max_seq_len) +
+                               (src.max_sequences > 1 ? " x " + std::to_string(src.max_sequences) + " sequences" : "") +
+                               ") + activations " + GiB(scratch));
 }
 
 }  // namespace

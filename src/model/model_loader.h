@@ -28,6 +28,7 @@ struct ModelSource {
   // compared with the memory available, and a shortfall is refused.
   int max_seq_len = 0;
   bool kv_on_host = true;
+  int max_sequences = 1;  // a batch: one KV cache per sequence
 };
 
 // Memory this process can still take: MemAvailable of /proc/meminfo, lowered to

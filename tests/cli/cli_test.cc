@@ -259,6 +259,59 @@ TEST_F(Cli, CalibrateAloneAndBadProfileSteps) {
   EXPECT_NE(bad.out.find("--profile-steps"), std::string::npos) << bad.out;
 }
 
+// Two --prompt with --batch-size 2 are one batch: both sequences' ids come
+// back, each equal to its run alone; a sweep reports llama-batched-bench's
+// columns per batch size, and the KV cache grows with the batch.
+TEST_F(Cli, BatchOfPromptsAndBatchSweep) {
+  const std::string model = " --model-path " + FixtureModel("mha_tied_f32") + " --device cpu --dtype float32";
+  std::vector<json> alone;
+  for (const char* p : {"'Hello there'", "'A much longer prompt about many things'"}) {
+    ASSERT_EQ(RunCli(model + " --prompt " + p + " --max-gen-len 6 --ignore-eos --quiet" + Fast()).exit_code, 0);
+    alone.push_back(ReadJson(Results())["runs"][0]);
+  }
+  const RunResult r = RunCli(model + " --prompt 'Hello there' --prompt 'A much longer prompt about many things'"
+                             " --batch-size 2 --max-gen-len 6 --ignore-eos --quiet" + Fast());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("BATCHES (llama-batched-bench columns"), std::string::npos) << r.out;
+  const json j = ReadJson(Results());
+  ASSERT_EQ(j["runs"].size(), 1u);
+  const json& run = j["runs"][0];
+  EXPECT_EQ(run["batch_size"], 2);
+  ASSERT_EQ(run["sequences"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(run["sequences"][i]["prompt_token_ids"], alone[i]["prompt_token_ids"]) << i;
+    EXPECT_EQ(run["sequences"][i]["generated_token_ids"], alone[i]["generated_token_ids"]) << i;
+  }
+  EXPECT_EQ(run["batched_bench"]["B"], 2);
+  EXPECT_GT(run["total_tokens_per_sec"].get<double>(), 0);
+
+  const RunResult sweep = RunCli(model + " --prompt-lengths 8 --gen-lengths 4 --batch-sizes 1,3 --quiet" + Fast());
+  ASSERT_EQ(sweep.exit_code, 0) << sweep.out;
+  const json s = ReadJson(Results());
+  ASSERT_EQ(s["runs"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const json& b = s["runs"][i]["batched_bench"];
+    const int B = i == 0 ? 1 : 3;
+    EXPECT_EQ(s["runs"][i]["batch_size"], B);
+    EXPECT_EQ(b["PP"], 8);
+    EXPECT_EQ(b["TG"], 4);
+    EXPECT_EQ(b["B"], B);
+    EXPECT_EQ(b["N_KV"], B * (8 + 4 - 1));  // the last token is never fed back
+    EXPECT_NEAR(b["S_TG"].get<double>(), B * 3 / b["T_TG"].get<double>(), 1e-6 * b["S_TG"].get<double>());
+    // Sequences of a synthetic batch have their own prompts.
+    ASSERT_EQ(s["runs"][i]["sequences"].size(), static_cast<size_t>(B));
+    if (B == 3) EXPECT_NE(s["runs"][i]["sequences"][0]["prompt_token_ids"], s["runs"][i]["sequences"][1]["prompt_token_ids"]);
+  }
+  EXPECT_EQ(s["runs"][1]["kv_cache_bytes"].get<size_t>(), 3 * s["runs"][0]["kv_cache_bytes"].get<size_t>());
+
+  // --shared-prompt: one prefill (S_PP counts it once), every sequence continues it.
+  ASSERT_EQ(RunCli(model + " --prompt-lengths 8 --gen-lengths 4 --batch-size 3 --shared-prompt --quiet" + Fast()).exit_code, 0);
+  const json shared = ReadJson(Results())["runs"][0];
+  EXPECT_TRUE(shared["shared_prompt"].get<bool>());
+  EXPECT_EQ(shared["sequences"][0]["generated_token_ids"], shared["sequences"][2]["generated_token_ids"]);
+  EXPECT_EQ(shared["batched_bench"]["N_KV"], 8 + 3 * 3);
+}
+
 TEST_F(Cli, BadInputGetsOneLineExitTwoAndNoOutputFile) {
   const std::string model = " --model-path " + FixtureModel("mha_tied_f32");
   TempDir broken;
@@ -277,6 +330,10 @@ TEST_F(Cli, BadInputGetsOneLineExitTwoAndNoOutputFile) {
       {"--model-path /nonexistent/model", "/nonexistent/model"},
       {"--model-path " + broken.path(), "model.safetensors"},
       {"--load-format dummy --model-config no-such-arch", "no-such-arch"},
+      {"--batch-size 0" + model, "--batch-size"},
+      {"--batch-sizes 1,0" + model, "--batch-sizes"},
+      {"--batch-size 2 --batch-sizes 1,2" + model, "not both"},
+      {"--batch-size 5000" + model, "--batch-size"},
   };
   for (const Case& c : cases) {
     const RunResult r = RunCli(c.args + " --quiet" + Fast());

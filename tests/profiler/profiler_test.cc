@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
 #include "model/model_loader.h"
+#include "model/weights.h"
 #include "test_util.h"
 
 namespace llm {
@@ -256,6 +257,58 @@ TEST_F(ProfiledRun, ScheduleRecordsOnlyTheActiveSteps) {
   EXPECT_EQ(steps, (std::set<std::string>{"decode_step[3]", "decode_step[4]", "decode_step[5]"}));
   EXPECT_FALSE(ParseProfileSchedule("1,2").ok());
   EXPECT_FALSE(ParseProfileSchedule("a").ok());
+}
+
+}  // namespace
+}  // namespace llm
+
+namespace llm {
+namespace {
+
+// As sequences are added to a decode batch, every weight byte read serves
+// more rows: with a fixed calibration (balance 100 / 25 = 4 FLOP per byte),
+// a float32 projection (2 FLOPs per 4-byte weight per row) is memory-bound at
+// B = 1 (0.5 FLOP/byte) and compute-bound at B = 16 (8 FLOP/byte).
+TEST(ProfiledBatch, ProjectionVerdictMovesFromMemoryToComputeBoundAsTheBatchGrows) {
+  auto config = ParseLlamaConfig(R"({"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
+      "num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":8,"vocab_size":512})", "batch-profile");
+  ASSERT_TRUE(config.ok());
+  ThreadPool pool(2);
+  auto backend = MakeCpuBackend(&pool);
+  Calibration fixed;
+  fixed.read_gbps = 25;
+  fixed.fma_gflops = 100;
+  fixed.threads = 2;
+  fixed.source = "fixed by the test";
+  std::map<int, nlohmann::json> decode_ops;
+  for (int batch : {1, 16}) {
+    auto weights = MakeDummyWeights(config.value(), DType::kF32, 3, &pool);
+    ASSERT_TRUE(weights.ok());
+    ModelOptions mo;
+    mo.max_seq_len = 32;
+    mo.max_sequences = batch;
+    auto model = LlamaModel::Create(config.value(), std::move(weights.value()), backend.get(), mo);
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    BenchTest test{"b", {1, 7, 9, 11}, 6, true};
+    test.batch_size = batch;
+    testing::TempDir dir;
+    auto r = RunProfiled(*model.value(), pool, test, BenchOptions{}, ProfileSchedule{}, dir.path(), "test\n");
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const auto stats = nlohmann::json::parse(ProfileStatsJson(r->summary, fixed));
+    for (const auto& op : stats["phases"]["decode"]["operators"]) {
+      if (op["name"] == "attention.q_proj" || op["name"] == "feed_forward.gate_proj") decode_ops[batch][op["name"]] = op;
+    }
+  }
+  for (const char* name : {"attention.q_proj", "feed_forward.gate_proj"}) {
+    ASSERT_TRUE(decode_ops[1].contains(name) && decode_ops[16].contains(name)) << name;
+    const auto& one = decode_ops[1][name];
+    const auto& sixteen = decode_ops[16][name];
+    EXPECT_EQ(one["bound"], "memory") << one.dump();
+    EXPECT_EQ(sixteen["bound"], "compute") << sixteen.dump();
+    // Same weights read per step, 16 times the arithmetic.
+    EXPECT_NEAR(sixteen["flops"].get<double>() / sixteen["calls"].get<double>(),
+                16 * one["flops"].get<double>() / one["calls"].get<double>(), 1e-6 * one["flops"].get<double>());
+  }
 }
 
 }  // namespace

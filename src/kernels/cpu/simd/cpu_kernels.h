@@ -34,6 +34,8 @@ void PackGemmRows(const float* x, int64_t M, int64_t K, int64_t k0, float* x_pac
 size_t GemmPackFloats();
 // Rows of W per GEMM task: a multiple of the register tile width.
 int64_t GemmRowBlock();
+// Matmuls with fewer rows than this run as GemvRows (a batch of decode rows).
+int64_t GemvMaxRows();
 
 // Decode attention for the G query rows of one KV head over n cached
 // positions (keys and values [n, hd], rows contiguous):
