@@ -100,7 +100,9 @@ int Fail(const Status& s) {
 Status ValidateFlags(const Flags& f) {
   auto bad = [](const std::string& m) { return InvalidArgument(m + " (see --help)"); };
   DType dt;
-  if (!ParseDType(f.dtype, &dt)) return bad("--dtype '" + f.dtype + "' is not one of float32, float16, bfloat16");
+  if (!ParseWeightDType(f.dtype, &dt) || (IsQuantized(dt) && dt != DType::kQ8_0 && dt != DType::kQ4_0)) {
+    return bad("--dtype '" + f.dtype + "' is not one of float32, float16, bfloat16, q8_0, q4_0");
+  }
   if (f.device != "auto" && f.device != "cpu" && f.device != "cuda") return bad("--device must be auto, cpu or cuda");
   if (f.max_seq_len < 1) return bad("--max-seq-len must be at least 1, got " + std::to_string(f.max_seq_len));
   if (f.max_gen_len < 1) return bad("--max-gen-len must be at least 1, got " + std::to_string(f.max_gen_len));
@@ -422,7 +424,7 @@ int Run(const Flags& f) {
   if (f.amx == "off") amx::SetAmxEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
-  ParseDType(f.dtype, &dtype);
+  ParseWeightDType(f.dtype, &dtype);
   std::string device = f.device;
   if (device == "cuda") {
     if (auto n = CudaDeviceCount(); !n.ok()) {
@@ -660,7 +662,9 @@ int main(int argc, char** argv) {
   app.add_option("--revision", f.revision, "Revision of --model-name");
   app.add_flag("--offline", f.offline, "Use the Hugging Face cache only (as HF_HUB_OFFLINE=1)");
   app.add_option("--device", f.device, "auto | cpu | cuda");
-  app.add_option("--dtype", f.dtype, "float32 | float16 | bfloat16 (weights; arithmetic is float32)");
+  app.add_option("--dtype", f.dtype,
+                 "float32 | float16 | bfloat16 | q8_0 | q4_0 (weights, quantized at load with llama.cpp's rounding; "
+                 "arithmetic is float32)");
   app.add_option("--max-seq-len", f.max_seq_len, "KV cache capacity in tokens");
   app.add_option("--max-gen-len", f.max_gen_len, "Most tokens generated per test");
   app.add_option("--output-dir", f.output_dir, "Where benchmark_results.json goes");

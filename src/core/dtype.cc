@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include "core/quant.h"
+
 namespace llm {
 
 size_t DTypeSize(DType t) {
@@ -9,8 +11,71 @@ size_t DTypeSize(DType t) {
     case DType::kBF16: return 2;
     case DType::kI32: return 4;
     case DType::kI64: return 8;
+    default: return 0;
   }
-  return 0;
+}
+
+namespace {
+// The quantized DTypes and their ggml types, in one table.
+struct QuantName {
+  DType dtype;
+  GgmlType ggml;
+  const char* name;
+};
+constexpr QuantName kQuantTypes[] = {
+    {DType::kQ8_0, GgmlType::kQ8_0, "q8_0"}, {DType::kQ4_0, GgmlType::kQ4_0, "q4_0"},
+    {DType::kQ4_1, GgmlType::kQ4_1, "q4_1"}, {DType::kQ5_0, GgmlType::kQ5_0, "q5_0"},
+    {DType::kQ5_1, GgmlType::kQ5_1, "q5_1"}, {DType::kQ4_K, GgmlType::kQ4_K, "q4_k"},
+    {DType::kQ5_K, GgmlType::kQ5_K, "q5_k"}, {DType::kQ6_K, GgmlType::kQ6_K, "q6_k"},
+};
+const QuantName* FindQuant(DType t) {
+  for (const QuantName& q : kQuantTypes) {
+    if (q.dtype == t) return &q;
+  }
+  return nullptr;
+}
+}  // namespace
+
+bool IsQuantized(DType t) { return FindQuant(t) != nullptr; }
+
+uint32_t DTypeGgmlType(DType t) {
+  if (const QuantName* q = FindQuant(t)) return static_cast<uint32_t>(q->ggml);
+  switch (t) {
+    case DType::kF32: return static_cast<uint32_t>(GgmlType::kF32);
+    case DType::kF16: return static_cast<uint32_t>(GgmlType::kF16);
+    case DType::kBF16: return static_cast<uint32_t>(GgmlType::kBF16);
+    default: return ~0u;
+  }
+}
+
+bool DTypeFromGgmlType(uint32_t ggml_type, DType* out) {
+  for (const QuantName& q : kQuantTypes) {
+    if (static_cast<uint32_t>(q.ggml) == ggml_type) { *out = q.dtype; return true; }
+  }
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
+    if (DTypeGgmlType(t) == ggml_type) { *out = t; return true; }
+  }
+  return false;
+}
+
+int64_t DTypeBlockSize(DType t) {
+  const QuantName* q = FindQuant(t);
+  return q ? GgmlTypeInfoOf(static_cast<uint32_t>(q->ggml))->block_size : 1;
+}
+
+size_t DTypeRowBytes(DType t, int64_t n) {
+  if (const QuantName* q = FindQuant(t)) return GgmlRowBytes(q->ggml, static_cast<size_t>(n));
+  return static_cast<size_t>(n) * DTypeSize(t);
+}
+
+bool ParseWeightDType(const std::string& name, DType* out) {
+  if (ParseDType(name, out)) return true;
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  for (const QuantName& q : kQuantTypes) {
+    if (lower == q.name) { *out = q.dtype; return true; }
+  }
+  return false;
 }
 
 const char* DTypeName(DType t) {
@@ -20,7 +85,9 @@ const char* DTypeName(DType t) {
     case DType::kBF16: return "bfloat16";
     case DType::kI32: return "int32";
     case DType::kI64: return "int64";
+    default: break;
   }
+  if (const QuantName* q = FindQuant(t)) return q->name;
   return "?";
 }
 

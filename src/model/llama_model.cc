@@ -351,7 +351,7 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   const int64_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), F = c.intermediate_size;
   KernelBackend& k = *backend_;
   Profiler* prof = profiler_;
-  const size_t wb = DTypeSize(weights_.dtype);
+  const size_t wb = DTypeSize(weights_.norm.dtype);  // norms stay float in quantized models
   float* x = x_.as<float>();
   float* xn = xnorm_.as<float>();
   float* q = q_.as<float>();
@@ -371,13 +371,14 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   // A projection y[rows, w.rows] = x[rows, w.cols] W^T (+ b); its work follows
   // from the weight's shape and dtype.
   auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
-    LLM_PROFILE(prof, op, layer,
-                OnUnit(MatMulCost(rows, w.rows, w.cols, DTypeSize(w.dtype)), k.MatMulUnit(rows, w.view())));
+    const double bytes_per_weight = static_cast<double>(DTypeRowBytes(w.dtype, w.cols)) / static_cast<double>(w.cols);
+    LLM_PROFILE(prof, op, layer, OnUnit(MatMulCost(rows, w.rows, w.cols, bytes_per_weight), k.MatMulUnit(rows, w.view())));
     k.MatMul(in, rows, w.view(), b.empty() ? nullptr : b.f32(), out);
   };
   // Each scope below is one line: op, layer, and the work it must do.
   {
-    LLM_PROFILE(prof, Op::kEmbedding, -1, OpCost{0, T * H * static_cast<int64_t>(wb + 4), T, static_cast<int32_t>(H), 0});
+    const int64_t row_bytes = static_cast<int64_t>(DTypeRowBytes(weights_.embed_tokens.dtype, H));
+    LLM_PROFILE(prof, Op::kEmbedding, -1, OpCost{0, T * (row_bytes + 4 * H), T, static_cast<int32_t>(H), 0});
     k.Embedding(weights_.embed_tokens.view(), row_tokens_.data(), T, x);
   }
   if (observer_) observer_(0, x, T);

@@ -60,7 +60,9 @@ uint64_t ReadNumberFile(const std::string& path) {
 Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
   if (src.max_seq_len <= 0) return OkStatus();
   const uint64_t params = static_cast<uint64_t>(c.NumParameters());
-  const uint64_t weights = params * DTypeSize(src.dtype);
+  // Quantized: bytes of the blocks (per 256 elements) plus the float norms, roughly.
+  const uint64_t weights = IsQuantized(src.dtype) ? params / 256 * DTypeRowBytes(src.dtype, 256)
+                                                  : params * DTypeSize(src.dtype);
   ModelOptions mo;
   mo.max_seq_len = src.max_seq_len;
   mo.max_sequences = src.max_sequences;
@@ -157,7 +159,10 @@ Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
     LLM_ASSIGN_OR_RETURN(m.config, ParseLlamaConfig(text, dir + "/config.json"));
     LLM_RETURN_IF_ERROR(ApplyGenerationConfig(dir, &m.config));
     LLM_RETURN_IF_ERROR(CheckModelFits(m.config, src));
-    LLM_ASSIGN_OR_RETURN(m.weights, LoadSafetensorsWeights(dir, m.config, src.dtype, pool));
+    // --dtype q8_0 / q4_0: the checkpoint as stored (mapped, no copy), then quantized.
+    const bool quantize = IsQuantized(src.dtype);
+    LLM_ASSIGN_OR_RETURN(m.weights, LoadSafetensorsWeights(dir, m.config, quantize ? m.config.torch_dtype : src.dtype, pool));
+    if (quantize) LLM_RETURN_IF_ERROR(QuantizeWeights(m.config, src.dtype, &m.weights, pool));
     auto tok = LoadTokenizer(dir);
     if (tok.ok()) {
       m.tokenizer = std::move(tok.value());

@@ -10,6 +10,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
+#include "core/quant.h"
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
 
@@ -20,7 +21,7 @@ namespace {
 // Allocates a tensor's storage; fails cleanly when memory is short.
 Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name) {
   auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
-  const size_t bytes = static_cast<size_t>(rows * cols) * DTypeSize(dtype);
+  const size_t bytes = static_cast<size_t>(rows) * DTypeRowBytes(dtype, cols);
   if (!buf->Allocate(bytes)) {
     return IoError("out of memory allocating " + std::to_string(bytes >> 20) + " MiB for " + name +
                    " (try --dtype bfloat16 or a smaller model)");
@@ -32,6 +33,25 @@ Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std
   t.data = buf->data();
   t.owner = std::shared_ptr<const void>(buf, buf->data());
   return t;
+}
+
+// llama.cpp's reference quantizers (bit-identical to the gguf package's):
+// Q8_0 and Q4_0 only; the other types come quantized in GGUF files.
+void QuantizeRows(const float* src, DType type, uint8_t* dst, size_t n) {
+  if (type == DType::kQ8_0) QuantizeRowQ8_0(src, dst, n);
+  else QuantizeRowQ4_0(src, dst, n);
+}
+
+Status CheckQuantizable(const TensorSpec& spec, DType type) {
+  if (type != DType::kQ8_0 && type != DType::kQ4_0) {
+    return InvalidArgument(std::string("--dtype ") + DTypeName(type) +
+                           ": only q8_0 and q4_0 are quantized at load (other types come in GGUF files)");
+  }
+  if (spec.cols % 32 != 0) {
+    return InvalidArgument("--dtype " + std::string(DTypeName(type)) + ": tensor '" + spec.name + "' has rows of " +
+                           std::to_string(spec.cols) + " elements, not a multiple of the 32-element block");
+  }
+  return OkStatus();
 }
 
 constexpr size_t kConvertChunk = 1 << 20;  // elements per parallel task
@@ -153,7 +173,7 @@ size_t LayerBytes(const LayerWeights& l) {
 size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
   size_t bytes = norm.nbytes() + lm_head.nbytes();
   for (const LayerWeights& l : layers) bytes += LayerBytes(l);
-  if (!c.tie_word_embeddings) bytes += static_cast<size_t>(embed_tokens.cols) * DTypeSize(embed_tokens.dtype);
+  if (!c.tie_word_embeddings) bytes += DTypeRowBytes(embed_tokens.dtype, embed_tokens.cols);
   return bytes;
 }
 
@@ -347,7 +367,9 @@ Result<ModelWeights> MakeDummyWeights(const LlamaConfig& config, DType dtype, ui
   w.dtype = dtype;
   uint64_t tensor_index = 0;
   for (const TensorSpec& spec : ListTensors(config, &w)) {
-    const DType want = spec.is_bias ? DType::kF32 : dtype;
+    // Quantized models keep norms (vectors) in float32, as GGUF files do.
+    const DType want = spec.is_bias || (IsQuantized(dtype) && spec.rows == 1) ? DType::kF32 : dtype;
+    if (IsQuantized(want)) LLM_RETURN_IF_ERROR(CheckQuantizable(spec, want));
     LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(want, spec.rows, spec.cols, spec.name));
     const size_t n = static_cast<size_t>(spec.rows * spec.cols);
     auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
@@ -362,13 +384,40 @@ Result<ModelWeights> MakeDummyWeights(const LlamaConfig& config, DType dtype, ui
                      : init == TensorSpec::kZeros ? 0.0f
                                                   : kStd * normal.Sample(SplitMix64(stream + i + j));
         }
-        ConvertFloats(chunk, DType::kF32, dst + i * DTypeSize(want), want, len);
+        if (IsQuantized(want)) {
+          // Chunks start at multiples of 1024 and rows hold whole blocks, so
+          // element i begins block i / 32 of the flattened matrix.
+          QuantizeRows(chunk, want, dst + i / 32 * DTypeRowBytes(want, 32), len);
+        } else {
+          ConvertFloats(chunk, DType::kF32, dst + i * DTypeSize(want), want, len);
+        }
       }
     });
     *spec.slot = std::move(t);
   }
   if (config.tie_word_embeddings) w.lm_head = w.embed_tokens;
   return w;
+}
+
+Status QuantizeWeights(const LlamaConfig& config, DType type, ModelWeights* w, ThreadPool* pool) {
+  for (const TensorSpec& spec : ListTensors(config, w)) {
+    if (spec.is_bias || spec.rows == 1) continue;  // biases and norms stay float
+    LLM_RETURN_IF_ERROR(CheckQuantizable(spec, type));
+    Tensor& t = *spec.slot;
+    LLM_ASSIGN_OR_RETURN(Tensor q, AllocateTensor(type, t.rows, t.cols, spec.name));
+    const size_t src_row = DTypeRowBytes(t.dtype, t.cols), dst_row = DTypeRowBytes(type, t.cols);
+    pool->ParallelRange(static_cast<size_t>(t.rows), 16, [&](size_t b, size_t e, int) {
+      std::vector<float> row(static_cast<size_t>(t.cols));
+      for (size_t r = b; r < e; ++r) {
+        ConvertFloats(static_cast<const uint8_t*>(t.data) + r * src_row, t.dtype, row.data(), DType::kF32, row.size());
+        QuantizeRows(row.data(), type, static_cast<uint8_t*>(const_cast<void*>(q.data)) + r * dst_row, row.size());
+      }
+    });
+    t = std::move(q);
+  }
+  if (config.tie_word_embeddings) w->lm_head = w->embed_tokens;
+  w->dtype = type;
+  return OkStatus();
 }
 
 }  // namespace llm

@@ -17,7 +17,8 @@ namespace llm {
 
 class ThreadPool;
 
-// A 1-D or 2-D tensor in a float storage type. `owner` keeps the bytes alive:
+// A 1-D or 2-D tensor in a float or block-quantized storage type (rows of
+// whole blocks). `owner` keeps the bytes alive:
 // either an allocation made at load or the memory-mapped checkpoint file.
 struct Tensor {
   DType dtype = DType::kF32;
@@ -27,7 +28,7 @@ struct Tensor {
   std::shared_ptr<const void> owner;
 
   bool empty() const { return data == nullptr; }
-  size_t nbytes() const { return static_cast<size_t>(rows * cols) * DTypeSize(dtype); }
+  size_t nbytes() const { return static_cast<size_t>(rows) * DTypeRowBytes(dtype, cols); }
   MatView view() const { return MatView{data, dtype, rows, cols}; }
   const float* f32() const { return static_cast<const float*>(data); }
 };
@@ -76,6 +77,10 @@ Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaC
 // "tensor 'NAME' holds nan at element I" for the first weight holding NaN or
 // Inf, else "". A full scan: for explaining non-finite logits, not for every load.
 std::string DescribeNonFiniteWeight(const LlamaConfig& config, const ModelWeights& weights);
+
+// Replaces every matrix of `w` (any float type) by its q8_0 or q4_0
+// quantization with llama.cpp's rounding; norms and biases stay float.
+Status QuantizeWeights(const LlamaConfig& config, DType type, ModelWeights* w, ThreadPool* pool);
 
 // Deterministic random weights shaped like a trained model's: normal(0, 0.02)
 // for matrices, ones for norms, zeros for biases; made directly in `dtype`, in

@@ -205,10 +205,11 @@ class ProfileScope {
 // matmul y[m,n] = x[m,k] W[n,k]^T: 2mnk FLOPs (one multiply and one add per
 // term); bytes = W once + x + y. Rereading W per row is the kernel's problem,
 // not the operator's requirement.
-inline OpCost MatMulCost(int64_t m, int64_t n, int64_t k, size_t wbytes) {
+// wbytes: bytes per weight element (0.5625 for Q4_0's 18-byte blocks of 32).
+inline OpCost MatMulCost(int64_t m, int64_t n, int64_t k, double wbytes) {
   OpCost c;
   c.flops = 2 * m * n * k;
-  c.bytes = n * k * static_cast<int64_t>(wbytes) + 4 * (m * k + m * n);
+  c.bytes = static_cast<int64_t>(static_cast<double>(n * k) * wbytes) + 4 * (m * k + m * n);
   c.m = static_cast<int32_t>(m);
   c.n = static_cast<int32_t>(n);
   c.k = static_cast<int32_t>(k);

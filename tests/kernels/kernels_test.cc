@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "core/quant.h"
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/cpu/amx/amx_gemm.h"
@@ -192,6 +194,76 @@ std::vector<int64_t> CompiledTargets() {
     if (compiled & bit) targets.push_back(static_cast<int64_t>(bit));
   }
   return targets;
+}
+
+// Random rows of a block-quantized type: random quant bytes, with every f16
+// scale field set to a random small normal value (random bits there would be
+// NaN or Inf), in each type's block layout (ggml-common.h).
+std::vector<uint8_t> RandomQuantRows(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  const size_t row_bytes = DTypeRowBytes(t, cols);
+  std::vector<uint8_t> bytes(rows * row_bytes + 64);
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  const GgmlTypeInfo* info = GgmlTypeInfoOf(DTypeGgmlType(t));
+  std::vector<int> half_offsets;  // byte offsets of the f16 fields within a block
+  switch (t) {
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ5_0: half_offsets = {0}; break;
+    case DType::kQ4_1: case DType::kQ5_1: case DType::kQ4_K: case DType::kQ5_K: half_offsets = {0, 2}; break;
+    case DType::kQ6_K: half_offsets = {208}; break;
+    default: break;
+  }
+  std::uniform_real_distribution<float> scale(1e-3f, 2e-2f);
+  for (size_t blk = 0; blk < bytes.size() / info->type_size; ++blk) {
+    for (int off : half_offsets) {
+      const uint16_t h = F32ToF16(scale(rng) * ((rng() & 1) ? 1 : -1));
+      std::memcpy(bytes.data() + blk * info->type_size + off, &h, 2);
+    }
+  }
+  return bytes;
+}
+
+// Quantized matmuls (decode reads the blocks; prefill dequantizes panels for
+// the GEMM) against the reference's float64 dequantization, over batch sizes
+// on both paths, on every target.
+TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
+                  DType::kQ6_K}) {
+    const int64_t block = DTypeBlockSize(t);
+    for (int64_t M : {1, 2, 3, 5, 13, 64, 100}) {
+      for (int64_t K : {block, 3 * block}) {
+        for (int64_t N : {1, 5, 33}) {
+          auto bytes = RandomQuantRows(t, N, K, rng_);
+          const MatView w{bytes.data(), t, N, K};
+          std::vector<float> wf(N * K);
+          for (int64_t n = 0; n < N; ++n) {
+            DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), bytes.data() + n * DTypeRowBytes(t, K),
+                          wf.data() + n * K, K);
+          }
+          const auto x = Random(M * K);
+          const auto bias = Random(N);
+          const bool with_bias = (M + N) % 2 == 0;
+          std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
+          ref_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+          cpu_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data());
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < N; ++n) {
+              double abs_sum = 0;
+              for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[m * K + k] * wf[n * K + k]);
+              ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], 2.0 * K * kEps * abs_sum + 1e-6)
+                  << DTypeName(t) << " M=" << M << " K=" << K << " N=" << N << " at (" << m << ", " << n << ")";
+            }
+          }
+        }
+      }
+    }
+    // A quantized embedding table (GGUF token_embd) widens rows exactly.
+    auto table = RandomQuantRows(t, 7, block, rng_);
+    const MatView tv{table.data(), t, 7, block};
+    const int32_t ids[] = {6, 0, 3};
+    std::vector<float> a(3 * block), b(3 * block);
+    ref_->Embedding(tv, ids, 3, a.data());
+    cpu_->Embedding(tv, ids, 3, b.data());
+    EXPECT_EQ(a, b) << DTypeName(t);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/quant.h"
 #include "kernels/ops.h"
 
 namespace llm {
@@ -16,16 +17,30 @@ double WeightAt(const MatView& w, int64_t i) {
   }
 }
 
+// Row n of W widened to float64: exact for every storage type (quantized
+// blocks dequantized as ggml defines them, in float64).
+void WeightRow(const MatView& w, int64_t n, std::vector<double>* row) {
+  row->resize(static_cast<size_t>(w.cols));
+  if (IsQuantized(w.dtype)) {
+    const auto* base = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(n) * DTypeRowBytes(w.dtype, w.cols);
+    DequantizeRowF64(static_cast<GgmlType>(DTypeGgmlType(w.dtype)), base, row->data(), static_cast<size_t>(w.cols));
+    return;
+  }
+  for (int64_t k = 0; k < w.cols; ++k) (*row)[k] = WeightAt(w, n * w.cols + k);
+}
+
 class ReferenceBackend final : public KernelBackend {
  public:
   const char* name() const override { return "reference"; }
 
   void MatMul(const float* x, int64_t M, const MatView& w, const float* bias, float* y) override {
     const int64_t N = w.rows, K = w.cols;
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t n = 0; n < N; ++n) {
+    std::vector<double> row;
+    for (int64_t n = 0; n < N; ++n) {
+      WeightRow(w, n, &row);
+      for (int64_t m = 0; m < M; ++m) {
         double acc = bias ? bias[n] : 0.0;
-        for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(x[m * K + k]) * WeightAt(w, n * K + k);
+        for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(x[m * K + k]) * row[k];
         y[m * N + n] = static_cast<float>(acc);
       }
     }
@@ -101,8 +116,10 @@ class ReferenceBackend final : public KernelBackend {
   }
 
   void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) override {
+    std::vector<double> row;
     for (int64_t i = 0; i < n; ++i) {
-      for (int64_t d = 0; d < table.cols; ++d) out[i * table.cols + d] = static_cast<float>(WeightAt(table, ids[i] * table.cols + d));
+      WeightRow(table, ids[i], &row);
+      for (int64_t d = 0; d < table.cols; ++d) out[i * table.cols + d] = static_cast<float>(row[d]);
     }
   }
 };

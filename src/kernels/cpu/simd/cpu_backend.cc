@@ -42,7 +42,11 @@ class CpuBackend final : public KernelBackend {
     if (M < simd::GemvMaxRows() && MatMulUnit(M, w) != ComputeUnit::kAmxBf16) {
       // Enough tasks for load balance, each long enough to amortise the hand-off.
       const int64_t grain = std::max<int64_t>(16, N / (8 * pool_->num_threads()) / 4 * 4);
-      pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
+      if (IsQuantized(w.dtype)) {
+        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvQuantRows(x, M, w, b, e, bias, y); });
+      } else {
+        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
+      }
       return;
     }
     const int64_t K = w.cols;
@@ -320,7 +324,7 @@ class CpuBackend final : public KernelBackend {
   }
 
   void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) override {
-    const size_t row_bytes = static_cast<size_t>(table.cols) * DTypeSize(table.dtype);
+    const size_t row_bytes = DTypeRowBytes(table.dtype, table.cols);
     for (int64_t i = 0; i < n; ++i) {
       const auto* row = static_cast<const uint8_t*>(table.data) + static_cast<size_t>(ids[i]) * row_bytes;
       simd::WidenRow(row, table.dtype, table.cols, out + i * table.cols);
@@ -356,7 +360,11 @@ const char* CpuSimdTargetName() { return simd::TargetName(); }
 std::string CpuMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
-    return "prefill (16+ rows) and prefill attention on AMX-BF16 tiles, decode " + fma;
+    return "batches of 4+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+  }
+  if (IsQuantized(dtype)) {
+    return std::string("decode reads ") + DTypeName(dtype) + " blocks (" + fma +
+           ", activations float32), prefill dequantizes panels into the " + fma + " GEMM";
   }
   const char* widened = dtype == DType::kF32 ? "" : " (weights widened to float32)";
   return fma + widened;

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
+#include "core/quant.h"
 #include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -190,6 +193,123 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
   WithWeightType(w.data, w.dtype, [&](auto* wt) { GemvT(x, M, wt, w.cols, w.rows, n_begin, n_end, bias, y); });
 }
 
+// --- Block-quantized weights (ggml's Q8_0, Q4_0, ... ; core/quant.h) -----------
+//
+// Decode reads the blocks directly: each block is widened to float32 lanes
+// already multiplied by its scale (d * q is exact in float32: an 11-bit
+// mantissa times a 4- or 8-bit integer), so a dot product of a quantized row
+// with float32 x equals the reference's on the dequantized row up to float32
+// summation. x stays float32 (llama.cpp quantizes it to 8 bits; we do not).
+
+// A quantized matrix: rows of whole blocks.
+struct QuantW {
+  const uint8_t* data;
+  GgmlType type;
+  size_t row_bytes;
+};
+
+// A block's f16 scale, broadcast: one hardware conversion where the target
+// has one (F16C, AVX-512), not a call per block.
+HWY_INLINE VF HalfAt(const uint8_t* p) {
+  const hn::CappedTag<float, 1> d1;
+  const hn::Rebind<hwy::float16_t, decltype(d1)> dh1;
+  return hn::Set(DF(), hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(p)))));
+}
+
+// acc[r] += row . x[r] over one Q8_0 row (blocks: f16 d, int8 q[32]).
+template <int R>
+HWY_INLINE void DotQ8_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t b = 0; b < K / 32; ++b) {
+    const uint8_t* blk = row + b * 34;
+    hwy::Prefetch(blk + 1024);
+    const VF d = HalfAt(blk);
+    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+    for (int64_t c = 0; c < 32; c += L) {
+      const VF w = hn::Mul(d, hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c))));
+      for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(w, hn::LoadU(df, x + r * ldx + b * 32 + c), acc[r]);
+    }
+  }
+}
+
+// Q4_0 (blocks: f16 d, 16 bytes of nibbles): element j < 16 is the low
+// nibble of byte j, element j + 16 its high nibble; w = d * (nibble - 8).
+template <int R>
+HWY_INLINE void DotQ4_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<uint8_t, DF> du8;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const auto low = hn::Set(di, 15), eight = hn::Set(di, 8);
+  for (int64_t b = 0; b < K / 32; ++b) {
+    const uint8_t* blk = row + b * 18;
+    hwy::Prefetch(blk + 1024);
+    const VF d = HalfAt(blk);
+    for (int64_t c = 0; c < 16; c += L) {
+      const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, blk + 2 + c));
+      const VF w_lo = hn::Mul(d, hn::ConvertTo(df, hn::Sub(hn::And(bytes, low), eight)));
+      const VF w_hi = hn::Mul(d, hn::ConvertTo(df, hn::Sub(hn::ShiftRight<4>(bytes), eight)));
+      for (int r = 0; r < R; ++r) {
+        const float* xr = x + r * ldx + b * 32;
+        acc[r] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[r]);
+        acc[r] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 16 + c), acc[r]);
+      }
+    }
+  }
+}
+
+// Any other type: the row dequantized by the scalar reference into `tmp`
+// (K floats), then float32 dot products.
+template <int R>
+HWY_INLINE void DotDequantized(const QuantW& w, const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc,
+                               float* tmp) {
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  DequantizeRow(w.type, row, tmp, static_cast<size_t>(K));
+  int64_t k = 0;
+  for (; k + L <= K; k += L) {
+    const VF wv = hn::LoadU(df, tmp + k);
+    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(wv, hn::LoadU(df, x + r * ldx + k), acc[r]);
+  }
+  // K is a multiple of 32, and of L on every x86 target; a scalar tail for the rest.
+  for (; k < K; ++k) {
+    for (int r = 0; r < R; ++r) acc[r] = hn::Add(acc[r], hn::InsertLane(hn::Zero(df), 0, tmp[k] * x[r * ldx + k]));
+  }
+}
+
+template <int R>
+HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, const float* x, const float* bias,
+                              float* y, float* tmp) {
+  const DF df;
+  VF acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  const uint8_t* row = w.data + static_cast<size_t>(n) * w.row_bytes;
+  switch (w.type) {
+    case GgmlType::kQ8_0: DotQ8_0<R>(row, K, x, K, acc); break;
+    case GgmlType::kQ4_0: DotQ4_0<R>(row, K, x, K, acc); break;
+    default: DotDequantized<R>(w, row, K, x, K, acc, tmp); break;
+  }
+  for (int r = 0; r < R; ++r) y[r * N + n] = ReduceSum(df, acc[r]) + (bias ? bias[n] : 0.f);
+}
+
+void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+                   float* y) {
+  const QuantW q{static_cast<const uint8_t*>(w.data), static_cast<GgmlType>(DTypeGgmlType(w.dtype)),
+                 DTypeRowBytes(w.dtype, w.cols)};
+  const int64_t K = w.cols, N = w.rows;
+  thread_local std::vector<float> tmp;  // the dequantized row of the generic path
+  if (q.type != GgmlType::kQ8_0 && q.type != GgmlType::kQ4_0 && tmp.size() < static_cast<size_t>(K)) tmp.resize(K);
+  constexpr int R = kGemvRowsPerPass;
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    int64_t m = 0;
+    for (; m + R <= M; m += R) GemvQuantTile<R>(q, K, N, n, x + m * K, bias, y + m * N, tmp.data());
+    for (; m < M; ++m) GemvQuantTile<1>(q, K, N, n, x + m * K, bias, y + m * N, tmp.data());
+  }
+}
+
 // --- GEMM: packed panels of W and of x, a 6 x (2 vectors) register tile -----
 //
 // C[m0:m0+6, n0:n0+2L] accumulates over a K block: per k, two loads of the
@@ -277,6 +397,25 @@ void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, in
   }
 }
 
+// A quantized panel: kc (a multiple of the block size: k0 is a multiple of
+// 256) dequantized per row by the scalar reference, once per K block and
+// panel, shared by every row of x.
+void PackPanel(const QuantW* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+  HWY_ALIGN float row_f32[kKc];
+  const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(w->type));
+  const size_t block_bytes = info->type_size;
+  const int64_t block = info->block_size;
+  for (int64_t j = 0; j < nr; ++j) {
+    const int64_t n = n0 + j;
+    if (n >= n_end) {
+      for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = 0.f;
+      continue;
+    }
+    DequantizeRow(w->type, w->data + n * w->row_bytes + (k0 / block) * block_bytes, row_f32, static_cast<size_t>(kc));
+    for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = row_f32[k];
+  }
+}
+
 template <class WT>
 void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y, float* pack) {
@@ -314,6 +453,11 @@ void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, 
 
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack) {
+  if (IsQuantized(w.dtype)) {
+    const QuantW q{static_cast<const uint8_t*>(w.data), static_cast<GgmlType>(DTypeGgmlType(w.dtype)),
+                   DTypeRowBytes(w.dtype, w.cols)};
+    return GemmT(x_packed, M, &q, w.cols, w.rows, n_begin, n_end, bias, y, pack);
+  }
   WithWeightType(w.data, w.dtype,
                  [&](auto* wt) { GemmT(x_packed, M, wt, w.cols, w.rows, n_begin, n_end, bias, y, pack); });
 }
@@ -620,6 +764,9 @@ void WidenT(const WT* src, int64_t n, float* out) {
 }
 
 void WidenRow(const void* src, DType dtype, int64_t n, float* out) {
+  if (IsQuantized(dtype)) {
+    return DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(dtype)), src, out, static_cast<size_t>(n));
+  }
   WithWeightType(src, dtype, [&](auto* wt) { WidenT(wt, n, out); });
 }
 
@@ -690,6 +837,7 @@ namespace llm {
 namespace simd {
 
 HWY_EXPORT(GemvRows);
+HWY_EXPORT(GemvQuantRows);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(GemmRowBlock);
 HWY_EXPORT(GemvMaxRows);
@@ -713,6 +861,10 @@ int64_t FloatLanes() { return HWY_DYNAMIC_DISPATCH(FloatLanes)(); }
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
               float* y) {
   HWY_DYNAMIC_DISPATCH(GemvRows)(x, M, w, n_begin, n_end, bias, y);
+}
+void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+                   float* y) {
+  HWY_DYNAMIC_DISPATCH(GemvQuantRows)(x, M, w, n_begin, n_end, bias, y);
 }
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack) {
