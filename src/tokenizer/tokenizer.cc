@@ -76,6 +76,10 @@ class SentencePieceTokenizer final : public Tokenizer {
     // Read through the product's input-file helper (a directory or FIFO is a
     // clear error, never a hang or a C++ stream exception), then parse.
     LLM_ASSIGN_OR_RETURN(std::string proto, ReadTextFile(path));
+    return LoadProto(proto, path);
+  }
+  // `path` names where the model came from in messages and description().
+  Status LoadProto(const std::string& proto, const std::string& path) {
     const auto st = sp_.LoadFromSerializedProto(proto);
     if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
     path_ = path;
@@ -154,6 +158,13 @@ class ByteTokenizer final : public Tokenizer {
 Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path) {
   auto tok = std::make_unique<SentencePieceTokenizer>();
   LLM_RETURN_IF_ERROR(tok->Load(path));
+  return std::unique_ptr<Tokenizer>(std::move(tok));
+}
+
+Result<std::unique_ptr<Tokenizer>> MakeSentencePieceTokenizer(const std::string& serialized_model_proto,
+                                                              const std::string& source) {
+  auto tok = std::make_unique<SentencePieceTokenizer>();
+  LLM_RETURN_IF_ERROR(tok->LoadProto(serialized_model_proto, source));
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
