@@ -135,6 +135,12 @@ Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, Threa
     m->load_note = "quantized tensors (" + quantized + ") were dequantized at load to " + DTypeName(src.dtype) +
                    "; kernels that read the blocks directly are not used yet";
   }
+  if (file->header().FindTensor("rope_freqs.weight") != nullptr) {
+    // The config then reads rope_type "longrope": say where that came from.
+    m->load_note += std::string(m->load_note.empty() ? "" : "; ") +
+                    "rope_freqs.weight (llama3 rope) applied as per-frequency divisors through the longrope path "
+                    "with attention factor 1";
+  }
   return OkStatus();
 }
 
