@@ -10,7 +10,8 @@ Rope scaling as llama.cpp writes it: linear as llama.rope.scaling.type +
 factor, llama3 as per-frequency divisors in the tensor rope_freqs.weight.
 The tokenizer is written when the directory has one, as llama.cpp's
 converter does: tokenizer.model as the "llama" vocabulary (pieces, scores,
-token types, add_space_prefix), a byte-level tokenizer.json as "gpt2" (tokens,
+token types, add_space_prefix, remove_extra_whitespaces, and the normalizer's
+precompiled_charsmap when it has one), a byte-level tokenizer.json as "gpt2" (tokens,
 merges, pre "llama-bpe"), with bos/eos ids and add_bos_token.
 
 Usage: python3 tools/hf_to_gguf.py MODEL_DIR OUT.gguf [--outtype f32|f16|bf16|q8_0|q4_0]
@@ -95,10 +96,12 @@ def _proto_fields(b):
 
 
 def read_sentencepiece(path):
-    """Pieces (text, score, type) and add_dummy_prefix of a tokenizer.model,
-    read from sentencepiece_model.proto's wire format (ModelProto.pieces = 1,
-    normalizer_spec = 3; SentencePiece piece = 1, score = 2, type = 3)."""
-    pieces, add_dummy_prefix = [], True
+    """Pieces (text, score, type) and the normalizer settings of a
+    tokenizer.model, read from sentencepiece_model.proto's wire format
+    (ModelProto.pieces = 1, normalizer_spec = 3; SentencePiece piece = 1,
+    score = 2, type = 3; NormalizerSpec precompiled_charsmap = 2,
+    add_dummy_prefix = 3, remove_extra_whitespaces = 4, both default true)."""
+    pieces, norm = [], {2: b"", 3: True, 4: True}
     for field, _, v in _proto_fields(open(path, "rb").read()):
         if field == 1:
             piece = {1: b"", 2: 0.0, 3: 1}
@@ -107,22 +110,26 @@ def read_sentencepiece(path):
             pieces.append((piece[1].decode("utf-8"), float(piece[2]), int(piece[3])))
         elif field == 3:
             for f, _, x in _proto_fields(v):
-                if f == 3:
-                    add_dummy_prefix = bool(x)
-    return pieces, add_dummy_prefix
+                norm[f] = x
+    return pieces, {"add_dummy_prefix": bool(norm[3]), "remove_extra_whitespaces": bool(norm[4]),
+                    "precompiled_charsmap": bytes(norm[2])}
 
 
 def add_sentencepiece_vocab(w, model_path, bos_id=None, eos_id=None, add_bos=None):
     """llama.cpp's _create_vocab_sentencepiece: SentencePiece types are
     llama.cpp's token types (NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4,
     UNUSED 5, BYTE 6)."""
-    pieces, add_dummy_prefix = read_sentencepiece(model_path)
+    pieces, norm = read_sentencepiece(model_path)
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     w.add_token_list([p[0] for p in pieces])
     w.add_token_scores([p[1] for p in pieces])
     w.add_token_types([p[2] for p in pieces])
-    w.add_add_space_prefix(add_dummy_prefix)
+    w.add_add_space_prefix(norm["add_dummy_prefix"])
+    w.add_remove_extra_whitespaces(norm["remove_extra_whitespaces"])
+    if norm["precompiled_charsmap"]:  # the normalizer (nmt_nfkc...), as llama.cpp writes it for T5
+        w.add_key_value(gguf.Keys.Tokenizer.PRECOMPILED_CHARSMAP, list(norm["precompiled_charsmap"]),
+                        gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.UINT8)
     unk = [i for i, p in enumerate(pieces) if p[2] == 2]
     if unk:
         w.add_unk_token_id(unk[0])

@@ -412,6 +412,17 @@ Result<GgufVocab> GgufVocabOf(const GgufHeader& h, const std::string& path) {
   const bool default_bos = v.model == "llama" || v.pre == "llama-bpe" || v.pre == "llama3" || v.pre == "llama-v3";
   LLM_ASSIGN_OR_RETURN(v.add_bos, OptionalBool(h, "tokenizer.ggml.add_bos_token", default_bos, path));
   LLM_ASSIGN_OR_RETURN(v.add_space_prefix, OptionalBool(h, "tokenizer.ggml.add_space_prefix", true, path));
+  LLM_ASSIGN_OR_RETURN(v.remove_extra_whitespaces,
+                       OptionalBool(h, "tokenizer.ggml.remove_extra_whitespaces", false, path));
+  LLM_ASSIGN_OR_RETURN(const GgufValue* charsmap, numeric_array("tokenizer.ggml.precompiled_charsmap", true));
+  if (charsmap != nullptr) {
+    v.precompiled_charsmap.reserve(charsmap->count);
+    for (uint64_t k = 0; k < charsmap->count; ++k) {
+      const int64_t b = charsmap->ArrayInt(k);
+      if (b < -128 || b > 255) return DataLoss(path + ": GGUF tokenizer.ggml.precompiled_charsmap holds a non-byte");
+      v.precompiled_charsmap += static_cast<char>(static_cast<uint8_t>(b));
+    }
+  }
   return v;
 }
 

@@ -49,7 +49,7 @@ constexpr uint32_t kPiecePiece = 1, kPieceScore = 2, kPieceType = 3;
 constexpr uint32_t kTrainerModelType = 3, kTrainerVocabSize = 4, kTrainerAllowWhitespaceOnlyPieces = 26,
                    kTrainerByteFallback = 35, kTrainerUnkId = 40, kTrainerBosId = 41, kTrainerEosId = 42,
                    kTrainerPadId = 43, kTrainerUnkPiece = 45, kTrainerBosPiece = 46, kTrainerEosPiece = 47;
-constexpr uint32_t kNormName = 1, kNormAddDummyPrefix = 3, kNormRemoveExtraWhitespaces = 4,
+constexpr uint32_t kNormName = 1, kNormPrecompiledCharsmap = 2, kNormAddDummyPrefix = 3, kNormRemoveExtraWhitespaces = 4,
                    kNormEscapeWhitespaces = 5;
 constexpr uint64_t kModelTypeBpe = 2;
 }  // namespace sp
@@ -59,9 +59,9 @@ GgufTokenType TypeOf(const GgufVocab& v, size_t id) {
 }
 
 // A ModelProto equal to what Llama's tokenizer.model holds: BPE over the
-// pieces with their scores, identity normalizer (llama.cpp's SPM tokenizer
-// does no normalization either), "▁" for spaces, a dummy prefix unless the
-// file says otherwise, byte fallback when <0xXX> pieces exist.
+// pieces with their scores, the identity normalizer unless the file carries a
+// precompiled_charsmap, "▁" for spaces, a dummy prefix unless the file says
+// otherwise, byte fallback when <0xXX> pieces exist.
 Result<std::string> SentencePieceModelProto(const GgufVocab& v, const std::string& source) {
   ProtoWriter model;
   bool has_bytes = false, has_unk = false;
@@ -102,9 +102,10 @@ Result<std::string> SentencePieceModelProto(const GgufVocab& v, const std::strin
   trainer.Bytes(sp::kTrainerBosPiece, piece_or_default(v.bos_id, "<s>"));
   trainer.Bytes(sp::kTrainerEosPiece, piece_or_default(v.eos_id, "</s>"));
   ProtoWriter normalizer;
-  normalizer.Bytes(sp::kNormName, "identity");
+  normalizer.Bytes(sp::kNormName, v.precompiled_charsmap.empty() ? "identity" : "precompiled (tokenizer.ggml)");
+  if (!v.precompiled_charsmap.empty()) normalizer.Bytes(sp::kNormPrecompiledCharsmap, v.precompiled_charsmap);
   normalizer.Varint(sp::kNormAddDummyPrefix, v.add_space_prefix ? 1 : 0);
-  normalizer.Varint(sp::kNormRemoveExtraWhitespaces, 0);
+  normalizer.Varint(sp::kNormRemoveExtraWhitespaces, v.remove_extra_whitespaces ? 1 : 0);
   normalizer.Varint(sp::kNormEscapeWhitespaces, 1);
   model.Bytes(sp::kModelTrainerSpec, trainer.str());
   model.Bytes(sp::kModelNormalizerSpec, normalizer.str());

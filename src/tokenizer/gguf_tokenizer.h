@@ -40,6 +40,10 @@ struct GgufVocab {
   int bos_id = -1, eos_id = -1, unk_id = -1;
   bool add_bos = true;           // tokenizer.ggml.add_bos_token
   bool add_space_prefix = true;  // tokenizer.ggml.add_space_prefix (llama)
+  bool remove_extra_whitespaces = false;  // tokenizer.ggml.remove_extra_whitespaces (llama)
+  // tokenizer.ggml.precompiled_charsmap (llama): SentencePiece's normalization
+  // table (nmt_nfkc...); empty = no normalization, as Llama's own models.
+  std::string precompiled_charsmap;
 };
 
 // The `tokenizer.ggml.pre` names this engine knows for gpt2 vocabularies.
