@@ -1,8 +1,9 @@
 // GGUF files written by tools/make_gguf_model_fixtures.py (tools/hf_to_gguf.py:
 // the `gguf` package's writer with llama.cpp's q/k row permutation) from the
 // HF fixture models give the same model as the safetensors checkpoint: same
-// config, logits within 1e-5 on every prompt position, and a Q8_0 file gives
-// transformers' logits and greedy tokens on the Q8_0-dequantized weights.
+// config, logits within 1e-5 on every prompt position; quantized files (Q8_0,
+// and one tensor of every quantized type) give transformers' logits and greedy
+// tokens on their dequantized weights.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -113,22 +114,25 @@ INSTANTIATE_TEST_SUITE_P(
                       Pair{"llama3_sharded_bf16", "llama3_sharded_bf16.gguf", DType::kBF16}),  // zero-copy BF16
     PairName);
 
-// transformers on the Q8_0-dequantized weights (make_gguf_model_fixtures.py).
-TEST(GgufQ8_0, LogitsAndGreedyTokensMatchTransformersOnDequantizedWeights) {
-  std::ifstream in(GgufFixture("mha_tied_q8_0.greedy.json"));
+// transformers on the dequantized weights of a quantized GGUF
+// (make_gguf_model_fixtures.py): logits of every prompt position within 1e-4
+// (relative) and the greedy tokens identical.
+void ExpectTransformersOnDequantizedWeights(const std::string& gguf, const std::string& reference,
+                                            const std::map<std::string, int>& tensor_types) {
+  std::ifstream in(GgufFixture(reference));
   const nlohmann::json ref = nlohmann::json::parse(in);
   ASSERT_EQ(ref.value("magic", ""), "llama-speedbench-gguf-greedy");
   ThreadPool pool(2);
   ModelSource src;
-  src.model_dir = GgufFixture("mha_tied_q8_0.gguf");
+  src.model_dir = GgufFixture(gguf);
   src.dtype = DType::kF32;
   auto loaded = LoadModel(src, &pool);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
-  EXPECT_EQ(loaded->tensor_types, (std::map<std::string, int>{{"F32", 5}, {"Q8_0", 15}}));
+  EXPECT_EQ(loaded->tensor_types, tensor_types);
   EXPECT_NE(loaded->load_note.find("dequantized at load"), std::string::npos) << loaded->load_note;
   auto backend = MakeReferenceBackend();
   ModelOptions mo;
-  mo.max_seq_len = 128;
+  mo.max_seq_len = 64;
   mo.all_logits = true;
   auto model = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend.get(), mo);
   ASSERT_TRUE(model.ok()) << model.status().message();
@@ -137,15 +141,27 @@ TEST(GgufQ8_0, LogitsAndGreedyTokensMatchTransformersOnDequantizedWeights) {
   ASSERT_TRUE(model.value()->Forward(prompt.data(), static_cast<int>(prompt.size())).ok());
   ASSERT_EQ(want_logits.size(), prompt.size() * loaded->config.vocab_size);
   const double err = testing::RelErr(model.value()->all_logits(), want_logits.data(), want_logits.size());
-  std::printf("  Q8_0 logits rel err vs transformers on dequantized weights: %.3e\n", err);
+  std::printf("  %s: logits rel err vs transformers on the dequantized weights %.3e\n", gguf.c_str(), err);
   EXPECT_LT(err, 1e-4);
   model.value()->Reset();
   GenerationOptions go;
-  go.max_new_tokens = 32;
+  go.max_new_tokens = static_cast<int>(ref["greedy_ids"].size());
   go.ignore_eos = true;
   auto r = Generate(*model.value(), prompt, go);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->tokens, ref["greedy_ids"].get<std::vector<int32_t>>());
+}
+
+TEST(GgufQuantized, Q8_0FileMatchesTransformersOnDequantizedWeights) {
+  ExpectTransformersOnDequantizedWeights("mha_tied_q8_0.gguf", "mha_tied_q8_0.greedy.json", {{"F32", 5}, {"Q8_0", 15}});
+}
+
+// One tensor of each quantized type; the K-quants sit on the permuted q and k
+// (and v), so whole 256-element super-blocks move with their rows.
+TEST(GgufQuantized, EveryQuantizedTypeMatchesTransformersOnDequantizedWeights) {
+  ExpectTransformersOnDequantizedWeights("all_quant_types.gguf", "all_quant_types.greedy.json",
+                                         {{"F16", 1}, {"F32", 3}, {"Q4_0", 1}, {"Q4_1", 1}, {"Q4_K", 1}, {"Q5_0", 1},
+                                          {"Q5_1", 1}, {"Q5_K", 1}, {"Q6_K", 1}, {"Q8_0", 1}});
 }
 
 TEST(GgufNames, MapEveryHfTensorOfTheTable) {
