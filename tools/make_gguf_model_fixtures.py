@@ -10,7 +10,8 @@ permutation) from the HF fixture models, and the GGUF tokenizer fixtures:
   linear_mqa_f32.gguf       linear rope scaling (llama.rope.scaling.*), MQA
   llama3_sharded_bf16.gguf  BF16, llama3 rope as rope_freqs.weight, tied
   all_quant_types.gguf      a 1-layer hidden-256 model with one tensor of each quantized type
-                            (Q8_0, Q4_K/Q5_K/Q6_K on permuted q/k/v, Q4_0, Q4_1, Q5_0, Q5_1), F16 output
+                            (Q8_0, Q4_K/Q5_K/Q6_K on permuted q/k/v, Q4_0, Q4_1, Q5_0, Q5_1), F16 output,
+                            Llama 3.1's rope (rope_freqs.weight)
   all_quant_types.greedy.json  transformers (float64) on its dequantized weights
   tokenizer_llama2_style.gguf / tokenizer_llama3_style.gguf
                             vocabulary only, from tests/fixtures/tokenizers/
@@ -142,7 +143,7 @@ def all_quant_types(path, ref_path):
 
     w = gguf.GGUFWriter(path, "llama")
     w.add_name("all_quant_types")
-    w.add_context_length(64)
+    w.add_context_length(131072)
     w.add_embedding_length(hidden)
     w.add_block_count(1)
     w.add_feed_forward_length(inter)
@@ -151,7 +152,12 @@ def all_quant_types(path, ref_path):
     w.add_key_length(hd)
     w.add_value_length(hd)
     w.add_rope_dimension_count(hd)
-    w.add_rope_freq_base(10000.0)
+    # Llama 3.1's rope (theta 500000, llama3 factor 8 over 8192) as the
+    # converter writes it: divisors in rope_freqs.weight, some in the smooth band.
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}
+    w.add_rope_freq_base(500000.0)
+    w.add_tensor("rope_freqs.weight", hf_to_gguf.llama3_rope_factors(rope, 500000.0, hd))
     w.add_layer_norm_rms_eps(1e-5)
     for name, (a, qtype) in stored.items():
         if qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
@@ -166,8 +172,8 @@ def all_quant_types(path, ref_path):
     w.close()
 
     cfg = LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=1, num_attention_heads=n_head,
-                      num_key_value_heads=n_kv, head_dim=hd, vocab_size=vocab, max_position_embeddings=64,
-                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+                      num_key_value_heads=n_kv, head_dim=hd, vocab_size=vocab, max_position_embeddings=131072,
+                      rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling=rope, tie_word_embeddings=False)
     m = LlamaForCausalLM(cfg).double().eval()
     missing, unexpected = m.load_state_dict({k: torch.from_numpy(v) for k, v in hf.items()}, strict=False)
     assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)

@@ -8,6 +8,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "model/llama_model.h"
 
 namespace llm {
 
@@ -184,6 +185,42 @@ Result<std::vector<double>> RopeFreqDivisors(const GgufFile& file, int head_dim)
   return out;
 }
 
+// llama.cpp's converter writes HF's llama3 rope_type only as these divisors
+// (LlamaModel.generate_extra_tensors). Finding llama3 parameters that give
+// exactly them lets the model run HF's own llama3 path (on the GPU too):
+// factor = the largest divisor, low/high frequency factors 1 and 4 (every
+// Llama 3.x release), the original context a power of two. False when none fits.
+bool MatchLlama3Parameters(const std::vector<double>& divisors, LlamaConfig* c) {
+  LlamaConfig plain = *c;
+  plain.rope_scaling = RopeScaling::kNone;
+  const std::vector<float> freqs = RopeInverseFrequencies(plain);
+  const double factor = *std::max_element(divisors.begin(), divisors.end());
+  const double low = 1.0, high = 4.0;
+  for (int old_len = 16; old_len <= (1 << 20); old_len *= 2) {
+    bool all = true;
+    for (size_t i = 0; i < freqs.size() && all; ++i) {
+      const double wavelen = 2 * M_PI / freqs[i];
+      double want = 1.0;
+      if (wavelen > old_len / low) {
+        want = factor;
+      } else if (wavelen >= old_len / high) {
+        const double smooth = (old_len / wavelen - low) / (high - low);
+        want = 1 / ((1 - smooth) / factor + smooth);
+      }
+      all = std::fabs(want - divisors[i]) <= 1e-6 * want;  // stored as float32
+    }
+    if (all) {
+      c->rope_scaling = RopeScaling::kLlama3;
+      c->rope_factor = factor;
+      c->rope_low_freq_factor = low;
+      c->rope_high_freq_factor = high;
+      c->rope_original_max_position = old_len;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string GgufTensorName(const std::string& hf) {
@@ -270,14 +307,15 @@ Result<LlamaConfig> GgufLlamaConfig(const GgufFile& file) {
     if (c.rope_scaling != RopeScaling::kNone) {
       return Unimplemented(path + ": rope_freqs.weight together with linear rope scaling is not supported");
     }
-    // Per-frequency divisors are what the longrope path computes
-    // (inv_freq / factor[i]); attention factor 1 and one factor set for every
-    // length make it exactly the divided frequencies llama.cpp uses.
-    c.rope_scaling = RopeScaling::kLongRope;
-    c.rope_short_factor = divisors;
-    c.rope_long_factor = divisors;
-    c.rope_attention_factor = 1.0;
-    c.rope_original_max_position = c.max_position_embeddings;
+    if (!MatchLlama3Parameters(divisors, &c)) {
+      // Other divisors: the longrope path computes exactly inv_freq / factor[i]
+      // with attention factor 1 and one factor set for every length (CPU only).
+      c.rope_scaling = RopeScaling::kLongRope;
+      c.rope_short_factor = divisors;
+      c.rope_long_factor = divisors;
+      c.rope_attention_factor = 1.0;
+      c.rope_original_max_position = c.max_position_embeddings;
+    }
   }
   // Sizes come from token_embd: the model's vocabulary (a tokenizer may be smaller).
   const GgufTensorInfo* embd = h.FindTensor("token_embd.weight");

@@ -136,10 +136,12 @@ Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, Threa
                    "; kernels that read the blocks directly are not used yet";
   }
   if (file->header().FindTensor("rope_freqs.weight") != nullptr) {
-    // The config then reads rope_type "longrope": say where that came from.
+    // Say how the divisors became the config's rope_scaling.
     m->load_note += std::string(m->load_note.empty() ? "" : "; ") +
-                    "rope_freqs.weight (llama3 rope) applied as per-frequency divisors through the longrope path "
-                    "with attention factor 1";
+                    (m->config.rope_scaling == RopeScaling::kLlama3
+                         ? "rope_freqs.weight matched llama3 rope parameters (factor, low/high 1/4, original context)"
+                         : "rope_freqs.weight applied as per-frequency divisors through the longrope path with "
+                           "attention factor 1 (CPU only)");
   }
   return OkStatus();
 }

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <iterator>
 #include <cstdio>
 #include <fstream>
 
@@ -160,8 +162,51 @@ TEST(GgufQuantized, Q8_0FileMatchesTransformersOnDequantizedWeights) {
 // (and v), so whole 256-element super-blocks move with their rows.
 TEST(GgufQuantized, EveryQuantizedTypeMatchesTransformersOnDequantizedWeights) {
   ExpectTransformersOnDequantizedWeights("all_quant_types.gguf", "all_quant_types.greedy.json",
-                                         {{"F16", 1}, {"F32", 3}, {"Q4_0", 1}, {"Q4_1", 1}, {"Q4_K", 1}, {"Q5_0", 1},
+                                         {{"F16", 1}, {"F32", 4}, {"Q4_0", 1}, {"Q4_1", 1}, {"Q4_K", 1}, {"Q5_0", 1},
                                           {"Q5_1", 1}, {"Q5_K", 1}, {"Q6_K", 1}, {"Q8_0", 1}});
+}
+
+// Llama 3.1 files carry HF's llama3 rope only as rope_freqs.weight divisors
+// (all_quant_types.gguf: theta 500000, factor 8 over 8192, head_dim 128, so
+// some divisors lie in the smooth band): they become HF's llama3 parameters;
+// divisors no llama3 setting gives run as per-frequency divisors.
+TEST(GgufRope, Llama31DivisorsBecomeLlama3ParametersOthersStayDivisors) {
+  const std::string path = GgufFixture("all_quant_types.gguf");
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  auto c = GgufLlamaConfig(*file.value());
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->rope_scaling, RopeScaling::kLlama3);
+  EXPECT_EQ(c->rope_factor, 8.0);
+  EXPECT_EQ(c->rope_original_max_position, 8192);
+  const GgufTensorInfo& t = *file.value()->header().FindTensor("rope_freqs.weight");
+  std::vector<float> divisors(t.num_elements);
+  DequantizeRow(t.type, file.value()->TensorData(t), divisors.data(), divisors.size());
+  LlamaConfig plain = c.value();
+  plain.rope_scaling = RopeScaling::kNone;
+  const auto base = RopeInverseFrequencies(plain), scaled = RopeInverseFrequencies(c.value());
+  int smooth = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    EXPECT_NEAR(scaled[i], base[i] / divisors[i], 1e-6 * base[i]) << "frequency " << i;
+    smooth += divisors[i] != 1.0f && divisors[i] != 8.0f;
+  }
+  EXPECT_GE(smooth, 3);  // the fixture exercises the blended band
+  // One divisor no llama3 setting gives.
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const float odd = 3.0f;
+  std::memcpy(bytes.data() + t.offset + 2 * sizeof(float), &odd, sizeof(float));
+  testing::TempDir tmp;
+  std::ofstream(tmp.path() + "/odd.gguf", std::ios::binary) << bytes;
+  auto odd_file = GgufFile::Open(tmp.path() + "/odd.gguf");
+  ASSERT_TRUE(odd_file.ok()) << odd_file.status().message();
+  auto odd_config = GgufLlamaConfig(*odd_file.value());
+  ASSERT_TRUE(odd_config.ok()) << odd_config.status().message();
+  EXPECT_EQ(odd_config->rope_scaling, RopeScaling::kLongRope);
+  divisors[2] = odd;
+  const auto odd_scaled = RopeInverseFrequencies(odd_config.value(), 4);
+  for (size_t i = 0; i < base.size(); ++i) EXPECT_NEAR(odd_scaled[i], base[i] / divisors[i], 1e-6 * base[i]) << i;
+  EXPECT_EQ(RopeAttentionScaling(odd_config.value()), 1.0f);
 }
 
 TEST(GgufNames, MapEveryHfTensorOfTheTable) {
