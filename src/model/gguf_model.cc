@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/aligned_buffer.h"
+#include "core/printable.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 
@@ -299,7 +300,7 @@ Result<LlamaConfig> GgufLlamaConfig(const GgufFile& file) {
     c.rope_scaling = RopeScaling::kLinear;
     c.rope_factor = factor;
   } else if (!scaling.empty() && scaling != "none" && scaling != "linear") {
-    return Unimplemented(path + ": GGUF rope scaling '" + scaling + "' is not supported (supported: none, linear, "
+    return Unimplemented(path + ": GGUF rope scaling '" + PrintableName(scaling) + "' is not supported (supported: none, linear, "
                          "and llama3 factors in rope_freqs.weight)");
   }
   LLM_ASSIGN_OR_RETURN(std::vector<double> divisors, RopeFreqDivisors(file, c.head_dim));
@@ -394,7 +395,7 @@ Result<ModelWeights> LoadGgufWeights(const std::shared_ptr<const GgufFile>& file
   // (fewer block_count than blk.N tensors would run a truncated model).
   for (const GgufTensorInfo& t : h.tensors) {
     if (!used.count(t.name)) {
-      return InvalidArgument(path + ": tensor '" + t.name + "' is not used by a llama model with these llama.* keys (" +
+      return InvalidArgument(path + ": tensor '" + PrintableName(t.name) + "' is not used by a llama model with these llama.* keys (" +
                              std::to_string(config.num_hidden_layers) + " layers): the file is inconsistent");
     }
   }

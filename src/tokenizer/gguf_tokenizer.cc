@@ -3,6 +3,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/printable.h"
 #include "tokenizer/hf_tokenizer.h"
 
 namespace llm {
@@ -131,7 +132,7 @@ Result<std::unique_ptr<Tokenizer>> ByteLevelTokenizer(const GgufVocab& v, const 
   } else if (v.pre.empty() || v.pre == "default" || v.pre == "gpt-2") {
     regex = kGpt2Regex;
   } else {
-    return Unimplemented(source + ": tokenizer.ggml.pre '" + v.pre + "' is not supported (supported: " +
+    return Unimplemented(source + ": tokenizer.ggml.pre '" + PrintableName(v.pre) + "' is not supported (supported: " +
                          kSupportedGgufPreList + ")");
   }
   json vocab = json::object();
@@ -147,7 +148,14 @@ Result<std::unique_ptr<Tokenizer>> ByteLevelTokenizer(const GgufVocab& v, const 
     }
   }
   json merges = json::array();
-  for (const std::string& m : v.merges) merges.push_back(m);
+  for (size_t k = 0; k < v.merges.size(); ++k) {
+    const std::string& m = v.merges[k];
+    if (m.size() < 3 || m.find(' ', 1) == std::string::npos) {  // checked here: the message shows it escaped
+      return DataLoss(source + ": tokenizer.ggml.merges[" + std::to_string(k) + "] '" + PrintableName(m) +
+                      "' is not 'left right'");
+    }
+    merges.push_back(m);
+  }
   json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"ignore_merges", ignore_merges}}},
             {"added_tokens", added},
             {"pre_tokenizer",
@@ -222,7 +230,7 @@ Result<std::unique_ptr<Tokenizer>> MakeGgufTokenizer(const GgufVocab& v, const s
     LLM_ASSIGN_OR_RETURN(inner, ByteLevelTokenizer(v, source));
     kind = "byte-level BPE, pre " + (v.pre.empty() ? std::string("default") : v.pre);
   } else {
-    return Unimplemented(source + ": tokenizer.ggml.model '" + v.model + "' is not supported (supported: llama, gpt2)");
+    return Unimplemented(source + ": tokenizer.ggml.model '" + PrintableName(v.model) + "' is not supported (supported: llama, gpt2)");
   }
   return std::unique_ptr<Tokenizer>(new GgufTokenizer(std::move(inner), v, "gguf (" + kind + "):" + source));
 }

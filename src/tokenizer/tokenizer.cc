@@ -6,8 +6,9 @@
 #include <cctype>
 #include <cstdio>
 
-#include "tokenizer/hf_tokenizer.h"
 #include "core/mapped_file.h"
+#include "core/printable.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace llm {
 
@@ -81,7 +82,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   // `path` names where the model came from in messages and description().
   Status LoadProto(const std::string& proto, const std::string& path) {
     const auto st = sp_.LoadFromSerializedProto(proto);
-    if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
+    // The library's message may quote a piece: escaped, so the error stays one line.
+    if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + PrintableName(st.ToString(), 200) + ")");
     path_ = path;
     for (int id = 0; id < sp_.GetPieceSize(); ++id) bound_.AddEntry(sp_.IdToPiece(id));
     // A letter or digit counts when it comes through the model's normalizer

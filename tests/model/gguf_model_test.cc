@@ -209,6 +209,48 @@ TEST(GgufRope, Llama31DivisorsBecomeLlama3ParametersOthersStayDivisors) {
   EXPECT_EQ(RopeAttentionScaling(odd_config.value()), 1.0f);
 }
 
+// Random byte changes in the header (metadata, vocabulary, tensor infos) of
+// a converted model with a tokenizer: every load either succeeds or returns a
+// Status; a loaded model's tokenizer still encodes (run under ASan/UBSan by
+// scripts/sanitize.sh, so a read outside the file fails there).
+TEST(GgufRobustness, RandomHeaderByteChangesLoadOrFailCleanly) {
+  const std::string path = GgufFixture("mha_tied_f32.gguf");
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  const size_t header_bytes = file.value()->header().data_offset;
+  std::ifstream in(path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  testing::TempDir tmp;
+  const std::string mutated = tmp.path() + "/m.gguf";
+  ThreadPool pool(1);
+  uint64_t state = 16;
+  auto next = [&] {  // xorshift64: the same cases on every run
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  };
+  int loaded = 0, refused = 0;
+  for (int iter = 0; iter < 200; ++iter) {
+    std::string bytes = good;
+    const int flips = 1 + static_cast<int>(next() % 4);
+    for (int f = 0; f < flips; ++f) bytes[next() % header_bytes] = static_cast<char>(next() & 0xff);
+    std::ofstream(mutated, std::ios::binary | std::ios::trunc) << bytes;
+    ModelSource src;
+    src.model_dir = mutated;
+    src.dtype = DType::kF32;
+    auto m = LoadModel(src, &pool);
+    if (!m.ok()) {
+      ++refused;
+      EXPECT_FALSE(m.status().message().empty());
+      EXPECT_EQ(m.status().message().find('\n'), std::string::npos) << m.status().message();
+      continue;
+    }
+    ++loaded;
+    if (m->tokenizer) (void)m->tokenizer->Encode("once upon a time", true);
+  }
+  std::printf("  200 mutated headers: %d loaded, %d refused\n", loaded, refused);
+  EXPECT_GT(refused, 0);
+}
+
 TEST(GgufNames, MapEveryHfTensorOfTheTable) {
   EXPECT_EQ(GgufTensorName("model.embed_tokens.weight"), "token_embd.weight");
   EXPECT_EQ(GgufTensorName("model.layers.12.self_attn.k_proj.bias"), "blk.12.attn_k.bias");

@@ -120,6 +120,21 @@ TEST(GgufTokenizer, RefusesUnknownModelsAndPreNamesByName) {
   EXPECT_NE(qwen.status().message().find("llama-bpe"), std::string::npos) << qwen.status().message();
 }
 
+TEST(GgufTokenizer, NamesFromTheFileStayOnOneLine) {
+  GgufVocab v = TinyVocab();
+  v.model = "llama\nerror: forged";
+  auto r = MakeGgufTokenizer(v, "x.gguf");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find('\n'), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("llama\\x0aerror"), std::string::npos) << r.status().message();
+  v.model = "gpt2";
+  v.merges = {"a b", "ab\n"};
+  auto m = MakeGgufTokenizer(v, "x.gguf");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().message().find('\n'), std::string::npos) << m.status().message();
+  EXPECT_NE(m.status().message().find("merges[1]"), std::string::npos) << m.status().message();
+}
+
 TEST(GgufTokenizer, RefusesInconsistentVocabularies) {
   GgufVocab v = TinyVocab();
   v.model = "llama";
