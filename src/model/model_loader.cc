@@ -84,7 +84,15 @@ bool EndsWith(const std::string& s, const std::string& tail) {
 // .gguf of a directory without safetensors; "" for a safetensors checkpoint
 // (or nothing at all: the safetensors path says what is missing).
 Result<std::string> FindGgufFile(const std::string& path) {
-  if (IsRegularFile(path)) return path;
+  if (IsRegularFile(path)) {
+    // A file: GGUF by name or by magic; anything else (config.json,
+    // model.safetensors) means the directory was meant.
+    char magic[4] = {};
+    std::ifstream(path, std::ios::binary).read(magic, 4);
+    if (EndsWith(path, ".gguf") || std::string(magic, 4) == "GGUF") return path;
+    return InvalidArgument(path + ": is a file but not a GGUF file; --model-path takes a checkpoint directory, "
+                           "a .gguf file or a directory holding one");
+  }
   if (!IsDirectory(path)) {
     if (EndsWith(path, ".gguf") && !PathExists(path)) return NotFound(path + ": GGUF file not found");
     return std::string();

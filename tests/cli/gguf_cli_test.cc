@@ -196,6 +196,15 @@ TEST_F(GgufCliTest, WeightsThatDoNotFitTheDtypeAreNamed) {
   }
 }
 
+TEST_F(GgufCliTest, AFileThatIsNotGgufSaysWhatModelPathTakes) {
+  ExpectOneErrorLine(RunCli("--model-path " + testing::FixtureModel("mha_tied_f32") + "/model.safetensors --prompt hi" +
+                            kQuick),
+                     "takes a checkpoint directory");
+  // Named .gguf but not one: the reader says what is wrong.
+  WriteBytes(tmp_.path() + "/fake.gguf", "{\"not\": \"gguf\"}");
+  ExpectOneErrorLine(RunCli("--model-path " + tmp_.path() + "/fake.gguf --prompt hi" + kQuick), "GGUF");
+}
+
 TEST_F(GgufCliTest, SafetensorsFormatFlagWithAGgufFileIsRefused) {
   ExpectOneErrorLine(RunCli("--model-path " + GgufFixture("mha_tied_f32.gguf") + " --load-format safetensors --prompt hi" +
                             kQuick),
