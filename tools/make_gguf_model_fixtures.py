@@ -159,6 +159,10 @@ def all_quant_types(path, ref_path):
     w.add_rope_freq_base(500000.0)
     w.add_tensor("rope_freqs.weight", hf_to_gguf.llama3_rope_factors(rope, 500000.0, hd))
     w.add_layer_norm_rms_eps(1e-5)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_eot_token_id(30)  # an instruct file's end-of-turn and end-of-message ids
+    w.add_eom_token_id(31)
     for name, (a, qtype) in stored.items():
         if qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
             w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)

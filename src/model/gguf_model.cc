@@ -340,9 +340,14 @@ Result<LlamaConfig> GgufLlamaConfig(const GgufFile& file) {
   LLM_ASSIGN_OR_RETURN(c.bos_token_id, OptionalInt(h, "tokenizer.ggml.bos_token_id", 1, path));
   LLM_ASSIGN_OR_RETURN(const int eos, OptionalInt(h, "tokenizer.ggml.eos_token_id", 2, path));
   c.eos_token_ids = {eos};
-  // Instruct files name the end-of-turn token apart; generation stops on both.
-  LLM_ASSIGN_OR_RETURN(const int eot, OptionalInt(h, "tokenizer.ggml.eot_token_id", -1, path));
-  if (eot >= 0 && eot != eos) c.eos_token_ids.push_back(eot);
+  // Instruct files name end-of-turn (and Llama 3.1's end-of-message) tokens
+  // apart; generation stops on each, as on generation_config.json's list.
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    LLM_ASSIGN_OR_RETURN(const int id, OptionalInt(h, key, -1, path));
+    if (id >= 0 && std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), id) == c.eos_token_ids.end()) {
+      c.eos_token_ids.push_back(id);
+    }
+  }
   LLM_ASSIGN_OR_RETURN(const int file_type, OptionalInt(h, "general.file_type", 0, path));
   c.torch_dtype = file_type == 1 ? DType::kF16 : file_type == 32 ? DType::kBF16 : DType::kF32;
   LLM_RETURN_IF_ERROR(ValidateLlamaConfig(c, path));

@@ -169,7 +169,8 @@ TEST(GgufQuantized, EveryQuantizedTypeMatchesTransformersOnDequantizedWeights) {
 // Llama 3.1 files carry HF's llama3 rope only as rope_freqs.weight divisors
 // (all_quant_types.gguf: theta 500000, factor 8 over 8192, head_dim 128, so
 // some divisors lie in the smooth band): they become HF's llama3 parameters;
-// divisors no llama3 setting gives run as per-frequency divisors.
+// divisors no llama3 setting gives run as per-frequency divisors. The same
+// file names eot/eom ids besides eos: generation stops on all three.
 TEST(GgufRope, Llama31DivisorsBecomeLlama3ParametersOthersStayDivisors) {
   const std::string path = GgufFixture("all_quant_types.gguf");
   auto file = GgufFile::Open(path);
@@ -179,6 +180,7 @@ TEST(GgufRope, Llama31DivisorsBecomeLlama3ParametersOthersStayDivisors) {
   EXPECT_EQ(c->rope_scaling, RopeScaling::kLlama3);
   EXPECT_EQ(c->rope_factor, 8.0);
   EXPECT_EQ(c->rope_original_max_position, 8192);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int>{2, 30, 31}));  // eos, eot, eom: generation stops on each
   const GgufTensorInfo& t = *file.value()->header().FindTensor("rope_freqs.weight");
   std::vector<float> divisors(t.num_elements);
   DequantizeRow(t.type, file.value()->TensorData(t), divisors.data(), divisors.size());
