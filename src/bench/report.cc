@@ -233,6 +233,10 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                 {"kv_cache_used_bytes", info.kv_cache_used_bytes},
                 {"load_time_s", info.load_time_s},
                 {"config", ConfigJson(c)}};
+  // GGUF loading (issue #16): new keys only.
+  j["model"]["format"] = info.model_format;
+  if (!info.model_tensor_types.empty()) j["model"]["tensor_types"] = info.model_tensor_types;
+  if (!info.model_load_note.empty()) j["model"]["load_note"] = info.model_load_note;
   j["memory"] = {{"weight_bytes", info.weight_bytes}, {"weight_bytes_total", info.weight_bytes_total},
                  {"kv_cache_bytes", info.kv_cache_bytes}, {"kv_cache_used_bytes", info.kv_cache_used_bytes},
                  {"scratch_bytes", info.scratch_bytes}, {"peak_rss_bytes", info.peak_rss_bytes}};

@@ -17,6 +17,12 @@ struct RunInfo {
   std::string model_source;   // directory or "dummy:NAME"
   std::string model_name;     // --model-name when resolved through it
   std::string tokenizer;
+  // Where the weights came from: "safetensors", "gguf" or "dummy"; for GGUF
+  // the tensor count per stored ggml type, and how quantized tensors were
+  // turned into --dtype (empty when none).
+  std::string model_format;
+  std::map<std::string, int> model_tensor_types;
+  std::string model_load_note;
   LlamaConfig config;
   std::string dtype;
   std::string device;

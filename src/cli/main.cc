@@ -467,6 +467,7 @@ int Run(const Flags& f) {
   auto loaded = LoadModel(source.value(), &pool);
   if (!loaded.ok()) return Fail(loaded.status());
   LoadedModel& lm = loaded.value();
+  if (!f.quiet && !lm.load_note.empty()) std::fprintf(stderr, "note: %s\n", lm.load_note.c_str());
 
   auto tests = BuildTests(f, lm);
   if (!tests.ok()) return Fail(tests.status());
@@ -544,6 +545,9 @@ int Run(const Flags& f) {
   info.model_source = lm.description;
   info.model_name = how.rfind("--model-name", 0) == 0 ? f.model_name : "";
   info.tokenizer = lm.tokenizer ? lm.tokenizer->description() : "none";
+  info.model_format = lm.format;
+  info.model_tensor_types = lm.tensor_types;
+  info.model_load_note = lm.load_note;
   info.config = lm.config;
   info.dtype = DTypeName(dtype);
   info.device = device;

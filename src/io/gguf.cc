@@ -1,5 +1,7 @@
 #include "io/gguf.h"
 
+#include "core/printable.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -12,22 +14,7 @@ const char* const kHint = " (the file is corrupt or truncated: download or conve
 
 // A name from the file as it may appear in a one-line message: printable
 // ASCII only, at most 80 characters.
-std::string Printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 80)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) {
-      out += c;
-    } else {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    }
-  }
-  if (s.size() > 80) out += "...";
-  return out;
-}
+std::string Printable(std::string_view s) { return PrintableName(s); }
 
 size_t ScalarSize(GgufValueType t) {
   switch (t) {

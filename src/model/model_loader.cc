@@ -1,5 +1,8 @@
 #include "model/model_loader.h"
 
+#include <dirent.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -7,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "model/gguf_model.h"
 #include "model/llama_model.h"
 
 namespace llm {
@@ -77,6 +81,84 @@ Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
                                ") + activations " + GiB(scratch));
 }
 
+bool EndsWith(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The GGUF file `path` names: the path itself when it is a file, the one
+// .gguf of a directory without safetensors; "" for a safetensors checkpoint
+// (or nothing at all: the safetensors path says what is missing).
+Result<std::string> FindGgufFile(const std::string& path) {
+  if (IsRegularFile(path)) {
+    // A file: GGUF by name or by magic; anything else (config.json,
+    // model.safetensors) means the directory was meant.
+    char magic[4] = {};
+    std::ifstream(path, std::ios::binary).read(magic, 4);
+    if (EndsWith(path, ".gguf") || std::string(magic, 4) == "GGUF") return path;
+    return InvalidArgument(path + ": is a file but not a GGUF file; --model-path takes a checkpoint directory, "
+                           "a .gguf file or a directory holding one");
+  }
+  if (!IsDirectory(path)) {
+    if (EndsWith(path, ".gguf") && !PathExists(path)) return NotFound(path + ": GGUF file not found");
+    return std::string();
+  }
+  std::vector<std::string> ggufs;
+  bool safetensors = false;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (EndsWith(name, ".safetensors") || name == "model.safetensors.index.json") safetensors = true;
+      if (EndsWith(name, ".gguf")) ggufs.push_back(name);
+    }
+    ::closedir(d);
+  }
+  if (safetensors || ggufs.empty()) return std::string();
+  if (ggufs.size() > 1) {
+    std::sort(ggufs.begin(), ggufs.end());
+    std::string names;
+    for (const auto& g : ggufs) names += (names.empty() ? "" : ", ") + g;
+    return InvalidArgument(path + ": holds " + std::to_string(ggufs.size()) + " .gguf files (" + names +
+                           "); give one with --model-path DIR/FILE.gguf");
+  }
+  return path + "/" + ggufs[0];
+}
+
+Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, ThreadPool* pool, LoadedModel* m) {
+  LLM_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::Open(gguf_path));  // refuses non-llama by name
+  LLM_ASSIGN_OR_RETURN(m->config, GgufLlamaConfig(*file));
+  LLM_RETURN_IF_ERROR(CheckModelFits(m->config, src));
+  LLM_ASSIGN_OR_RETURN(m->weights, LoadGgufWeights(file, m->config, src.dtype, pool));
+  auto vocab = GgufVocabOf(file->header(), gguf_path);
+  if (vocab.ok()) {
+    LLM_ASSIGN_OR_RETURN(m->tokenizer, MakeGgufTokenizer(vocab.value(), gguf_path));
+  } else if (vocab.status().code() == StatusCode::kNotFound) {
+    m->tokenizer_status = vocab.status();
+  } else {
+    return vocab.status();
+  }
+  m->description = gguf_path;
+  m->format = "gguf";
+  m->tensor_types = GgufTensorTypeCounts(file->header());
+  std::string quantized;
+  for (const auto& [type, count] : m->tensor_types) {
+    if (type != "F32" && type != "F16" && type != "BF16") quantized += (quantized.empty() ? "" : ", ") + type;
+  }
+  if (!quantized.empty()) {
+    // Said in the results so that nobody takes these runs for quantized kernels.
+    m->load_note = "quantized tensors (" + quantized + ") were dequantized at load to " + DTypeName(src.dtype) +
+                   "; kernels that read the blocks directly are not used yet";
+  }
+  if (file->header().FindTensor("rope_freqs.weight") != nullptr) {
+    // Say how the divisors became the config's rope_scaling.
+    m->load_note += std::string(m->load_note.empty() ? "" : "; ") +
+                    (m->config.rope_scaling == RopeScaling::kLlama3
+                         ? "rope_freqs.weight matched llama3 rope parameters (factor, low/high 1/4, original context)"
+                         : "rope_freqs.weight applied as per-frequency divisors through the longrope path with "
+                           "attention factor 1 (CPU only)");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 uint64_t AvailableMemoryBytes() { return AvailableMemoryBytesUnder(""); }
@@ -141,20 +223,31 @@ Status CheckMemoryBudget(uint64_t need, uint64_t available, const std::string& w
 Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
   const auto start = std::chrono::steady_clock::now();
   LoadedModel m;
+  std::string gguf_path;
+  if (src.format != LoadFormat::kDummy) {
+    LLM_ASSIGN_OR_RETURN(gguf_path, FindGgufFile(src.model_dir));
+  }
   if (src.format == LoadFormat::kDummy) {
     LLM_ASSIGN_OR_RETURN(m.config, LoadDummyConfig(src.model_config));
     LLM_RETURN_IF_ERROR(CheckModelFits(m.config, src));
     LLM_ASSIGN_OR_RETURN(m.weights, MakeDummyWeights(m.config, src.dtype, src.seed, pool));
     m.description = "dummy:" + src.model_config;
+    m.format = "dummy";
     if (m.config.vocab_size >= MakeByteTokenizer()->vocab_size()) {
       m.tokenizer = MakeByteTokenizer();
     } else {
       m.tokenizer_status = NotFound(m.description + ": vocab_size " + std::to_string(m.config.vocab_size) +
                                     " is too small for the built-in byte-level tokenizer (needs 259)");
     }
+  } else if (!gguf_path.empty()) {
+    if (src.format == LoadFormat::kSafetensors) {
+      return InvalidArgument(gguf_path + ": is a GGUF file but --load-format safetensors was given (use auto)");
+    }
+    LLM_RETURN_IF_ERROR(LoadGgufModel(gguf_path, src, pool, &m));
   } else {
     const std::string& dir = src.model_dir;
     if (!IsDirectory(dir)) return NotFound(dir + ": model directory not found");
+    m.format = "safetensors";
     LLM_ASSIGN_OR_RETURN(std::string text, ReadTextFile(dir + "/config.json"));
     LLM_ASSIGN_OR_RETURN(m.config, ParseLlamaConfig(text, dir + "/config.json"));
     LLM_RETURN_IF_ERROR(ApplyGenerationConfig(dir, &m.config));

@@ -3,6 +3,7 @@
 // tokenizer, and records what was loaded for the results file.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -18,7 +19,9 @@ class ThreadPool;
 enum class LoadFormat { kAuto, kSafetensors, kDummy };
 
 struct ModelSource {
-  std::string model_dir;     // checkpoint directory (safetensors)
+  // Checkpoint directory (safetensors), a .gguf file, or a directory holding
+  // exactly one .gguf and no safetensors.
+  std::string model_dir;
   LoadFormat format = LoadFormat::kAuto;
   std::string model_config;  // dummy: built-in name or path to a config.json
   DType dtype = DType::kF16;
@@ -48,8 +51,13 @@ struct LoadedModel {
   // prompts) can run, and tokenizer_status says why text cannot.
   std::unique_ptr<Tokenizer> tokenizer;
   Status tokenizer_status;
-  std::string description;  // "dummy:tinyllama-1.1b" or the directory
+  std::string description;  // "dummy:tinyllama-1.1b", the directory or the .gguf file
   double load_time_s = 0;
+  std::string format;       // "safetensors", "gguf" or "dummy"
+  // GGUF: tensor count per ggml type as stored in the file ("Q8_0": 14, "F32": 5).
+  std::map<std::string, int> tensor_types;
+  // GGUF with quantized tensors: how they were turned into --dtype ("" otherwise).
+  std::string load_note;
 };
 
 Result<LoadedModel> LoadModel(const ModelSource& source, ThreadPool* pool);

@@ -6,8 +6,9 @@
 #include <cctype>
 #include <cstdio>
 
-#include "tokenizer/hf_tokenizer.h"
 #include "core/mapped_file.h"
+#include "core/printable.h"
+#include "tokenizer/hf_tokenizer.h"
 
 namespace llm {
 
@@ -76,8 +77,13 @@ class SentencePieceTokenizer final : public Tokenizer {
     // Read through the product's input-file helper (a directory or FIFO is a
     // clear error, never a hang or a C++ stream exception), then parse.
     LLM_ASSIGN_OR_RETURN(std::string proto, ReadTextFile(path));
+    return LoadProto(proto, path);
+  }
+  // `path` names where the model came from in messages and description().
+  Status LoadProto(const std::string& proto, const std::string& path) {
     const auto st = sp_.LoadFromSerializedProto(proto);
-    if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + st.ToString() + ")");
+    // The library's message may quote a piece: escaped, so the error stays one line.
+    if (!st.ok()) return DataLoss(path + ": not a valid SentencePiece model (" + PrintableName(st.ToString(), 200) + ")");
     path_ = path;
     for (int id = 0; id < sp_.GetPieceSize(); ++id) bound_.AddEntry(sp_.IdToPiece(id));
     // A letter or digit counts when it comes through the model's normalizer
@@ -154,6 +160,13 @@ class ByteTokenizer final : public Tokenizer {
 Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path) {
   auto tok = std::make_unique<SentencePieceTokenizer>();
   LLM_RETURN_IF_ERROR(tok->Load(path));
+  return std::unique_ptr<Tokenizer>(std::move(tok));
+}
+
+Result<std::unique_ptr<Tokenizer>> MakeSentencePieceTokenizer(const std::string& serialized_model_proto,
+                                                              const std::string& source) {
+  auto tok = std::make_unique<SentencePieceTokenizer>();
+  LLM_RETURN_IF_ERROR(tok->LoadProto(serialized_model_proto, source));
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 

@@ -62,6 +62,10 @@ class StreamDecoder {
 // Loads the tokenizer of a model directory (tokenizer.model). NotFound when absent.
 Result<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_dir);
 Result<std::unique_ptr<Tokenizer>> LoadSentencePieceTokenizer(const std::string& path);
+// The same from the bytes of a serialized ModelProto (a GGUF vocabulary
+// rebuilt as one); `source` names it in messages and description().
+Result<std::unique_ptr<Tokenizer>> MakeSentencePieceTokenizer(const std::string& serialized_model_proto,
+                                                              const std::string& source);
 // Bytes map to ids 3..258 (Llama 2's byte-fallback ids); 0 <unk>, 1 <s>, 2 </s>.
 std::unique_ptr<Tokenizer> MakeByteTokenizer();
 

@@ -1,0 +1,273 @@
+// GGUF files written by tools/make_gguf_model_fixtures.py (tools/hf_to_gguf.py:
+// the `gguf` package's writer with llama.cpp's q/k row permutation) from the
+// HF fixture models give the same model as the safetensors checkpoint: same
+// config, logits within 1e-5 on every prompt position; quantized files (Q8_0,
+// and one tensor of every quantized type) give transformers' logits and greedy
+// tokens on their dequantized weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <iterator>
+#include <cstdio>
+#include <fstream>
+
+#include "core/thread_pool.h"
+#include "model/generate.h"
+#include "model/gguf_model.h"
+#include "model/llama_model.h"
+#include "model/model_loader.h"
+#include "test_util.h"
+
+namespace llm {
+namespace {
+
+std::string GgufFixture(const std::string& name) { return testing::FixturesDir() + "/gguf/" + name; }
+
+struct Pair {
+  std::string hf_model;  // tests/fixtures/models/NAME
+  std::string gguf;      // tests/fixtures/gguf/NAME
+  DType dtype;
+};
+
+std::string PairName(const ::testing::TestParamInfo<Pair>& info) {
+  std::string n = info.param.hf_model + "_" + DTypeName(info.param.dtype);
+  for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return n;
+}
+
+class GgufVsSafetensorsTest : public ::testing::TestWithParam<Pair> {
+ protected:
+  std::unique_ptr<LlamaModel> Make(const std::string& path, LoadedModel* out) {
+    ModelSource src;
+    src.model_dir = path;
+    src.dtype = GetParam().dtype;
+    auto loaded = LoadModel(src, &pool_);
+    EXPECT_TRUE(loaded.ok()) << loaded.status().message();
+    if (!loaded.ok()) return nullptr;
+    *out = std::move(loaded.value());
+    ModelOptions mo;
+    mo.max_seq_len = 256;
+    mo.all_logits = true;
+    auto model = LlamaModel::Create(out->config, out->weights, backend_.get(), mo);
+    EXPECT_TRUE(model.ok()) << model.status().message();
+    return model.ok() ? std::move(model.value()) : nullptr;
+  }
+  ThreadPool pool_{2};
+  std::unique_ptr<KernelBackend> backend_ = MakeReferenceBackend();
+};
+
+TEST_P(GgufVsSafetensorsTest, SameConfigAndLogitsWithin1e5) {
+  LoadedModel hf, gg;
+  auto hf_model = Make(testing::FixtureModel(GetParam().hf_model), &hf);
+  auto gg_model = Make(GgufFixture(GetParam().gguf), &gg);
+  ASSERT_TRUE(hf_model && gg_model);
+  EXPECT_EQ(gg.format, "gguf");
+  EXPECT_EQ(hf.format, "safetensors");
+  const LlamaConfig &a = hf.config, &b = gg.config;
+  EXPECT_EQ(a.hidden_size, b.hidden_size);
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
+  EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers);
+  EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
+  EXPECT_EQ(a.num_key_value_heads, b.num_key_value_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
+  EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
+  EXPECT_EQ(a.rope_theta, b.rope_theta);
+  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
+  EXPECT_EQ(a.attention_bias, b.attention_bias);
+  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
+  if (a.rope_scaling == RopeScaling::kLlama3) {
+    // rope_freqs.weight divisors: the same frequencies up to float rounding.
+    const auto fa = RopeInverseFrequencies(a, 8), fb = RopeInverseFrequencies(b, 8);
+    ASSERT_EQ(fa.size(), fb.size());
+    for (size_t i = 0; i < fa.size(); ++i) EXPECT_NEAR(fb[i], fa[i], 1e-6 * fa[i]) << "frequency " << i;
+  } else {
+    EXPECT_EQ(a.rope_scaling, b.rope_scaling);
+    EXPECT_EQ(a.rope_factor, b.rope_factor);
+  }
+  const testing::Reference ref = testing::LoadReference(GetParam().hf_model);
+  for (size_t p = 0; p < ref.meta["prompts"].size(); ++p) {
+    const auto ids = ref.Ids("prompt" + std::to_string(p) + ".ids");
+    const int n = static_cast<int>(ids.size());
+    hf_model->Reset();
+    gg_model->Reset();
+    ASSERT_TRUE(hf_model->Forward(ids.data(), n).ok());
+    ASSERT_TRUE(gg_model->Forward(ids.data(), n).ok());
+    const size_t count = static_cast<size_t>(n) * a.vocab_size;
+    double worst = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const double d = std::fabs(static_cast<double>(gg_model->all_logits()[i]) - hf_model->all_logits()[i]);
+      if (d > worst) worst = d, at = i;
+    }
+    std::printf("  %s prompt%zu (%d tokens): max |logit difference| %.3e\n", GetParam().gguf.c_str(), p, n, worst);
+    EXPECT_LE(worst, 1e-5) << "prompt " << p << ", position " << at / a.vocab_size << ", token " << at % a.vocab_size;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, GgufVsSafetensorsTest,
+    ::testing::Values(Pair{"gqa_odd_bias_f16", "gqa_odd_bias_f32.gguf", DType::kF32},  // GQA, odd sizes, biases
+                      Pair{"mha_tied_f32", "mha_tied_f32.gguf", DType::kF32},          // tied output
+                      Pair{"linear_mqa_f32", "linear_mqa_f32.gguf", DType::kF32},      // linear rope, MQA
+                      Pair{"llama3_sharded_bf16", "llama3_sharded_bf16.gguf", DType::kF32},   // rope_freqs
+                      Pair{"llama3_sharded_bf16", "llama3_sharded_bf16.gguf", DType::kBF16}),  // zero-copy BF16
+    PairName);
+
+// transformers on the dequantized weights of a quantized GGUF
+// (make_gguf_model_fixtures.py): logits of every prompt position within 1e-4
+// (relative) and the greedy tokens identical.
+void ExpectTransformersOnDequantizedWeights(const std::string& gguf, const std::string& reference,
+                                            const std::map<std::string, int>& tensor_types) {
+  std::ifstream in(GgufFixture(reference));
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  ASSERT_EQ(ref.value("magic", ""), "llama-speedbench-gguf-greedy");
+  ThreadPool pool(2);
+  ModelSource src;
+  src.model_dir = GgufFixture(gguf);
+  src.dtype = DType::kF32;
+  auto loaded = LoadModel(src, &pool);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->tensor_types, tensor_types);
+  EXPECT_NE(loaded->load_note.find("dequantized at load"), std::string::npos) << loaded->load_note;
+  auto backend = MakeReferenceBackend();
+  ModelOptions mo;
+  mo.max_seq_len = 64;
+  mo.all_logits = true;
+  auto model = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend.get(), mo);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto want_logits = ref["prompt_logits"].get<std::vector<float>>();
+  ASSERT_TRUE(model.value()->Forward(prompt.data(), static_cast<int>(prompt.size())).ok());
+  ASSERT_EQ(want_logits.size(), prompt.size() * loaded->config.vocab_size);
+  const double err = testing::RelErr(model.value()->all_logits(), want_logits.data(), want_logits.size());
+  std::printf("  %s: logits rel err vs transformers on the dequantized weights %.3e\n", gguf.c_str(), err);
+  EXPECT_LT(err, 1e-4);
+  model.value()->Reset();
+  GenerationOptions go;
+  go.max_new_tokens = static_cast<int>(ref["greedy_ids"].size());
+  go.ignore_eos = true;
+  auto r = Generate(*model.value(), prompt, go);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->tokens, ref["greedy_ids"].get<std::vector<int32_t>>());
+}
+
+TEST(GgufQuantized, Q8_0FileMatchesTransformersOnDequantizedWeights) {
+  ExpectTransformersOnDequantizedWeights("mha_tied_q8_0.gguf", "mha_tied_q8_0.greedy.json", {{"F32", 5}, {"Q8_0", 15}});
+}
+
+// One tensor of each quantized type; the K-quants sit on the permuted q and k
+// (and v), so whole 256-element super-blocks move with their rows.
+TEST(GgufQuantized, EveryQuantizedTypeMatchesTransformersOnDequantizedWeights) {
+  ExpectTransformersOnDequantizedWeights("all_quant_types.gguf", "all_quant_types.greedy.json",
+                                         {{"F16", 1}, {"F32", 4}, {"Q4_0", 1}, {"Q4_1", 1}, {"Q4_K", 1}, {"Q5_0", 1},
+                                          {"Q5_1", 1}, {"Q5_K", 1}, {"Q6_K", 1}, {"Q8_0", 1}});
+}
+
+// Llama 3.1 files carry HF's llama3 rope only as rope_freqs.weight divisors
+// (all_quant_types.gguf: theta 500000, factor 8 over 8192, head_dim 128, so
+// some divisors lie in the smooth band): they become HF's llama3 parameters;
+// divisors no llama3 setting gives run as per-frequency divisors. The same
+// file names eot/eom ids besides eos: generation stops on all three.
+TEST(GgufRope, Llama31DivisorsBecomeLlama3ParametersOthersStayDivisors) {
+  const std::string path = GgufFixture("all_quant_types.gguf");
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  auto c = GgufLlamaConfig(*file.value());
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->rope_scaling, RopeScaling::kLlama3);
+  EXPECT_EQ(c->rope_factor, 8.0);
+  EXPECT_EQ(c->rope_original_max_position, 8192);
+  EXPECT_EQ(c->eos_token_ids, (std::vector<int>{2, 30, 31}));  // eos, eot, eom: generation stops on each
+  const GgufTensorInfo& t = *file.value()->header().FindTensor("rope_freqs.weight");
+  std::vector<float> divisors(t.num_elements);
+  DequantizeRow(t.type, file.value()->TensorData(t), divisors.data(), divisors.size());
+  LlamaConfig plain = c.value();
+  plain.rope_scaling = RopeScaling::kNone;
+  const auto base = RopeInverseFrequencies(plain), scaled = RopeInverseFrequencies(c.value());
+  int smooth = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    EXPECT_NEAR(scaled[i], base[i] / divisors[i], 1e-6 * base[i]) << "frequency " << i;
+    smooth += divisors[i] != 1.0f && divisors[i] != 8.0f;
+  }
+  EXPECT_GE(smooth, 3);  // the fixture exercises the blended band
+  // One divisor no llama3 setting gives.
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const float odd = 3.0f;
+  std::memcpy(bytes.data() + t.offset + 2 * sizeof(float), &odd, sizeof(float));
+  testing::TempDir tmp;
+  std::ofstream(tmp.path() + "/odd.gguf", std::ios::binary) << bytes;
+  auto odd_file = GgufFile::Open(tmp.path() + "/odd.gguf");
+  ASSERT_TRUE(odd_file.ok()) << odd_file.status().message();
+  auto odd_config = GgufLlamaConfig(*odd_file.value());
+  ASSERT_TRUE(odd_config.ok()) << odd_config.status().message();
+  EXPECT_EQ(odd_config->rope_scaling, RopeScaling::kLongRope);
+  divisors[2] = odd;
+  const auto odd_scaled = RopeInverseFrequencies(odd_config.value(), 4);
+  for (size_t i = 0; i < base.size(); ++i) EXPECT_NEAR(odd_scaled[i], base[i] / divisors[i], 1e-6 * base[i]) << i;
+  EXPECT_EQ(RopeAttentionScaling(odd_config.value()), 1.0f);
+}
+
+// Random byte changes in the header (metadata, vocabulary, tensor infos) of
+// a converted model with a tokenizer: every load either succeeds or returns a
+// Status; a loaded model's tokenizer still encodes (run under ASan/UBSan by
+// scripts/sanitize.sh, so a read outside the file fails there).
+TEST(GgufRobustness, RandomHeaderByteChangesLoadOrFailCleanly) {
+  const std::string path = GgufFixture("mha_tied_f32.gguf");
+  auto file = GgufFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  const size_t header_bytes = file.value()->header().data_offset;
+  std::ifstream in(path, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  testing::TempDir tmp;
+  const std::string mutated = tmp.path() + "/m.gguf";
+  ThreadPool pool(1);
+  uint64_t state = 16;
+  auto next = [&] {  // xorshift64: the same cases on every run
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  };
+  int loaded = 0, refused = 0;
+  for (int iter = 0; iter < 200; ++iter) {
+    std::string bytes = good;
+    const int flips = 1 + static_cast<int>(next() % 4);
+    for (int f = 0; f < flips; ++f) bytes[next() % header_bytes] = static_cast<char>(next() & 0xff);
+    std::ofstream(mutated, std::ios::binary | std::ios::trunc) << bytes;
+    ModelSource src;
+    src.model_dir = mutated;
+    src.dtype = DType::kF32;
+    auto m = LoadModel(src, &pool);
+    if (!m.ok()) {
+      ++refused;
+      EXPECT_FALSE(m.status().message().empty());
+      EXPECT_EQ(m.status().message().find('\n'), std::string::npos) << m.status().message();
+      continue;
+    }
+    ++loaded;
+    if (m->tokenizer) (void)m->tokenizer->Encode("once upon a time", true);
+  }
+  std::printf("  200 mutated headers: %d loaded, %d refused\n", loaded, refused);
+  EXPECT_GT(refused, 0);
+}
+
+TEST(GgufNames, MapEveryHfTensorOfTheTable) {
+  EXPECT_EQ(GgufTensorName("model.embed_tokens.weight"), "token_embd.weight");
+  EXPECT_EQ(GgufTensorName("model.layers.12.self_attn.k_proj.bias"), "blk.12.attn_k.bias");
+  EXPECT_EQ(GgufTensorName("model.layers.0.post_attention_layernorm.weight"), "blk.0.ffn_norm.weight");
+  EXPECT_EQ(GgufTensorName("model.layers.3.mlp.down_proj.weight"), "blk.3.ffn_down.weight");
+  EXPECT_EQ(GgufTensorName("lm_head.weight"), "output.weight");
+  EXPECT_EQ(GgufTensorName("model.norm.weight"), "output_norm.weight");
+  EXPECT_EQ(GgufTensorName("model.layers.1.self_attn.rotary_emb.inv_freq"), "");
+  // Every tensor of the table has a name.
+  LlamaConfig c = BuiltinLlamaConfig("tinyllama-1.1b").value();
+  c.attention_bias = c.mlp_bias = true;
+  c.tie_word_embeddings = false;
+  ModelWeights w;
+  for (const TensorSpec& s : ListTensors(c, &w)) EXPECT_NE(GgufTensorName(s.name), "") << s.name;
+}
+
+}  // namespace
+}  // namespace llm

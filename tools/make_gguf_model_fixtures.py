@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Writes the GGUF fixtures of the model-loading tests (tests/model/gguf_model_test.cc)
+with tools/hf_to_gguf.py (the `gguf` package's writer, llama.cpp's q/k
+permutation) from the HF fixture models, and the GGUF tokenizer fixtures:
+
+  mha_tied_f32.gguf         F32, tied embeddings, its tokenizer.model as the "llama" vocabulary
+  mha_tied_q8_0.gguf        the same with every 2-D weight Q8_0
+  mha_tied_q8_0.greedy.json transformers on the Q8_0-dequantized weights: logits of
+                            every prompt position and 32 greedy tokens
+  linear_mqa_f32.gguf       linear rope scaling (llama.rope.scaling.*), MQA
+  llama3_sharded_bf16.gguf  BF16, llama3 rope as rope_freqs.weight, tied
+  all_quant_types.gguf      a 1-layer hidden-256 model with one tensor of each quantized type
+                            (Q8_0, Q4_K/Q5_K/Q6_K on permuted q/k/v, Q4_0, Q4_1, Q5_0, Q5_1), F16 output,
+                            Llama 3.1's rope (rope_freqs.weight)
+  all_quant_types.greedy.json  transformers (float64) on its dequantized weights
+  tokenizer_llama2_style.gguf / tokenizer_llama3_style.gguf
+                            vocabulary only, from tests/fixtures/tokenizers/
+                            (tokenizer.model -> "llama", tokenizer.json -> "gpt2" llama-bpe)
+
+Usage: python3 tools/make_gguf_model_fixtures.py [OUTDIR]
+"""
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import gguf
+from gguf import GGMLQuantizationType as T
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hf_to_gguf  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "gguf")
+
+
+def model(name):
+    return os.path.join(ROOT, "models", name)
+
+
+def vocab_only(path, add_vocab):
+    w = gguf.GGUFWriter(path, "llama")
+    add_vocab(w)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def q8_0_greedy(model_dir, out_path, steps=32):
+    """Greedy tokens of transformers with every weight hf_to_gguf stores as
+    Q8_0 (2-D, rows a multiple of 32) replaced by its dequantized values. Rows
+    are quantized one by one, so llama.cpp's q/k row permutation commutes with
+    quantization and the dequantized HF-layout weights are exact."""
+    import torch
+    from transformers import LlamaForCausalLM
+    from safetensors.numpy import load_file
+    m = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.ndim == 2 and p.shape[1] % 32 == 0:
+                w = p.detach().numpy().astype(np.float32)
+                deq = gguf.quants.dequantize(gguf.quants.quantize(w, T.Q8_0), T.Q8_0)
+                p.copy_(torch.from_numpy(np.ascontiguousarray(deq, dtype=np.float32)))
+    ref = load_file(os.path.join(ROOT, "reference", os.path.basename(model_dir) + ".safetensors"))
+    prompt = [int(x) for x in ref["prompt0.ids"]]
+    ids, margins = list(prompt), []
+    with torch.no_grad():
+        prompt_logits = m(torch.tensor([prompt])).logits[0].numpy().astype(np.float32)
+        for _ in range(steps):
+            logits = m(torch.tensor([ids])).logits[0, -1]
+            top = torch.topk(logits, 2)
+            margins.append(float(top.values[0] - top.values[1]))
+            ids.append(int(top.indices[0]))
+    json.dump({"magic": "llama-speedbench-gguf-greedy", "version": 1, "model": os.path.basename(model_dir),
+               "weights": "Q8_0 dequantized (2-D weights with rows a multiple of 32)",
+               "torch": torch.__version__, "prompt_ids": prompt, "greedy_ids": ids[len(prompt):],
+               "greedy_min_margin": min(margins),
+               "prompt_logits": [float(x) for x in prompt_logits.reshape(-1)]}, open(out_path, "w"), indent=1)
+
+
+# llama.cpp's LlamaModel.permute and its inverse (stored rows -> HF rows).
+def unpermute(w, n_head):
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def random_k_blocks(rng, rows, cols, qtype, d, dmin=0.0):
+    """Random K-quant blocks with every scale byte random and the super-block
+    scales set to small float16 values (the gguf package has no K-quant
+    quantizer; random d/dmin bytes would be NaN or huge)."""
+    block_bytes = {T.Q4_K: 144, T.Q5_K: 176, T.Q6_K: 210}[qtype]
+    b = rng.integers(0, 256, size=(rows, cols // 256, block_bytes), dtype=np.uint8)
+    if qtype == T.Q6_K:  # ql[128] qh[64] scales[16] d
+        b[..., 208:210] = np.array([d], dtype="<f2").view(np.uint8)
+    else:  # d dmin scales[12] (qh[32]) qs[128]
+        b[..., 0:2] = np.array([d], dtype="<f2").view(np.uint8)
+        b[..., 2:4] = np.array([dmin], dtype="<f2").view(np.uint8)
+    return b.reshape(rows, -1)
+
+
+def all_quant_types(path, ref_path):
+    """A 1-layer Llama (hidden 256 so that K-quant super-blocks fit a row)
+    with one tensor of every supported quantized type, q and k permuted as the
+    converter does, and transformers' float64 logits and greedy tokens on the
+    dequantized weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    rng = np.random.default_rng(16)
+    hidden, inter, vocab, n_head, n_kv, hd = 256, 256, 32, 2, 1, 128
+    normal = lambda *shape: (rng.standard_normal(shape) * 0.02).astype(np.float32)  # noqa: E731
+    hf, stored = {}, {}  # HF name -> float64 weights; GGUF name -> (array, raw type or None)
+
+    def legacy(hf_name, gguf_name, w, qtype, n_perm=None):
+        q = gguf.quants.quantize(w, qtype)
+        hf[hf_name] = gguf.quants.dequantize(q, qtype).astype(np.float64)
+        stored[gguf_name] = (hf_to_gguf.permute(w, n_perm, n_perm) if n_perm else w, qtype)
+
+    def k_quant(hf_name, gguf_name, rows, qtype, d, dmin, n_perm):
+        blocks = random_k_blocks(rng, rows, hidden, qtype, d, dmin)  # as stored (permuted rows)
+        deq = gguf.quants.dequantize(blocks, qtype).astype(np.float64)
+        hf[hf_name] = unpermute(deq, n_perm) if n_perm else deq
+        stored[gguf_name] = (blocks, qtype)
+
+    legacy("model.embed_tokens.weight", "token_embd.weight", normal(vocab, hidden), T.Q8_0)
+    p = "model.layers.0."
+    k_quant(p + "self_attn.q_proj.weight", "blk.0.attn_q.weight", n_head * hd, T.Q4_K, 6e-5, 4e-4, n_head)
+    k_quant(p + "self_attn.k_proj.weight", "blk.0.attn_k.weight", n_kv * hd, T.Q5_K, 3e-5, 4e-4, n_kv)
+    k_quant(p + "self_attn.v_proj.weight", "blk.0.attn_v.weight", n_kv * hd, T.Q6_K, 1.2e-5, 0, None)  # v: not permuted
+    legacy(p + "self_attn.o_proj.weight", "blk.0.attn_output.weight", normal(hidden, n_head * hd), T.Q4_0)
+    legacy(p + "mlp.gate_proj.weight", "blk.0.ffn_gate.weight", normal(inter, hidden), T.Q4_1)
+    legacy(p + "mlp.up_proj.weight", "blk.0.ffn_up.weight", normal(inter, hidden), T.Q5_0)
+    legacy(p + "mlp.down_proj.weight", "blk.0.ffn_down.weight", normal(hidden, inter), T.Q5_1)
+    out = normal(vocab, hidden).astype(np.float16)
+    hf["lm_head.weight"] = out.astype(np.float64)
+    stored["output.weight"] = (out, None)
+    for hf_name, gguf_name in [(p + "input_layernorm.weight", "blk.0.attn_norm.weight"),
+                               (p + "post_attention_layernorm.weight", "blk.0.ffn_norm.weight"),
+                               ("model.norm.weight", "output_norm.weight")]:
+        n = (1 + normal(hidden) * 5).astype(np.float32)
+        hf[hf_name] = n.astype(np.float64)
+        stored[gguf_name] = (n, None)
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("all_quant_types")
+    w.add_context_length(131072)
+    w.add_embedding_length(hidden)
+    w.add_block_count(1)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_rope_dimension_count(hd)
+    # Llama 3.1's rope (theta 500000, llama3 factor 8 over 8192) as the
+    # converter writes it: divisors in rope_freqs.weight, some in the smooth band.
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}
+    w.add_rope_freq_base(500000.0)
+    w.add_tensor("rope_freqs.weight", hf_to_gguf.llama3_rope_factors(rope, 500000.0, hd))
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_eot_token_id(30)  # an instruct file's end-of-turn and end-of-message ids
+    w.add_eom_token_id(31)
+    for name, (a, qtype) in stored.items():
+        if qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
+            w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
+        elif qtype is not None:
+            w.add_tensor(name, a, raw_dtype=qtype)
+        else:
+            w.add_tensor(name, a)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    cfg = LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=1, num_attention_heads=n_head,
+                      num_key_value_heads=n_kv, head_dim=hd, vocab_size=vocab, max_position_embeddings=131072,
+                      rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling=rope, tie_word_embeddings=False)
+    m = LlamaForCausalLM(cfg).double().eval()
+    missing, unexpected = m.load_state_dict({k: torch.from_numpy(v) for k, v in hf.items()}, strict=False)
+    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
+    prompt = [int(x) for x in rng.integers(0, vocab, size=8)]
+    ids, margins = list(prompt), []
+    with torch.no_grad():
+        logits = m(torch.tensor([prompt])).logits[0].numpy()
+        for _ in range(16):
+            last = m(torch.tensor([ids])).logits[0, -1]
+            top = torch.topk(last, 2)
+            margins.append(float(top.values[0] - top.values[1]))
+            ids.append(int(top.indices[0]))
+    json.dump({"magic": "llama-speedbench-gguf-greedy", "version": 1, "model": "all_quant_types",
+               "weights": "every quantized type, dequantized; transformers in float64", "torch": torch.__version__,
+               "prompt_ids": prompt, "greedy_ids": ids[len(prompt):], "greedy_min_margin": min(margins),
+               "prompt_logits": [float(x) for x in logits.reshape(-1)]}, open(ref_path, "w"), indent=1)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    conv = [("mha_tied_f32", "mha_tied_f32.gguf", "f32"), ("mha_tied_f32", "mha_tied_q8_0.gguf", "q8_0"),
+            ("linear_mqa_f32", "linear_mqa_f32.gguf", "f32"),
+            ("llama3_sharded_bf16", "llama3_sharded_bf16.gguf", "bf16")]
+    for src, dst, outtype in conv:
+        hf_to_gguf.convert(SimpleNamespace(model_dir=model(src), out=os.path.join(OUT, dst), outtype=outtype))
+    q8_0_greedy(model("mha_tied_f32"), os.path.join(OUT, "mha_tied_q8_0.greedy.json"))
+    all_quant_types(os.path.join(OUT, "all_quant_types.gguf"), os.path.join(OUT, "all_quant_types.greedy.json"))
+    tok = os.path.join(ROOT, "tokenizers")
+    vocab_only(os.path.join(OUT, "tokenizer_llama2_style.gguf"),
+               lambda w: hf_to_gguf.add_sentencepiece_vocab(w, os.path.join(tok, "llama2_style", "tokenizer.model"),
+                                                            add_bos=True))
+    vocab_only(os.path.join(OUT, "tokenizer_llama3_style.gguf"),
+               lambda w: hf_to_gguf.add_byte_level_vocab(w, os.path.join(tok, "llama3_style", "tokenizer.json"),
+                                                         os.path.join(tok, "llama3_style", "tokenizer_config.json")))
+
+
+if __name__ == "__main__":
+    main()
