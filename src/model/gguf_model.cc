@@ -164,6 +164,55 @@ Result<Tensor> ConvertGgufTensor(const GgufFile& file, const GgufTensorInfo& inf
   return t;
 }
 
+// A quantized matrix used as stored (decode reads its blocks): rows put back
+// in HF order when `permute_heads` > 0 (whole rows move, blocks stay intact),
+// else the mapping itself. Every row is dequantized once here to prove its
+// scales finite: a NaN scale would make every logit NaN later.
+Result<Tensor> QuantizedGgufTensor(const std::shared_ptr<const GgufFile>& file, const GgufTensorInfo& info,
+                                   const TensorSpec& spec, DType stored, int permute_heads, ThreadPool* pool) {
+  const int64_t rows = spec.rows, cols = spec.cols;
+  const size_t row_bytes = GgmlRowBytes(info.type, static_cast<size_t>(cols));
+  if (row_bytes == 0) return DataLoss(file->path() + ": tensor '" + info.name + "' rows do not fill whole blocks");
+  const uint8_t* src = file->TensorData(info);
+  std::vector<size_t> bad(pool->num_threads(), SIZE_MAX);
+  pool->ParallelRange(static_cast<size_t>(rows), 64, [&](size_t b, size_t e, int worker) {
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (size_t r = b; r < e && bad[worker] == SIZE_MAX; ++r) {
+      DequantizeRow(info.type, src + r * row_bytes, row.data(), row.size());
+      for (size_t c = 0; c < row.size(); ++c) {
+        if (!std::isfinite(row[c])) { bad[worker] = r * row.size() + c; break; }
+      }
+    }
+  });
+  const size_t first_bad = *std::min_element(bad.begin(), bad.end());
+  if (first_bad != SIZE_MAX) {
+    return DataLoss(file->path() + ": tensor '" + info.name + "' dequantizes to a non-finite value at element " +
+                    std::to_string(first_bad) + " (a NaN or Inf block scale: the file is corrupt)");
+  }
+  Tensor t;
+  t.dtype = stored;
+  t.rows = rows;
+  t.cols = cols;
+  if (permute_heads == 0) {
+    t.data = src;
+    t.owner = std::shared_ptr<const void>(file, t.data);
+    return t;
+  }
+  auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
+  if (!buf->Allocate(static_cast<size_t>(rows) * row_bytes)) {
+    return IoError("out of memory allocating " + std::to_string((rows * row_bytes) >> 20) + " MiB for " + info.name);
+  }
+  auto* dst = static_cast<uint8_t*>(buf->data());
+  pool->ParallelRange(static_cast<size_t>(rows), 64, [&](size_t b, size_t e, int) {
+    for (size_t r = b; r < e; ++r) {
+      std::memcpy(dst + r * row_bytes, src + StoredRow(r, rows, permute_heads) * row_bytes, row_bytes);
+    }
+  });
+  t.data = buf->data();
+  t.owner = std::shared_ptr<const void>(buf, buf->data());
+  return t;
+}
+
 // rope_freqs.weight: one divisor per rotary frequency (llama.cpp's
 // converter writes the factors of HF's llama3 rope_type there).
 Result<std::vector<double>> RopeFreqDivisors(const GgufFile& file, int head_dim) {
@@ -382,7 +431,11 @@ Result<ModelWeights> LoadGgufWeights(const std::shared_ptr<const GgufFile>& file
     const bool is_q = name.find(".attn_q.") != std::string::npos, is_k = name.find(".attn_k.") != std::string::npos;
     const int permute_heads = is_q ? config.num_attention_heads : is_k ? config.num_key_value_heads : 0;
     const bool aligned = reinterpret_cast<uintptr_t>(file->TensorData(*t)) % DTypeSize(want) == 0;
-    if (IsFloatType(t->type) && FloatDType(t->type) == want && permute_heads == 0 && aligned) {
+    DType stored;
+    if (!spec.is_bias && spec.rows > 1 && !IsFloatType(t->type) && DTypeFromGgmlType(static_cast<uint32_t>(t->type), &stored)) {
+      // Quantized matrices are used as stored, whatever --dtype says.
+      LLM_ASSIGN_OR_RETURN(*spec.slot, QuantizedGgufTensor(file, *t, spec, stored, permute_heads, pool));
+    } else if (IsFloatType(t->type) && FloatDType(t->type) == want && permute_heads == 0 && aligned) {
       // Zero-copy: the tensor points into the mapping, which it keeps alive.
       Tensor z;
       z.dtype = want;

@@ -124,6 +124,11 @@ Result<std::string> FindGgufFile(const std::string& path) {
 }
 
 Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, ThreadPool* pool, LoadedModel* m) {
+  if (IsQuantized(src.dtype)) {
+    return InvalidArgument(gguf_path + ": --dtype " + DTypeName(src.dtype) +
+                           " quantizes safetensors checkpoints; a GGUF file's quantized tensors are used as stored, "
+                           "and --dtype (float32, float16 or bfloat16) applies to its float tensors");
+  }
   LLM_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::Open(gguf_path));  // refuses non-llama by name
   LLM_ASSIGN_OR_RETURN(m->config, GgufLlamaConfig(*file));
   LLM_RETURN_IF_ERROR(CheckModelFits(m->config, src));
@@ -145,8 +150,8 @@ Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, Threa
   }
   if (!quantized.empty()) {
     // Said in the results so that nobody takes these runs for quantized kernels.
-    m->load_note = "quantized tensors (" + quantized + ") were dequantized at load to " + DTypeName(src.dtype) +
-                   "; kernels that read the blocks directly are not used yet";
+    m->load_note = "quantized matrices (" + quantized + ") are used as stored (decode reads their blocks); float "
+                   "tensors follow --dtype " + std::string(DTypeName(src.dtype));
   }
   if (file->header().FindTensor("rope_freqs.weight") != nullptr) {
     // Say how the divisors became the config's rope_scaling.

@@ -125,33 +125,45 @@ void ExpectTransformersOnDequantizedWeights(const std::string& gguf, const std::
   const nlohmann::json ref = nlohmann::json::parse(in);
   ASSERT_EQ(ref.value("magic", ""), "llama-speedbench-gguf-greedy");
   ThreadPool pool(2);
-  ModelSource src;
-  src.model_dir = GgufFixture(gguf);
-  src.dtype = DType::kF32;
-  auto loaded = LoadModel(src, &pool);
-  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
-  EXPECT_EQ(loaded->tensor_types, tensor_types);
-  EXPECT_NE(loaded->load_note.find("dequantized at load"), std::string::npos) << loaded->load_note;
-  auto backend = MakeReferenceBackend();
-  ModelOptions mo;
-  mo.max_seq_len = 64;
-  mo.all_logits = true;
-  auto model = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend.get(), mo);
-  ASSERT_TRUE(model.ok()) << model.status().message();
-  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
-  const auto want_logits = ref["prompt_logits"].get<std::vector<float>>();
-  ASSERT_TRUE(model.value()->Forward(prompt.data(), static_cast<int>(prompt.size())).ok());
-  ASSERT_EQ(want_logits.size(), prompt.size() * loaded->config.vocab_size);
-  const double err = testing::RelErr(model.value()->all_logits(), want_logits.data(), want_logits.size());
-  std::printf("  %s: logits rel err vs transformers on the dequantized weights %.3e\n", gguf.c_str(), err);
-  EXPECT_LT(err, 1e-4);
-  model.value()->Reset();
-  GenerationOptions go;
-  go.max_new_tokens = static_cast<int>(ref["greedy_ids"].size());
-  go.ignore_eos = true;
-  auto r = Generate(*model.value(), prompt, go);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_EQ(r->tokens, ref["greedy_ids"].get<std::vector<int32_t>>());
+  // The reference backend (float64 dequantization) and the SIMD one (decode
+  // reads the blocks, prefill dequantizes panels) on the blocks as stored.
+  for (const bool simd : {false, true}) {
+    ModelSource src;
+    src.model_dir = GgufFixture(gguf);
+    src.dtype = DType::kF32;
+    auto loaded = LoadModel(src, &pool);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    EXPECT_EQ(loaded->tensor_types, tensor_types);
+    EXPECT_NE(loaded->load_note.find("used as stored"), std::string::npos) << loaded->load_note;
+    int quantized_matrices = 0;
+    for (const LayerWeights& l : loaded->weights.layers) {
+      for (const Tensor* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj}) {
+        quantized_matrices += IsQuantized(t->dtype);
+      }
+    }
+    EXPECT_GT(quantized_matrices, 0) << "quantized tensors were not kept quantized";
+    auto backend = simd ? MakeCpuBackend(&pool) : MakeReferenceBackend();
+    ModelOptions mo;
+    mo.max_seq_len = 64;
+    mo.all_logits = true;
+    auto model = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend.get(), mo);
+    ASSERT_TRUE(model.ok()) << model.status().message();
+    const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+    const auto want_logits = ref["prompt_logits"].get<std::vector<float>>();
+    ASSERT_TRUE(model.value()->Forward(prompt.data(), static_cast<int>(prompt.size())).ok());
+    ASSERT_EQ(want_logits.size(), prompt.size() * loaded->config.vocab_size);
+    const double err = testing::RelErr(model.value()->all_logits(), want_logits.data(), want_logits.size());
+    std::printf("  %s (%s kernels): logits rel err vs transformers on the dequantized weights %.3e\n", gguf.c_str(),
+                simd ? "SIMD" : "reference", err);
+    EXPECT_LT(err, 1e-4);
+    model.value()->Reset();
+    GenerationOptions go;
+    go.max_new_tokens = static_cast<int>(ref["greedy_ids"].size());
+    go.ignore_eos = true;
+    auto r = Generate(*model.value(), prompt, go);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->tokens, ref["greedy_ids"].get<std::vector<int32_t>>()) << (simd ? "SIMD" : "reference");
+  }
 }
 
 TEST(GgufQuantized, Q8_0FileMatchesTransformersOnDequantizedWeights) {
