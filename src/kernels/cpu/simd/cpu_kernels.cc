@@ -225,7 +225,7 @@ HWY_INLINE void DotQ8_0(const uint8_t* row, int64_t K, const float* x, int64_t l
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   for (int64_t b = 0; b < K / 32; ++b) {
     const uint8_t* blk = row + b * 34;
-    hwy::Prefetch(blk + 1024);
+    if ((b & 1) == 0) hwy::Prefetch(blk + 1024);  // one per 68 bytes: about a cache line
     const VF d = HalfAt(blk);
     const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
     for (int64_t c = 0; c < 32; c += L) {
@@ -243,19 +243,130 @@ HWY_INLINE void DotQ4_0(const uint8_t* row, int64_t K, const float* x, int64_t l
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<uint8_t, DF> du8;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const auto low = hn::Set(di, 15), eight = hn::Set(di, 8);
+  const auto low = hn::Set(di, 15);
+  const VF minus_eight = hn::Set(df, -8.0f);
   for (int64_t b = 0; b < K / 32; ++b) {
     const uint8_t* blk = row + b * 18;
-    hwy::Prefetch(blk + 1024);
+    if ((b & 3) == 0) hwy::Prefetch(blk + 1024);  // one per 72 bytes: about a cache line
     const VF d = HalfAt(blk);
+    const VF offset = hn::Mul(d, minus_eight);  // d * (n - 8) = n * d - 8 d, one FMA per vector
     for (int64_t c = 0; c < 16; c += L) {
       const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, blk + 2 + c));
-      const VF w_lo = hn::Mul(d, hn::ConvertTo(df, hn::Sub(hn::And(bytes, low), eight)));
-      const VF w_hi = hn::Mul(d, hn::ConvertTo(df, hn::Sub(hn::ShiftRight<4>(bytes), eight)));
+      const VF w_lo = hn::MulAdd(hn::ConvertTo(df, hn::And(bytes, low)), d, offset);
+      const VF w_hi = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(bytes)), d, offset);
       for (int r = 0; r < R; ++r) {
         const float* xr = x + r * ldx + b * 32;
         acc[r] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[r]);
         acc[r] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 16 + c), acc[r]);
+      }
+    }
+  }
+}
+
+// ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block.
+HWY_INLINE void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+HWY_INLINE float HalfScalar(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return F16ToF32(h);
+}
+
+// Q4_K and Q5_K (super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit
+// scales and mins, [Q5_K: 32 bytes of fifth bits], 128 bytes of nibbles):
+// sub-block pair j holds elements 64 j .. 64 j + 63, low nibbles first;
+// w = d * sc * n - dmin * m.
+template <int R, bool kFifthBit>
+HWY_INLINE void DotQ45_K(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<uint8_t, DF> du8;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  constexpr int64_t kBlockBytes = kFifthBit ? 176 : 144;
+  const auto low = hn::Set(di, 15), one = hn::Set(di, 1);
+  for (int64_t sb = 0; sb < K / 256; ++sb) {
+    const uint8_t* blk = row + sb * kBlockBytes;
+    hwy::Prefetch(blk + 1024);
+    hwy::Prefetch(blk + 1024 + 64);
+    hwy::Prefetch(blk + 1024 + 128);
+    const float d = HalfScalar(blk), dmin = HalfScalar(blk + 2);
+    const uint8_t* scales = blk + 4;
+    const uint8_t* qh = blk + 16;
+    const uint8_t* q = blk + (kFifthBit ? 48 : 16);
+    for (int j = 0; j < 4; ++j) {
+      int sc, m;
+      ScaleMinK4(2 * j, scales, &sc, &m);
+      const VF d1 = hn::Set(df, d * static_cast<float>(sc)), m1 = hn::Set(df, -(dmin * static_cast<float>(m)));
+      ScaleMinK4(2 * j + 1, scales, &sc, &m);
+      const VF d2 = hn::Set(df, d * static_cast<float>(sc)), m2 = hn::Set(df, -(dmin * static_cast<float>(m)));
+      const int64_t base = sb * 256 + 64 * j;
+      for (int64_t c = 0; c < 32; c += L) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, q + 32 * j + c));
+        auto n_lo = hn::And(bytes, low), n_hi = hn::ShiftRight<4>(bytes);
+        if constexpr (kFifthBit) {
+          const auto h = hn::PromoteTo(di, hn::LoadU(du8, qh + c));
+          n_lo = hn::Or(n_lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j), one)));
+          n_hi = hn::Or(n_hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j + 1), one)));
+        }
+        const VF w_lo = hn::MulAdd(hn::ConvertTo(df, n_lo), d1, m1);
+        const VF w_hi = hn::MulAdd(hn::ConvertTo(df, n_hi), d2, m2);
+        for (int r = 0; r < R; ++r) {
+          const float* xr = x + r * ldx + base;
+          acc[r] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[r]);
+          acc[r] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 32 + c), acc[r]);
+        }
+      }
+    }
+  }
+}
+
+// Q6_K (super-blocks of 256: 128 bytes of low nibbles, 64 bytes of 2-bit
+// highs, 16 int8 scales, f16 d): w = d * sc * (q - 32), as ggml's dequantize_row_q6_K.
+template <int R>
+HWY_INLINE void DotQ6_K(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const DF df;
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<uint8_t, DF> du8;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const auto low = hn::Set(di, 15), three = hn::Set(di, 3), thirty_two = hn::Set(di, 32);
+  for (int64_t sb = 0; sb < K / 256; ++sb) {
+    const uint8_t* blk = row + sb * 210;
+    for (int p = 0; p < 4; ++p) hwy::Prefetch(blk + 1024 + 64 * p);
+    const float d = HalfScalar(blk + 208);
+    const auto* scales = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = blk + 64 * half;
+      const uint8_t* qh = blk + 128 + 32 * half;
+      const int8_t* sc = scales + 8 * half;
+      const int64_t base = sb * 256 + 128 * half;
+      for (int64_t c = 0; c < 32; c += L) {
+        const int is = static_cast<int>(c / 16);
+        const auto a = hn::PromoteTo(di, hn::LoadU(du8, ql + c));
+        const auto b = hn::PromoteTo(di, hn::LoadU(du8, ql + 32 + c));
+        const auto h = hn::PromoteTo(di, hn::LoadU(du8, qh + c));
+        const auto q1 = hn::Sub(hn::Or(hn::And(a, low), hn::ShiftLeft<4>(hn::And(h, three))), thirty_two);
+        const auto q2 = hn::Sub(hn::Or(hn::And(b, low), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(h), three))), thirty_two);
+        const auto q3 = hn::Sub(hn::Or(hn::ShiftRight<4>(a), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(h), three))), thirty_two);
+        const auto q4 = hn::Sub(hn::Or(hn::ShiftRight<4>(b), hn::ShiftLeft<4>(hn::ShiftRight<6>(h))), thirty_two);
+        const VF w1 = hn::Mul(hn::ConvertTo(df, q1), hn::Set(df, d * sc[is + 0]));
+        const VF w2 = hn::Mul(hn::ConvertTo(df, q2), hn::Set(df, d * sc[is + 2]));
+        const VF w3 = hn::Mul(hn::ConvertTo(df, q3), hn::Set(df, d * sc[is + 4]));
+        const VF w4 = hn::Mul(hn::ConvertTo(df, q4), hn::Set(df, d * sc[is + 6]));
+        for (int r = 0; r < R; ++r) {
+          const float* xr = x + r * ldx + base + c;
+          acc[r] = hn::MulAdd(w1, hn::LoadU(df, xr), acc[r]);
+          acc[r] = hn::MulAdd(w2, hn::LoadU(df, xr + 32), acc[r]);
+          acc[r] = hn::MulAdd(w3, hn::LoadU(df, xr + 64), acc[r]);
+          acc[r] = hn::MulAdd(w4, hn::LoadU(df, xr + 96), acc[r]);
+        }
       }
     }
   }
@@ -290,6 +401,9 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
   switch (w.type) {
     case GgmlType::kQ8_0: DotQ8_0<R>(row, K, x, K, acc); break;
     case GgmlType::kQ4_0: DotQ4_0<R>(row, K, x, K, acc); break;
+    case GgmlType::kQ4_K: DotQ45_K<R, false>(row, K, x, K, acc); break;
+    case GgmlType::kQ5_K: DotQ45_K<R, true>(row, K, x, K, acc); break;
+    case GgmlType::kQ6_K: DotQ6_K<R>(row, K, x, K, acc); break;
     default: DotDequantized<R>(w, row, K, x, K, acc, tmp); break;
   }
   for (int r = 0; r < R; ++r) y[r * N + n] = ReduceSum(df, acc[r]) + (bias ? bias[n] : 0.f);
@@ -301,7 +415,7 @@ void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin,
                  DTypeRowBytes(w.dtype, w.cols)};
   const int64_t K = w.cols, N = w.rows;
   thread_local std::vector<float> tmp;  // the dequantized row of the generic path
-  if (q.type != GgmlType::kQ8_0 && q.type != GgmlType::kQ4_0 && tmp.size() < static_cast<size_t>(K)) tmp.resize(K);
+  tmp.resize(std::max(tmp.size(), static_cast<size_t>(K)));
   constexpr int R = kGemvRowsPerPass;
   for (int64_t n = n_begin; n < n_end; ++n) {
     int64_t m = 0;

@@ -13,8 +13,8 @@ namespace simd {
 
 // y[m, n] for n in [n_begin, n_end): dot products of x rows with W rows
 // (memory-bound path, used for decode where M is tiny).
-// Block-quantized W (Q8_0 and Q4_0 read in SIMD, other types row by row
-// through the scalar dequantization): rows n_begin .. n_end-1 of y.
+// Block-quantized W (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K read in SIMD, the others
+// row by row through the scalar dequantization): rows n_begin .. n_end-1 of y.
 void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
                    float* y);
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
