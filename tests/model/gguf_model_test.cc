@@ -283,3 +283,71 @@ TEST(GgufNames, MapEveryHfTensorOfTheTable) {
 
 }  // namespace
 }  // namespace llm
+
+namespace llm {
+namespace {
+
+// Quantizing a model moves its next-token distributions: the KL divergence
+// KL(p_float32 || p_quantized) of every prompt position of every fixture,
+// with --dtype q8_0 / q4_0 quantization at load (llama.cpp's rounding).
+// Measured over these fixtures (203 positions, Xeon with AMX): q8_0 mean
+// 6.5e-5, max 2.5e-4; q4_0 mean 1.7e-2, max 6.2e-2 (the magnitudes llama.cpp's
+// perplexity tool reports for real models). Bounds are ~3-4x those, so that a
+// kernel or quantizer error (which moves logits by far more) fails.
+TEST(QuantizedKl, NextTokenDistributionsStayCloseToFloat32) {
+  ThreadPool pool(2);
+  auto backend = MakeCpuBackend(&pool);
+  auto logits_of = [&](const std::string& model, DType dtype, const std::vector<int32_t>& prompt) {
+    ModelSource src;
+    src.model_dir = testing::FixtureModel(model);
+    src.dtype = dtype;
+    auto loaded = LoadModel(src, &pool);
+    EXPECT_TRUE(loaded.ok()) << loaded.status().message();
+    ModelOptions mo;
+    mo.max_seq_len = 256;
+    mo.all_logits = true;
+    auto m = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend.get(), mo);
+    EXPECT_TRUE(m.ok());
+    const Status s = m.value()->Forward(prompt.data(), static_cast<int>(prompt.size()));
+    EXPECT_TRUE(s.ok()) << s.message();
+    const int vocab = m.value()->config().vocab_size;
+    return std::vector<float>(m.value()->all_logits(), m.value()->all_logits() + prompt.size() * vocab);
+  };
+  auto kl = [](const float* p_logits, const float* q_logits, int vocab) {
+    double pmax = -1e30, qmax = -1e30, ps = 0, qs = 0, sum = 0;
+    for (int i = 0; i < vocab; ++i) pmax = std::max<double>(pmax, p_logits[i]), qmax = std::max<double>(qmax, q_logits[i]);
+    for (int i = 0; i < vocab; ++i) ps += std::exp(p_logits[i] - pmax), qs += std::exp(q_logits[i] - qmax);
+    for (int i = 0; i < vocab; ++i) {
+      const double lp = p_logits[i] - pmax - std::log(ps), lq = q_logits[i] - qmax - std::log(qs);
+      sum += std::exp(lp) * (lp - lq);
+    }
+    return sum;
+  };
+  struct Bound { DType dtype; double max, mean; };
+  for (const Bound& b : {Bound{DType::kQ8_0, 1e-3, 3e-4}, Bound{DType::kQ4_0, 0.2, 0.05}}) {
+    const DType dtype = b.dtype;
+    double worst = 0, mean = 0;
+    int n = 0;
+    // Fixtures whose widths are whole 32-element blocks.
+    for (const char* model : {"mha_tied_f32", "dynamic_gqa_f32", "yarn_f16"}) {
+      const auto prompt = testing::LoadReference(model).Ids("prompt1.ids");
+      const auto f32 = logits_of(model, DType::kF32, prompt);
+      const auto quant = logits_of(model, dtype, prompt);
+      const int vocab = static_cast<int>(f32.size() / prompt.size());
+      for (size_t t = 0; t < prompt.size(); ++t) {
+        const double d = kl(f32.data() + t * vocab, quant.data() + t * vocab, vocab);
+        worst = std::max(worst, d);
+        mean += d;
+        ++n;
+      }
+    }
+    std::printf("  %s: KL(float32 || quantized) over %d positions: mean %.3e, max %.3e (bounds %.0e, %.0e)\n",
+                DTypeName(dtype), n, mean / n, worst, b.mean, b.max);
+    EXPECT_LT(worst, b.max) << DTypeName(dtype);
+    EXPECT_LT(mean / n, b.mean) << DTypeName(dtype);
+    EXPECT_GT(worst, 0) << "quantization changed nothing: was the model quantized?";
+  }
+}
+
+}  // namespace
+}  // namespace llm
