@@ -216,51 +216,78 @@ HWY_INLINE VF HalfAt(const uint8_t* p) {
   return hn::Set(DF(), hn::GetLane(hn::PromoteTo(d1, hn::LoadU(dh1, reinterpret_cast<const hwy::float16_t*>(p)))));
 }
 
-// acc[r] += row . x[r] over one Q8_0 row (blocks: f16 d, int8 q[32]).
-template <int R>
-HWY_INLINE void DotQ8_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+// The Dot* functions below add row . x[r] into acc[4 r] .. acc[4 r + 3]:
+// four independent FMA chains per row of x, so a block's FMAs do not wait on
+// the previous block's (one chain ran at the FMA latency, ~4 weights/cycle).
+constexpr int kChains = 4;
+
+// Q8_0 (blocks: f16 d, int8 q[32]); block b uses chains 2 (b & 1) and 2 (b & 1) + 1.
+template <int R, int kChain>
+HWY_INLINE void BlockQ8_0(const uint8_t* blk, const float* x, int64_t ldx, VF* acc) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<int8_t, DF> d8;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  for (int64_t b = 0; b < K / 32; ++b) {
-    const uint8_t* blk = row + b * 34;
-    if ((b & 1) == 0) hwy::Prefetch(blk + 1024);  // one per 68 bytes: about a cache line
-    const VF d = HalfAt(blk);
-    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
-    for (int64_t c = 0; c < 32; c += L) {
-      const VF w = hn::Mul(d, hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c))));
-      for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(w, hn::LoadU(df, x + r * ldx + b * 32 + c), acc[r]);
+  const VF d = HalfAt(blk);
+  const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+  for (int64_t c = 0; c < 32; c += 2 * L) {
+    const VF w0 = hn::Mul(d, hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c))));
+    const VF w1 = hn::Mul(d, hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + c + L))));
+    for (int r = 0; r < R; ++r) {
+      acc[kChains * r + kChain] = hn::MulAdd(w0, hn::LoadU(df, x + r * ldx + c), acc[kChains * r + kChain]);
+      acc[kChains * r + kChain + 1] = hn::MulAdd(w1, hn::LoadU(df, x + r * ldx + c + L), acc[kChains * r + kChain + 1]);
     }
   }
 }
 
+template <int R>
+HWY_INLINE void DotQ8_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const int64_t blocks = K / 32;
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    hwy::Prefetch(row + b * 34 + 1024);
+    BlockQ8_0<R, 0>(row + b * 34, x + b * 32, ldx, acc);
+    BlockQ8_0<R, 2>(row + (b + 1) * 34, x + (b + 1) * 32, ldx, acc);
+  }
+  if (b < blocks) BlockQ8_0<R, 0>(row + b * 34, x + b * 32, ldx, acc);
+}
+
 // Q4_0 (blocks: f16 d, 16 bytes of nibbles): element j < 16 is the low
 // nibble of byte j, element j + 16 its high nibble; w = d * (nibble - 8).
-template <int R>
-HWY_INLINE void DotQ4_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+template <int R, int kChain>
+HWY_INLINE void BlockQ4_0(const uint8_t* blk, const float* x, int64_t ldx, VF* acc) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<uint8_t, DF> du8;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const auto low = hn::Set(di, 15);
-  const VF minus_eight = hn::Set(df, -8.0f);
-  for (int64_t b = 0; b < K / 32; ++b) {
-    const uint8_t* blk = row + b * 18;
-    if ((b & 3) == 0) hwy::Prefetch(blk + 1024);  // one per 72 bytes: about a cache line
-    const VF d = HalfAt(blk);
-    const VF offset = hn::Mul(d, minus_eight);  // d * (n - 8) = n * d - 8 d, one FMA per vector
-    for (int64_t c = 0; c < 16; c += L) {
-      const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, blk + 2 + c));
-      const VF w_lo = hn::MulAdd(hn::ConvertTo(df, hn::And(bytes, low)), d, offset);
-      const VF w_hi = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(bytes)), d, offset);
-      for (int r = 0; r < R; ++r) {
-        const float* xr = x + r * ldx + b * 32;
-        acc[r] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[r]);
-        acc[r] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 16 + c), acc[r]);
-      }
+  const VF d = HalfAt(blk);
+  const VF offset = hn::Mul(d, hn::Set(df, -8.0f));  // d * (n - 8) = n * d - 8 d, one FMA per vector
+  for (int64_t c = 0; c < 16; c += L) {
+    const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, blk + 2 + c));
+    const VF w_lo = hn::MulAdd(hn::ConvertTo(df, hn::And(bytes, low)), d, offset);
+    const VF w_hi = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(bytes)), d, offset);
+    for (int r = 0; r < R; ++r) {
+      const float* xr = x + r * ldx;
+      acc[kChains * r + kChain] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[kChains * r + kChain]);
+      acc[kChains * r + kChain + 1] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 16 + c), acc[kChains * r + kChain + 1]);
     }
   }
+}
+
+template <int R>
+HWY_INLINE void DotQ4_0(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  const int64_t blocks = K / 32;
+  int64_t b = 0;
+  for (; b + 4 <= blocks; b += 4) {
+    hwy::Prefetch(row + b * 18 + 1024);
+    hwy::Prefetch(row + b * 18 + 1024 + 64);
+    BlockQ4_0<R, 0>(row + b * 18, x + b * 32, ldx, acc);
+    BlockQ4_0<R, 2>(row + (b + 1) * 18, x + (b + 1) * 32, ldx, acc);
+    BlockQ4_0<R, 0>(row + (b + 2) * 18, x + (b + 2) * 32, ldx, acc);
+    BlockQ4_0<R, 2>(row + (b + 3) * 18, x + (b + 3) * 32, ldx, acc);
+  }
+  for (; b < blocks; ++b) BlockQ4_0<R, 0>(row + b * 18, x + b * 32, ldx, acc);
 }
 
 // ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block.
@@ -284,14 +311,45 @@ HWY_INLINE float HalfScalar(const uint8_t* p) {
 // scales and mins, [Q5_K: 32 bytes of fifth bits], 128 bytes of nibbles):
 // sub-block pair j holds elements 64 j .. 64 j + 63, low nibbles first;
 // w = d * sc * n - dmin * m.
-template <int R, bool kFifthBit>
-HWY_INLINE void DotQ45_K(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+// Sub-block pair j (elements 64 j .. 64 j + 63) of a Q4_K/Q5_K super-block.
+template <int R, bool kFifthBit, int kChain>
+HWY_INLINE void PairQ45_K(int j, float d, float dmin, const uint8_t* scales, const uint8_t* qh, const uint8_t* q,
+                          const float* x, int64_t ldx, VF* acc) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<uint8_t, DF> du8;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  constexpr int64_t kBlockBytes = kFifthBit ? 176 : 144;
   const auto low = hn::Set(di, 15), one = hn::Set(di, 1);
+  int sc, m;
+  ScaleMinK4(2 * j, scales, &sc, &m);
+  const VF d1 = hn::Set(df, d * static_cast<float>(sc)), m1 = hn::Set(df, -(dmin * static_cast<float>(m)));
+  ScaleMinK4(2 * j + 1, scales, &sc, &m);
+  const VF d2 = hn::Set(df, d * static_cast<float>(sc)), m2 = hn::Set(df, -(dmin * static_cast<float>(m)));
+  for (int64_t c = 0; c < 32; c += L) {
+    const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, q + 32 * j + c));
+    auto n_lo = hn::And(bytes, low), n_hi = hn::ShiftRight<4>(bytes);
+    if constexpr (kFifthBit) {
+      const auto h = hn::PromoteTo(di, hn::LoadU(du8, qh + c));
+      n_lo = hn::Or(n_lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j), one)));
+      n_hi = hn::Or(n_hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j + 1), one)));
+    }
+    const VF w_lo = hn::MulAdd(hn::ConvertTo(df, n_lo), d1, m1);
+    const VF w_hi = hn::MulAdd(hn::ConvertTo(df, n_hi), d2, m2);
+    for (int r = 0; r < R; ++r) {
+      const float* xr = x + r * ldx + 64 * j;
+      acc[kChains * r + kChain] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[kChains * r + kChain]);
+      acc[kChains * r + kChain + 1] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 32 + c), acc[kChains * r + kChain + 1]);
+    }
+  }
+}
+
+// Q4_K and Q5_K (super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit
+// scales and mins, [Q5_K: 32 bytes of fifth bits], 128 bytes of nibbles):
+// sub-block pair j holds elements 64 j .. 64 j + 63, low nibbles first;
+// w = d * sc * n - dmin * m.
+template <int R, bool kFifthBit>
+HWY_INLINE void DotQ45_K(const uint8_t* row, int64_t K, const float* x, int64_t ldx, VF* acc) {
+  constexpr int64_t kBlockBytes = kFifthBit ? 176 : 144;
   for (int64_t sb = 0; sb < K / 256; ++sb) {
     const uint8_t* blk = row + sb * kBlockBytes;
     hwy::Prefetch(blk + 1024);
@@ -301,30 +359,11 @@ HWY_INLINE void DotQ45_K(const uint8_t* row, int64_t K, const float* x, int64_t 
     const uint8_t* scales = blk + 4;
     const uint8_t* qh = blk + 16;
     const uint8_t* q = blk + (kFifthBit ? 48 : 16);
-    for (int j = 0; j < 4; ++j) {
-      int sc, m;
-      ScaleMinK4(2 * j, scales, &sc, &m);
-      const VF d1 = hn::Set(df, d * static_cast<float>(sc)), m1 = hn::Set(df, -(dmin * static_cast<float>(m)));
-      ScaleMinK4(2 * j + 1, scales, &sc, &m);
-      const VF d2 = hn::Set(df, d * static_cast<float>(sc)), m2 = hn::Set(df, -(dmin * static_cast<float>(m)));
-      const int64_t base = sb * 256 + 64 * j;
-      for (int64_t c = 0; c < 32; c += L) {
-        const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, q + 32 * j + c));
-        auto n_lo = hn::And(bytes, low), n_hi = hn::ShiftRight<4>(bytes);
-        if constexpr (kFifthBit) {
-          const auto h = hn::PromoteTo(di, hn::LoadU(du8, qh + c));
-          n_lo = hn::Or(n_lo, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j), one)));
-          n_hi = hn::Or(n_hi, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(h, 2 * j + 1), one)));
-        }
-        const VF w_lo = hn::MulAdd(hn::ConvertTo(df, n_lo), d1, m1);
-        const VF w_hi = hn::MulAdd(hn::ConvertTo(df, n_hi), d2, m2);
-        for (int r = 0; r < R; ++r) {
-          const float* xr = x + r * ldx + base;
-          acc[r] = hn::MulAdd(w_lo, hn::LoadU(df, xr + c), acc[r]);
-          acc[r] = hn::MulAdd(w_hi, hn::LoadU(df, xr + 32 + c), acc[r]);
-        }
-      }
-    }
+    const float* xs = x + sb * 256;
+    PairQ45_K<R, kFifthBit, 0>(0, d, dmin, scales, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 2>(1, d, dmin, scales, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 0>(2, d, dmin, scales, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 2>(3, d, dmin, scales, qh, q, xs, ldx, acc);
   }
 }
 
@@ -362,10 +401,10 @@ HWY_INLINE void DotQ6_K(const uint8_t* row, int64_t K, const float* x, int64_t l
         const VF w4 = hn::Mul(hn::ConvertTo(df, q4), hn::Set(df, d * sc[is + 6]));
         for (int r = 0; r < R; ++r) {
           const float* xr = x + r * ldx + base + c;
-          acc[r] = hn::MulAdd(w1, hn::LoadU(df, xr), acc[r]);
-          acc[r] = hn::MulAdd(w2, hn::LoadU(df, xr + 32), acc[r]);
-          acc[r] = hn::MulAdd(w3, hn::LoadU(df, xr + 64), acc[r]);
-          acc[r] = hn::MulAdd(w4, hn::LoadU(df, xr + 96), acc[r]);
+          acc[kChains * r + 0] = hn::MulAdd(w1, hn::LoadU(df, xr), acc[kChains * r + 0]);
+          acc[kChains * r + 1] = hn::MulAdd(w2, hn::LoadU(df, xr + 32), acc[kChains * r + 1]);
+          acc[kChains * r + 2] = hn::MulAdd(w3, hn::LoadU(df, xr + 64), acc[kChains * r + 2]);
+          acc[kChains * r + 3] = hn::MulAdd(w4, hn::LoadU(df, xr + 96), acc[kChains * r + 3]);
         }
       }
     }
@@ -383,11 +422,13 @@ HWY_INLINE void DotDequantized(const QuantW& w, const uint8_t* row, int64_t K, c
   int64_t k = 0;
   for (; k + L <= K; k += L) {
     const VF wv = hn::LoadU(df, tmp + k);
-    for (int r = 0; r < R; ++r) acc[r] = hn::MulAdd(wv, hn::LoadU(df, x + r * ldx + k), acc[r]);
+    for (int r = 0; r < R; ++r) acc[kChains * r] = hn::MulAdd(wv, hn::LoadU(df, x + r * ldx + k), acc[kChains * r]);
   }
   // K is a multiple of 32, and of L on every x86 target; a scalar tail for the rest.
   for (; k < K; ++k) {
-    for (int r = 0; r < R; ++r) acc[r] = hn::Add(acc[r], hn::InsertLane(hn::Zero(df), 0, tmp[k] * x[r * ldx + k]));
+    for (int r = 0; r < R; ++r) {
+      acc[kChains * r] = hn::Add(acc[kChains * r], hn::InsertLane(hn::Zero(df), 0, tmp[k] * x[r * ldx + k]));
+    }
   }
 }
 
@@ -395,8 +436,8 @@ template <int R>
 HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, const float* x, const float* bias,
                               float* y, float* tmp) {
   const DF df;
-  VF acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = hn::Zero(df);
+  VF acc[R * kChains];
+  for (int i = 0; i < R * kChains; ++i) acc[i] = hn::Zero(df);
   const uint8_t* row = w.data + static_cast<size_t>(n) * w.row_bytes;
   switch (w.type) {
     case GgmlType::kQ8_0: DotQ8_0<R>(row, K, x, K, acc); break;
@@ -406,7 +447,10 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
     case GgmlType::kQ6_K: DotQ6_K<R>(row, K, x, K, acc); break;
     default: DotDequantized<R>(w, row, K, x, K, acc, tmp); break;
   }
-  for (int r = 0; r < R; ++r) y[r * N + n] = ReduceSum(df, acc[r]) + (bias ? bias[n] : 0.f);
+  for (int r = 0; r < R; ++r) {
+    const VF sum = hn::Add(hn::Add(acc[kChains * r], acc[kChains * r + 1]), hn::Add(acc[kChains * r + 2], acc[kChains * r + 3]));
+    y[r * N + n] = ReduceSum(df, sum) + (bias ? bias[n] : 0.f);
+  }
 }
 
 void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
