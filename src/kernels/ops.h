@@ -23,6 +23,10 @@ struct MatView {
   DType dtype = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
+  // A bfloat16 model's matmul: activations (and dequantized weights of a
+  // quantized W) may be rounded to bfloat16 for a matrix unit, accumulating
+  // in float32. bfloat16 W always may; this extends it to quantized W.
+  bool bf16_compute = false;
 };
 
 // One layer's KV cache: [num_kv_heads][capacity][head_dim], contiguous per head

@@ -372,8 +372,10 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   // from the weight's shape and dtype.
   auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
     const double bytes_per_weight = static_cast<double>(DTypeRowBytes(w.dtype, w.cols)) / static_cast<double>(w.cols);
-    LLM_PROFILE(prof, op, layer, OnUnit(MatMulCost(rows, w.rows, w.cols, bytes_per_weight), k.MatMulUnit(rows, w.view())));
-    k.MatMul(in, rows, w.view(), b.empty() ? nullptr : b.f32(), out);
+    MatView view = w.view();
+    view.bf16_compute = weights_.dtype == DType::kBF16;
+    LLM_PROFILE(prof, op, layer, OnUnit(MatMulCost(rows, w.rows, w.cols, bytes_per_weight), k.MatMulUnit(rows, view)));
+    k.MatMul(in, rows, view, b.empty() ? nullptr : b.f32(), out);
   };
   // Each scope below is one line: op, layer, and the work it must do.
   {

@@ -319,6 +319,54 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   }
 }
 
+// Quantized W of a bfloat16 model on AMX (long prefill chunks): W dequantized
+// exactly, then rounded to bf16 with x; against the reference on those same
+// rounded inputs, within the float32 dot-product bound.
+TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const int64_t M = 130, K = 2 * DTypeBlockSize(t) * 4, N = 161;
+    auto bytes = RandomQuantRows(t, N, K, rng);
+    MatView w{bytes.data(), t, N, K};
+    w.bf16_compute = true;
+    ASSERT_EQ(cpu->MatMulUnit(M, w), ComputeUnit::kAmxBf16);
+    // The same values as a bf16 matrix: dequantized, rounded.
+    std::vector<float> wf(N * K);
+    std::vector<uint16_t> wb(N * K);
+    for (int64_t n = 0; n < N; ++n) {
+      DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), bytes.data() + n * DTypeRowBytes(t, K), wf.data() + n * K, K);
+    }
+    ConvertFloats(wf.data(), DType::kF32, wb.data(), DType::kBF16, wf.size());
+    ConvertFloats(wb.data(), DType::kBF16, wf.data(), DType::kF32, wf.size());
+    std::vector<float> x(M * K), x_rounded(M * K), bias(N);
+    for (auto& v : x) v = d(rng);
+    for (auto& v : bias) v = d(rng);
+    std::vector<uint16_t> xb(x.size());
+    ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
+    ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+    std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
+    ref->MatMul(x_rounded.data(), M, MatView{wb.data(), DType::kBF16, N, K}, bias.data(), y_ref.data());
+    cpu->MatMul(x.data(), M, w, bias.data(), y.data());
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t n = 0; n < N; ++n) {
+        double abs_sum = 0;
+        for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x_rounded[m * K + k] * wf[n * K + k]);
+        ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], 2.0 * K * kEps * abs_sum + 1e-6)
+            << DTypeName(t) << " at (" << m << ", " << n << ")";
+      }
+    }
+    // Without bf16_compute (a float32 model) the same W stays on the FMA path.
+    w.bf16_compute = false;
+    EXPECT_EQ(cpu->MatMulUnit(M, w), ComputeUnit::kFma);
+  }
+}
+
 // Fused prefill attention of a bf16 model on AMX (Q, K, P, V rounded to
 // bf16): against the float64 reference, the error of one bf16 rounding per
 // input (2^-9 relative) summed over the products; bounded at 1e-2 of the

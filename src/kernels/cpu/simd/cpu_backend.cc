@@ -21,6 +21,7 @@ namespace {
 // 23.9 / 42.3 / 59.8 / 68.5 tok/s from 16 rows on, 20.9-23.7 / 41.3 / 79.8 /
 // 114.4 from 4 (Xeon with AMX, 2 threads, one run each).
 constexpr int64_t kAmxMinRows = 4;
+constexpr int64_t kAmxMinQuantRows = 128;
 // W rows per AMX task: four 32-row panels, so two threads get ~40+ tasks at
 // Llama widths and the tail imbalance stays small.
 constexpr int64_t kAmxRowBlock = 128;
@@ -75,6 +76,28 @@ class CpuBackend final : public KernelBackend {
       });
       const size_t scratch_floats = (amx::GemmScratchBytes(rows, K) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
+        if (IsQuantized(w.dtype)) {
+          // The task's W rows dequantized (exactly, then rounded to bf16) into
+          // the worker's panel, once per call for all M rows.
+          const int64_t nb = static_cast<int64_t>(e - b);
+          auto* panel = reinterpret_cast<uint16_t*>(Scratch(worker, kQuantPanel, (static_cast<size_t>(nb * K) + 1) / 2));
+          float* row = Scratch(worker, kQuantRow, static_cast<size_t>(K));
+          const size_t row_bytes = DTypeRowBytes(w.dtype, K);
+          for (int64_t r = 0; r < nb; ++r) {
+            simd::WidenRow(static_cast<const uint8_t*>(w.data) + (b + r) * row_bytes, w.dtype, K, row);
+            ConvertFloats(row, DType::kF32, panel + r * K, DType::kBF16, static_cast<size_t>(K));
+          }
+          float* y_block = Scratch(worker, kQuantOut, static_cast<size_t>(rows * nb));
+          amx::GemmBf16(xb, rows, MatView{panel, DType::kBF16, nb, K}, 0, nb, nullptr, y_block,
+                        Scratch(worker, kPack, scratch_floats));
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < nb; ++n) {
+              y[m * N + b + n] = y_block[m * nb + n] + (split ? y_block[(M + m) * nb + n] : 0.f) +
+                                 (bias ? bias[b + n] : 0.f);
+            }
+          }
+          return;
+        }
         amx::GemmBf16(xb, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y, Scratch(worker, kPack, scratch_floats));
         for (int64_t m = 0; split && m < M; ++m) {
           for (size_t n = b; n < e; ++n) {
@@ -96,8 +119,12 @@ class CpuBackend final : public KernelBackend {
   }
 
   ComputeUnit MatMulUnit(int64_t M, const MatView& w) const override {
-    return w.dtype == DType::kBF16 && M >= kAmxMinRows && amx::AmxEnabled() ? ComputeUnit::kAmxBf16
-                                                                              : ComputeUnit::kFma;
+    if (!amx::AmxEnabled()) return ComputeUnit::kFma;
+    if (w.dtype == DType::kBF16 && M >= kAmxMinRows) return ComputeUnit::kAmxBf16;
+    // Quantized W of a bfloat16 model: dequantizing W costs about as much as
+    // the FMA GEMM of ~100 rows, so only long prefill chunks go to the tiles.
+    if (IsQuantized(w.dtype) && w.bf16_compute && M >= kAmxMinQuantRows) return ComputeUnit::kAmxBf16;
+    return ComputeUnit::kFma;
   }
   ComputeUnit AttentionUnit(const AttentionArgs& a) const override {
     return a.bf16_inputs && a.num_tokens >= kGemmAttentionMinTokens && amx::AmxEnabled() ? ComputeUnit::kAmxBf16
@@ -332,7 +359,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kSplitRows, kSplitOut, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
