@@ -61,12 +61,15 @@ uint64_t ReadNumberFile(const std::string& path) {
 
 // Weights in `dtype` (biases float32) plus, with a --max-seq-len, the KV cache
 // and activations LlamaModel::Create will allocate.
-Status CheckModelFits(const LlamaConfig& c, const ModelSource& src) {
+// stored_weight_bytes > 0: the weights' size is known (a GGUF file's
+// quantized tensors stay as stored).
+Status CheckModelFits(const LlamaConfig& c, const ModelSource& src, uint64_t stored_weight_bytes = 0) {
   if (src.max_seq_len <= 0) return OkStatus();
   const uint64_t params = static_cast<uint64_t>(c.NumParameters());
   // Quantized: bytes of the blocks (per 256 elements) plus the float norms, roughly.
-  const uint64_t weights = IsQuantized(src.dtype) ? params / 256 * DTypeRowBytes(src.dtype, 256)
-                                                  : params * DTypeSize(src.dtype);
+  const uint64_t weights = stored_weight_bytes > 0   ? stored_weight_bytes
+                           : IsQuantized(src.dtype) ? params / 256 * DTypeRowBytes(src.dtype, 256)
+                                                    : params * DTypeSize(src.dtype);
   ModelOptions mo;
   mo.max_seq_len = src.max_seq_len;
   mo.max_sequences = src.max_sequences;
@@ -131,7 +134,13 @@ Status LoadGgufModel(const std::string& gguf_path, const ModelSource& src, Threa
   }
   LLM_ASSIGN_OR_RETURN(std::shared_ptr<GgufFile> file, GgufFile::Open(gguf_path));  // refuses non-llama by name
   LLM_ASSIGN_OR_RETURN(m->config, GgufLlamaConfig(*file));
-  LLM_RETURN_IF_ERROR(CheckModelFits(m->config, src));
+  // Quantized tensors are kept as stored; float ones take --dtype's size.
+  uint64_t weight_bytes = 0;
+  for (const GgufTensorInfo& t : file->header().tensors) {
+    const bool is_float = t.type == GgmlType::kF32 || t.type == GgmlType::kF16 || t.type == GgmlType::kBF16;
+    weight_bytes += is_float ? t.num_elements * DTypeSize(src.dtype) : t.nbytes;
+  }
+  LLM_RETURN_IF_ERROR(CheckModelFits(m->config, src, weight_bytes));
   LLM_ASSIGN_OR_RETURN(m->weights, LoadGgufWeights(file, m->config, src.dtype, pool));
   auto vocab = GgufVocabOf(file->header(), gguf_path);
   if (vocab.ok()) {

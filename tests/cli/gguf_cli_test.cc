@@ -196,6 +196,21 @@ TEST_F(GgufCliTest, WeightsThatDoNotFitTheDtypeAreNamed) {
   }
 }
 
+// A quantized matrix is used as stored, but a NaN block scale (f16 0x7e00)
+// is found at load and named, not run into NaN logits.
+TEST_F(GgufCliTest, ANanScaleInAQuantizedTensorIsRefusedByName) {
+  auto file = GgufFile::Open(GgufFixture("mha_tied_q8_0.gguf"));
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  const size_t offset = file.value()->header().FindTensor("blk.0.ffn_up.weight")->offset + 3 * 34;  // block 3's d
+  std::string bytes = ReadBytes(GgufFixture("mha_tied_q8_0.gguf"));
+  Put<uint16_t>(&bytes, offset, 0x7e00);
+  const std::string path = tmp_.path() + "/nan_scale.gguf";
+  WriteBytes(path, bytes);
+  const CliRun r = RunCli("--model-path " + path + " --prompt hi --device cpu --dtype float32 --max-gen-len 1 "
+                          "--warmup 0 --repetitions 1 --quiet");
+  ExpectOneErrorLine(r, "'blk.0.ffn_up.weight' dequantizes to a non-finite value");
+}
+
 TEST_F(GgufCliTest, AFileThatIsNotGgufSaysWhatModelPathTakes) {
   ExpectOneErrorLine(RunCli("--model-path " + testing::FixtureModel("mha_tied_f32") + "/model.safetensors --prompt hi" +
                             kQuick),
