@@ -15,7 +15,7 @@ BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_BUILD_TESTS=OFF \
   -DLLM_BUILD_BENCH=OFF -DLLM_BUILD_FUZZERS=ON -DCMAKE_CXX_FLAGS="$SAN" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
-TARGETS="safetensors gguf llama_config hf_tokenizer tokenizer_config hub_answer"
+TARGETS="safetensors gguf gguf_model llama_config hf_tokenizer tokenizer_config hub_answer"
 # shellcheck disable=SC2046
 cmake --build "$BUILD" --target $(for t in $TARGETS; do printf 'fuzz_%s ' "$t"; done)
 for t in $TARGETS; do

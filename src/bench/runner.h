@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/stats.h"
@@ -14,6 +15,9 @@
 namespace llm {
 
 struct BenchTest {
+  BenchTest() = default;
+  BenchTest(std::string test_name, std::vector<int32_t> prompt_ids, int new_tokens, bool ignore)
+      : name(std::move(test_name)), prompt(std::move(prompt_ids)), max_new_tokens(new_tokens), ignore_eos(ignore) {}
   std::string name;               // "Short prompt", "pp512", ...
   std::vector<int32_t> prompt;    // token ids, BOS included (of sequence 0 in a batch)
   int max_new_tokens = 100;
