@@ -6,7 +6,6 @@
 #include <cstring>
 #include <set>
 
-#include "core/aligned_buffer.h"
 #include "core/printable.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
@@ -100,13 +99,8 @@ std::string ValueText(float v) {
 Result<Tensor> ConvertGgufTensor(const GgufFile& file, const GgufTensorInfo& info, const TensorSpec& spec, DType want,
                                  int permute_heads, ThreadPool* pool) {
   const int64_t rows = spec.rows, cols = spec.cols;
-  auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
-  const size_t bytes = static_cast<size_t>(rows * cols) * DTypeSize(want);
-  if (!buf->Allocate(bytes)) {
-    return IoError("out of memory allocating " + std::to_string(bytes >> 20) + " MiB for " + info.name +
-                   " (try --dtype bfloat16 or a smaller model)");
-  }
-  auto* dst = static_cast<uint8_t*>(buf->data());
+  LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(want, rows, cols, info.name));
+  auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
   const uint8_t* src = file.TensorData(info);
   // A 1-D tensor (norm, bias) is one row; a permuted bias is permuted by element.
   const bool vector = rows == 1;
@@ -155,12 +149,6 @@ Result<Tensor> ConvertGgufTensor(const GgufFile& file, const GgufTensorInfo& inf
     return DataLoss(file.path() + ": tensor '" + info.name + "' holds " + ValueText(bad_value) + " at element " +
                     std::to_string(first_bad) + " (the file is corrupt)");
   }
-  Tensor t;
-  t.dtype = want;
-  t.rows = rows;
-  t.cols = cols;
-  t.data = buf->data();
-  t.owner = std::shared_ptr<const void>(buf, buf->data());
   return t;
 }
 
@@ -189,27 +177,22 @@ Result<Tensor> QuantizedGgufTensor(const std::shared_ptr<const GgufFile>& file, 
     return DataLoss(file->path() + ": tensor '" + info.name + "' dequantizes to a non-finite value at element " +
                     std::to_string(first_bad) + " (a NaN or Inf block scale: the file is corrupt)");
   }
-  Tensor t;
-  t.dtype = stored;
-  t.rows = rows;
-  t.cols = cols;
   if (permute_heads == 0) {
+    Tensor t;
+    t.dtype = stored;
+    t.rows = rows;
+    t.cols = cols;
     t.data = src;
     t.owner = std::shared_ptr<const void>(file, t.data);
     return t;
   }
-  auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
-  if (!buf->Allocate(static_cast<size_t>(rows) * row_bytes)) {
-    return IoError("out of memory allocating " + std::to_string((rows * row_bytes) >> 20) + " MiB for " + info.name);
-  }
-  auto* dst = static_cast<uint8_t*>(buf->data());
+  LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(stored, rows, cols, info.name));
+  auto* dst = static_cast<uint8_t*>(const_cast<void*>(t.data));
   pool->ParallelRange(static_cast<size_t>(rows), 64, [&](size_t b, size_t e, int) {
     for (size_t r = b; r < e; ++r) {
       std::memcpy(dst + r * row_bytes, src + StoredRow(r, rows, permute_heads) * row_bytes, row_bytes);
     }
   });
-  t.data = buf->data();
-  t.owner = std::shared_ptr<const void>(buf, buf->data());
   return t;
 }
 

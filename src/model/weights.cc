@@ -16,8 +16,6 @@
 
 namespace llm {
 
-namespace {
-
 // Allocates a tensor's storage; fails cleanly when memory is short.
 Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name) {
   auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
@@ -34,6 +32,8 @@ Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std
   t.owner = std::shared_ptr<const void>(buf, buf->data());
   return t;
 }
+
+namespace {
 
 // llama.cpp's reference quantizers (bit-identical to the gguf package's):
 // Q8_0 and Q4_0 only; the other types come quantized in GGUF files.

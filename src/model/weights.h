@@ -69,6 +69,10 @@ struct TensorSpec {
 };
 std::vector<TensorSpec> ListTensors(const LlamaConfig& c, ModelWeights* w);
 
+// A new weight tensor's storage (rows of whole blocks when quantized), counted
+// as weights in the memory ledger; a clean error naming `name` when memory is short.
+Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std::string& name);
+
 // Loads model.safetensors or a sharded checkpoint from `dir`, checking every
 // tensor's name, shape and dtype against `config`, converting to `dtype`.
 Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaConfig& config, DType dtype,
