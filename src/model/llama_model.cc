@@ -388,6 +388,7 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   // from its sequence length; cached keys keep the rotation they got. Each
   // sequence's rows are rebuilt just before its RoPE reads them.
   const bool rope_per_pass = RopeDependsOnSequenceLength(c);
+  std::vector<AttentionArgs> attention(pieces.size());  // refilled per layer: no allocation per layer
   float* cos_table = rope_cos_.as<float>();
   float* sin_table = rope_sin_.as<float>();
   for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -421,7 +422,6 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
         }
       }
       // Each sequence attends to its own cache.
-      std::vector<AttentionArgs> attention(pieces.size());
       OpCost sdpa_cost;
       for (size_t p = 0; p < pieces.size(); ++p) {
         AttentionArgs& args = attention[p];
