@@ -4,6 +4,11 @@
 // picks the path: 0 the machine's best (AMX tiles for bf16 prefill where
 // usable), 1 the best SIMD target's FMA with AMX off, 2 AVX2 FMA (what an
 // AVX2-only CPU runs), so one run compares the units on the same machine.
+// MatMul_Quant: block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) at decode
+// (M=1) and a decode batch of 16, TinyLlama and Llama-2-7B shapes, GB/s of
+// quantized bytes; enough matrices that each call reads from memory, not a
+// cache, as in a real decode (the last argument 0) or one matrix read again
+// and again (1: the kernel's own speed, from the cache).
 // Attention: decode (1 token) at cache depths 512 and 2048 and a 512-token
 // prefill, TinyLlama (32 heads, 4 KV heads, head_dim 64) and Llama-2-7B (32,
 // 32, 128); GB/s of K/V read and GFLOP/s. Each iteration uses the next of
@@ -13,11 +18,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "core/dtype.h"
+#include "core/quant.h"
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/cpu/amx/amx_gemm.h"
@@ -84,6 +92,66 @@ void BatchShapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_MatMul_Cpu)->Apply(Shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul_Cpu)->Name("BM_MatMul_Batch")->Apply(BatchShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Args: M, K, N, DType, path (1: best SIMD target, 2: AVX2), cached (0: from memory, 1: one matrix).
+void BM_MatMul_Quant(benchmark::State& state) {
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const DType dtype = static_cast<DType>(state.range(3));
+  const int64_t path = state.range(4);
+  const bool cached = state.range(5) != 0;
+  if (path == 2 && !(hwy::SupportedTargets() & HWY_AVX2)) {
+    state.SkipWithError("AVX2 not supported here");
+    return;
+  }
+  if (path == 2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
+  ThreadPool pool(AvailableCpuThreads());
+  auto backend = MakeCpuBackend(&pool);
+  const size_t matrix_bytes = DTypeRowBytes(dtype, K) * static_cast<size_t>(N);
+  const int copies = cached ? 1 : static_cast<int>(std::max<size_t>(2, (192u << 20) / matrix_bytes + 1));
+  AlignedBuffer w;
+  w.Allocate(matrix_bytes * copies);
+  auto* bytes = static_cast<uint8_t*>(w.data());
+  for (size_t i = 0; i < matrix_bytes * copies; ++i) bytes[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  // Small normal f16 scales where the format keeps them (random bits there could be NaN).
+  const auto type = static_cast<GgmlType>(DTypeGgmlType(dtype));
+  const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(type));
+  int offsets[2];
+  const int num_halves = GgmlHalfFieldOffsets(type, offsets);
+  const uint16_t scale = F32ToF16(0.01f);
+  for (size_t b = 0; b < matrix_bytes * copies / info->type_size; ++b) {
+    for (int f = 0; f < num_halves; ++f) std::memcpy(bytes + b * info->type_size + offsets[f], &scale, 2);
+  }
+  std::vector<float> x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  int copy = 0;
+  for (auto _ : state) {
+    backend->MatMul(x.data(), M, MatView{bytes + matrix_bytes * copy, dtype, N, K}, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+    copy = (copy + 1) % copies;
+  }
+  state.SetLabel(std::string(CpuSimdTargetName()) + (cached ? ", cached" : ", from memory"));
+  hwy::SetSupportedTargetsForTest(0);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(matrix_bytes));
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations(), benchmark::Counter::kIsRate,
+                                                 benchmark::Counter::kIs1000);
+}
+
+void QuantShapes(benchmark::internal::Benchmark* b) {
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}}) {
+      for (int m : {1, 16}) {
+        for (int path : {1, 2}) {
+          for (int cached : {0, 1}) {
+            if (kn.first == 4096 && (m != 1 || cached)) continue;  // 7B: decode from memory only
+            b->Args({m, kn.first, kn.second, static_cast<int>(dt), path, cached});
+          }
+        }
+      }
+    }
+  }
+}
+
+BENCHMARK(BM_MatMul_Quant)->Apply(QuantShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 std::vector<float> Filled(size_t n, float scale) {
   std::vector<float> v(n);

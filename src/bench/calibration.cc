@@ -45,7 +45,11 @@ double CachedNumber(const nlohmann::json& entry, const char* name) {
 }  // namespace
 
 double PeakGflops(const Calibration& c, ComputeUnit unit) {
-  return unit == ComputeUnit::kAmxBf16 ? c.amx_bf16_gflops : c.fma_gflops;
+  switch (unit) {
+    case ComputeUnit::kAmxBf16: return c.amx_bf16_gflops;
+    case ComputeUnit::kInt8Vnni: return c.int8_vnni_gops;
+    default: return c.fma_gflops;
+  }
 }
 
 std::string CalibrationCachePath() {
@@ -110,6 +114,19 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
       c.amx_bf16_gflops = std::max(c.amx_bf16_gflops, total / s / 1e9);
     }
   }
+  // VNNI: twelve independent VPDPBUSD chains per thread (the unit quantized decode's dot products run on).
+  if (simd::Int8DotPeak(1, 0) > 0) {
+    const int64_t dot_iters = 10'000'000;
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<double> ops(c.threads);
+      const int64_t t0 = NowNs();
+      pool->ParallelFor(c.threads, [&](size_t t, int) { ops[t] = simd::Int8DotPeak(dot_iters, static_cast<int>(t)); });
+      const double s = (NowNs() - t0) * 1e-9;
+      double total = 0;
+      for (double o : ops) total += o;
+      c.int8_vnni_gops = std::max(c.int8_vnni_gops, total / s / 1e9);
+    }
+  }
   return c;
 }
 
@@ -122,12 +139,14 @@ Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
     c.read_gbps = CachedNumber(all[key], "read_gbps");
     c.fma_gflops = CachedNumber(all[key], "fma_gflops");
     c.amx_bf16_gflops = CachedNumber(all[key], "amx_bf16_gflops");
+    c.int8_vnni_gops = CachedNumber(all[key], "int8_vnni_gops");
     c.threads = pool->num_threads();
     c.key = key;
     c.source = "cache:" + path;
     // An entry written before the AMX probe existed is measured again.
     const bool amx_missing = amx::AmxBf16Usable() && c.amx_bf16_gflops <= 0;
-    if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing) return c;
+    const bool vnni_missing = simd::Int8DotPeak(1, 0) > 0 && c.int8_vnni_gops <= 0;
+    if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing && !vnni_missing) return c;
   }
   Calibration c = MeasureCalibration(pool);
   StoreCalibration(c);
@@ -146,10 +165,12 @@ Calibration StoreCalibration(const Calibration& c) {
     kept.read_gbps = std::max(kept.read_gbps, CachedNumber(all[c.key], "read_gbps"));
     kept.fma_gflops = std::max(kept.fma_gflops, CachedNumber(all[c.key], "fma_gflops"));
     kept.amx_bf16_gflops = std::max(kept.amx_bf16_gflops, CachedNumber(all[c.key], "amx_bf16_gflops"));
+    kept.int8_vnni_gops = std::max(kept.int8_vnni_gops, CachedNumber(all[c.key], "int8_vnni_gops"));
   }
   all[c.key] = {{"read_gbps", kept.read_gbps},
                 {"fma_gflops", kept.fma_gflops},
                 {"amx_bf16_gflops", kept.amx_bf16_gflops},
+                {"int8_vnni_gops", kept.int8_vnni_gops},
                 {"date", SystemInfo()["date"]}};
   if (MakeDirectories(path.substr(0, path.rfind('/'))).ok()) (void)WriteFileAtomic(path, all.dump(2) + "\n");
   kept.source = "cache:" + path;

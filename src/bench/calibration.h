@@ -17,6 +17,7 @@ struct Calibration {
   double read_gbps = 0;       // best of 10 passes over a 1 GiB buffer
   double fma_gflops = 0;      // best of 5
   double amx_bf16_gflops = 0; // best of 5 of AMX tile products; 0 where AMX is not usable
+  double int8_vnni_gops = 0;  // best of 5 of AVX-512 VNNI int8 dot products (2 ops per multiply-add); 0 without VNNI
   int threads = 0;
   std::string key;            // what the cache entry is valid for
   std::string source;         // "measured" or "cache:<path>"

@@ -287,8 +287,10 @@ std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, 
   std::string out = header;
   out += fmt::format("Machine (calibrated, {}): read bandwidth {:.1f} GB/s, float32 FMA peak {:.1f} GFLOP/s, {}{} threads\n",
                      cal.source, cal.read_gbps, cal.fma_gflops,
-                     cal.amx_bf16_gflops > 0 ? fmt::format("AMX-BF16 peak {:.1f} GFLOP/s, ", cal.amx_bf16_gflops)
-                                             : std::string(),
+                     (cal.amx_bf16_gflops > 0 ? fmt::format("AMX-BF16 peak {:.1f} GFLOP/s, ", cal.amx_bf16_gflops)
+                                              : std::string()) +
+                         (cal.int8_vnni_gops > 0 ? fmt::format("VNNI-INT8 peak {:.1f} GOP/s, ", cal.int8_vnni_gops)
+                                                 : std::string()),
                      cal.threads);
   out += fmt::format("Recorded {} events ({} dropped).\n", s.events, s.dropped);
   for (const PhaseStats& ph : s.phases) {
@@ -351,7 +353,7 @@ std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal) {
   };
   nlohmann::json j;
   j["calibration"] = {{"read_gbps", cal.read_gbps}, {"fma_gflops", cal.fma_gflops},
-                      {"amx_bf16_gflops", cal.amx_bf16_gflops}, {"threads", cal.threads},
+                      {"amx_bf16_gflops", cal.amx_bf16_gflops}, {"int8_vnni_gops", cal.int8_vnni_gops}, {"threads", cal.threads},
                       {"source", cal.source}};
   j["events"] = s.events;
   j["dropped"] = s.dropped;

@@ -435,7 +435,9 @@ std::map<std::string, std::string> SystemInfo() {
   }
   info["cpu_threads_available"] = std::to_string(AvailableCpuThreads());
   info["simd"] = CpuSimdTargetName();
-  for (DType d : {DType::kF32, DType::kF16, DType::kBF16}) info[std::string("matmul_") + DTypeName(d)] = CpuMatMulPath(d);
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    info[std::string("matmul_") + DTypeName(d)] = CpuMatMulPath(d);
+  }
 #if defined(__clang__)
   info["compiler"] = std::string("clang ") + __clang_version__;
 #elif defined(__GNUC__)

@@ -73,6 +73,7 @@ struct Flags {
   std::string report;  // issue17: --report html
   std::string kernels = "cpu";
   std::string amx = "auto";
+  std::string int8_dot = "auto";
   bool verify = false;
   std::string profile_steps;
   bool profile_overhead = false;
@@ -126,6 +127,7 @@ Status ValidateFlags(const Flags& f) {
   }
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
+  if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
   if (!f.report.empty() && f.report != "html") return bad("--report must be html");  // issue17
@@ -404,6 +406,7 @@ int Calibrate(const Flags& f) {
   const Calibration c = MeasureCalibration(&pool);
   std::printf("read bandwidth: %.2f GB/s (best of 10 passes over 1 GiB)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
               "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
+  if (c.int8_vnni_gops > 0) std::printf("VNNI-INT8 peak: %.2f GOP/s (best of 5)\n", c.int8_vnni_gops);
   if (c.amx_bf16_gflops > 0) {
     std::printf("AMX-BF16 peak: %.2f GFLOP/s (best of 5)\n", c.amx_bf16_gflops);
   } else {
@@ -422,6 +425,7 @@ int Calibrate(const Flags& f) {
 int Run(const Flags& f) {
   if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
   if (f.amx == "off") amx::SetAmxEnabled(false);
+  if (f.int8_dot == "off") SetCpuInt8DotEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
   ParseWeightDType(f.dtype, &dtype);
@@ -620,8 +624,15 @@ int Run(const Flags& f) {
                                tests.value().front().name + "' (" +
                                std::to_string(tests.value().front().prompt.size()) + " prompt tokens)\n" +
                                (device == "cpu" && f.kernels == "cpu" ? "Matmul path: " + CpuMatMulPath(dtype) + "\n" : "");
+    std::string quant_paths;  // a GGUF's quantized matrices run on their own path
+    for (const auto& [type, count] : lm.tensor_types) {
+      DType q;
+      if (ParseWeightDType(type, &q) && IsQuantized(q) && device == "cpu" && f.kernels == "cpu") {
+        quant_paths += "Matmul path (" + type + "): " + CpuMatMulPath(q) + "\n";
+      }
+    }
     if (!f.quiet) std::fprintf(stderr, "profiling '%s' ...\n", tests.value().front().name.c_str());
-    auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, &outputs, header);
+    auto p = RunProfiled(m, pool, tests.value().front(), bo, schedule, &outputs, header + quant_paths);
     if (!p.ok()) return Fail(p.status());
     info.profile_trace = f.output_dir + "/profiler_trace.json";
     info.profile_trace_bytes = p->summary.trace_bytes;
@@ -706,6 +717,9 @@ int main(int argc, char** argv) {
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
   app.add_option("--amx", f.amx,
                  "auto: bfloat16 prefill on AMX tiles where the CPU and Linux allow | off: FMA only (A/B of the unit)");
+  app.add_option("--int8-dot", f.int8_dot,
+                 "auto: quantized decode quantizes activations to int8 per 32 for VNNI dot products where the CPU has "
+                 "them (as llama.cpp does) | off: float32 activations (exact to the dequantized weights)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

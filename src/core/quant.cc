@@ -237,6 +237,23 @@ size_t GgmlRowBytes(GgmlType type, size_t n) {
   return n / info->block_size * info->type_size;
 }
 
+int GgmlHalfFieldOffsets(GgmlType type, int offsets[2]) {
+  switch (type) {
+    case GgmlType::kQ8_0: case GgmlType::kQ4_0: case GgmlType::kQ5_0:
+      offsets[0] = 0;
+      return 1;
+    case GgmlType::kQ4_1: case GgmlType::kQ5_1: case GgmlType::kQ4_K: case GgmlType::kQ5_K:
+      offsets[0] = 0;
+      offsets[1] = 2;
+      return 2;
+    case GgmlType::kQ6_K:
+      offsets[0] = 208;  // after ql[128], qh[64], scales[16]
+      return 1;
+    default:
+      return 0;
+  }
+}
+
 void DequantizeRow(GgmlType type, const void* src, float* dst, size_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   switch (type) {

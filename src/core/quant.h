@@ -54,6 +54,12 @@ bool ParseGgmlType(const std::string& name, GgmlType* out);
 // multiple of the block size.
 size_t GgmlRowBytes(GgmlType type, size_t n);
 
+// Byte offsets, within one block, of a block-quantized type's f16 scale
+// fields (d, and dmin where the type has one), written to `offsets`; returns
+// how many (0 for float types). Every other field is an integer, so a block
+// dequantizes to finite values exactly when these fields are finite.
+int GgmlHalfFieldOffsets(GgmlType type, int offsets[2]);
+
 // Dequantizes n elements (a multiple of the type's block size) from `src`
 // (packed blocks as stored in a GGUF file, unaligned is fine) into `dst`.
 // Float32 arithmetic in ggml's order: bit-identical to ggml and gguf-py.

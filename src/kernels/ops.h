@@ -108,5 +108,8 @@ const char* CpuSimdTargetName();
 // The units the CPU backend's matmuls of this weight dtype run on here, e.g.
 // "prefill AMX-BF16 tiles, decode AVX3_SPR FMA".
 std::string CpuMatMulPath(DType dtype);
+// auto (default): quantized decode quantizes activations to int8 where the
+// CPU has VNNI dot products; off: float32 activations everywhere.
+void SetCpuInt8DotEnabled(bool on);
 
 }  // namespace llm

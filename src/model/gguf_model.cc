@@ -154,28 +154,36 @@ Result<Tensor> ConvertGgufTensor(const GgufFile& file, const GgufTensorInfo& inf
 
 // A quantized matrix used as stored (decode reads its blocks): rows put back
 // in HF order when `permute_heads` > 0 (whole rows move, blocks stay intact),
-// else the mapping itself. Every row is dequantized once here to prove its
-// scales finite: a NaN scale would make every logit NaN later.
+// else the mapping itself. Every block's f16 scale fields are checked finite
+// here (the rest of a block is integers): a NaN scale would make every logit
+// NaN later.
 Result<Tensor> QuantizedGgufTensor(const std::shared_ptr<const GgufFile>& file, const GgufTensorInfo& info,
                                    const TensorSpec& spec, DType stored, int permute_heads, ThreadPool* pool) {
   const int64_t rows = spec.rows, cols = spec.cols;
   const size_t row_bytes = GgmlRowBytes(info.type, static_cast<size_t>(cols));
   if (row_bytes == 0) return DataLoss(file->path() + ": tensor '" + info.name + "' rows do not fill whole blocks");
   const uint8_t* src = file->TensorData(info);
-  std::vector<size_t> bad(pool->num_threads(), SIZE_MAX);
-  pool->ParallelRange(static_cast<size_t>(rows), 64, [&](size_t b, size_t e, int worker) {
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (size_t r = b; r < e && bad[worker] == SIZE_MAX; ++r) {
-      DequantizeRow(info.type, src + r * row_bytes, row.data(), row.size());
-      for (size_t c = 0; c < row.size(); ++c) {
-        if (!std::isfinite(row[c])) { bad[worker] = r * row.size() + c; break; }
+  const GgmlTypeInfo* type_info = GgmlTypeInfoOf(static_cast<uint32_t>(info.type));
+  int half_offsets[2];
+  const int num_halves = GgmlHalfFieldOffsets(info.type, half_offsets);
+  const size_t blocks = static_cast<size_t>(rows) * (row_bytes / type_info->type_size);
+  std::vector<size_t> bad(pool->num_threads(), SIZE_MAX);  // first bad block per worker
+  pool->ParallelRange(blocks, 4096, [&](size_t b, size_t e, int worker) {
+    for (size_t blk = b; blk < e; ++blk) {
+      bool finite = true;
+      for (int f = 0; f < num_halves; ++f) {
+        uint16_t h;
+        std::memcpy(&h, src + blk * type_info->type_size + half_offsets[f], 2);
+        finite &= (h & 0x7c00) != 0x7c00;  // exponent all ones: Inf or NaN
       }
+      if (!finite) { bad[worker] = blk; break; }
     }
   });
   const size_t first_bad = *std::min_element(bad.begin(), bad.end());
   if (first_bad != SIZE_MAX) {
     return DataLoss(file->path() + ": tensor '" + info.name + "' dequantizes to a non-finite value at element " +
-                    std::to_string(first_bad) + " (a NaN or Inf block scale: the file is corrupt)");
+                    std::to_string(first_bad * type_info->block_size) +
+                    " (a NaN or Inf block scale: the file is corrupt)");
   }
   if (permute_heads == 0) {
     Tensor t;

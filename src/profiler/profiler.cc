@@ -110,6 +110,7 @@ void Profiler::Clear() {
 const char* ComputeUnitName(ComputeUnit unit) {
   switch (unit) {
     case ComputeUnit::kAmxBf16: return "AMX-BF16";
+    case ComputeUnit::kInt8Vnni: return "VNNI-INT8";
     default: return "FMA";
   }
 }

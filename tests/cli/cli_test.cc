@@ -116,6 +116,27 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
   EXPECT_EQ(bad.out.rfind("error: --amx must be auto or off", 0), 0) << bad.out;
 }
 
+// Quantized decode names its unit: int8 VNNI dot products where the CPU has
+// AVX-512 VNNI, float32 activations with --int8-dot off (and everywhere else).
+TEST_F(Cli, Int8DotIsRecordedAndOffMeansFloatActivations) {
+  const std::string run = "--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                          "/config.json --dtype q4_0 --prompt-lengths 32 --gen-lengths 2 --format json --quiet";
+  const RunResult on = RunCli(run + Fast());
+  ASSERT_EQ(on.exit_code, 0) << on.out;
+  const json sys = json::parse(on.out)["system"];
+  for (const char* key : {"matmul_q8_0", "matmul_q4_0", "matmul_q4_k", "matmul_q6_k"}) {
+    ASSERT_TRUE(sys.contains(key)) << key;
+    const bool vnni = sys[key].get<std::string>().find("VNNI int8") != std::string::npos;
+    EXPECT_EQ(vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni"))) << sys[key];
+  }
+  const RunResult off = RunCli(run + " --int8-dot off" + Fast());
+  ASSERT_EQ(off.exit_code, 0) << off.out;
+  EXPECT_EQ(json::parse(off.out)["system"]["matmul_q4_0"].get<std::string>().find("VNNI"), std::string::npos);
+  const RunResult bad = RunCli(run + " --int8-dot sometimes" + Fast());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.out.rfind("error: --int8-dot must be auto or off", 0), 0) << bad.out;
+}
+
 TEST_F(Cli, ModelPathPriority) {
   const std::string env = "LLAMA_MODEL_PATH=" + FixtureModel("mha_tied_f32");
   RunResult r = RunCli("--dtype float32 --max-gen-len 2 --prompt hi" + Fast(), env);

@@ -13,6 +13,7 @@
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/cpu/amx/amx_gemm.h"
+#include "kernels/cpu/simd/cpu_kernels.h"
 #include "kernels/ops.h"
 #include "test_util.h"
 
@@ -204,16 +205,12 @@ std::vector<uint8_t> RandomQuantRows(DType t, int64_t rows, int64_t cols, std::m
   std::vector<uint8_t> bytes(rows * row_bytes + 64);
   for (auto& b : bytes) b = static_cast<uint8_t>(rng());
   const GgmlTypeInfo* info = GgmlTypeInfoOf(DTypeGgmlType(t));
-  std::vector<int> half_offsets;  // byte offsets of the f16 fields within a block
-  switch (t) {
-    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ5_0: half_offsets = {0}; break;
-    case DType::kQ4_1: case DType::kQ5_1: case DType::kQ4_K: case DType::kQ5_K: half_offsets = {0, 2}; break;
-    case DType::kQ6_K: half_offsets = {208}; break;
-    default: break;
-  }
+  int half_offsets[2];
+  const int num_halves = GgmlHalfFieldOffsets(static_cast<GgmlType>(DTypeGgmlType(t)), half_offsets);
   std::uniform_real_distribution<float> scale(1e-3f, 2e-2f);
   for (size_t blk = 0; blk < bytes.size() / info->type_size; ++blk) {
-    for (int off : half_offsets) {
+    for (int f = 0; f < num_halves; ++f) {
+      const int off = half_offsets[f];
       const uint16_t h = F32ToF16(scale(rng) * ((rng() & 1) ? 1 : -1));
       std::memcpy(bytes.data() + blk * info->type_size + off, &h, 2);
     }
@@ -221,15 +218,30 @@ std::vector<uint8_t> RandomQuantRows(DType t, int64_t rows, int64_t cols, std::m
   return bytes;
 }
 
+// x rounded as the int8 decode path quantizes it (per 32: d = amax / 127 in
+// float32, q = x / d rounded to nearest even), back in float: x-hat = q d.
+std::vector<float> Int8RoundTrip(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0;
+    for (size_t k = b; k < b + 32; ++k) amax = std::max(amax, std::fabs(x[k]));
+    const float d = amax / 127.f, id = d > 0 ? 1.f / d : 0.f;
+    for (size_t k = b; k < b + 32; ++k) out[k] = std::nearbyint(x[k] * id) * d;
+  }
+  return out;
+}
+
 // Quantized matmuls (decode reads the blocks; prefill dequantizes panels for
 // the GEMM) against the reference's float64 dequantization, over batch sizes
-// on both paths, on every target.
+// on both paths, on every target. Where decode quantizes x to int8 (AVX-512
+// VNNI), the reference gets the same rounded x: the kernel must then match
+// it as tightly as the float path does, and the float x within the rounding.
 TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
                   DType::kQ6_K}) {
     const int64_t block = DTypeBlockSize(t);
     for (int64_t M : {1, 2, 3, 5, 13, 64, 100}) {
-      for (int64_t K : {block, 3 * block}) {
+      for (int64_t K : {block, 3 * block, 9 * block}) {
         for (int64_t N : {1, 5, 33}) {
           auto bytes = RandomQuantRows(t, N, K, rng_);
           const MatView w{bytes.data(), t, N, K};
@@ -239,17 +251,26 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
                           wf.data() + n * K, K);
           }
           const auto x = Random(M * K);
+          const bool int8_x = M < simd::GemvMaxRows() && simd::QuantActivationBytes(M, w) > 0;
+          const auto x_ref = int8_x ? Int8RoundTrip(x) : x;
           const auto bias = Random(N);
           const bool with_bias = (M + N) % 2 == 0;
-          std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
-          ref_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+          std::vector<float> y_ref(M * N), y_float(M * N), y(M * N, std::nanf(""));
+          ref_->MatMul(x_ref.data(), M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+          ref_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y_float.data());
           cpu_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data());
           for (int64_t m = 0; m < M; ++m) {
             for (int64_t n = 0; n < N; ++n) {
-              double abs_sum = 0;
-              for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[m * K + k] * wf[n * K + k]);
+              double abs_sum = 0, rounding = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                abs_sum += std::fabs(x_ref[m * K + k] * wf[n * K + k]);
+                rounding += std::fabs(static_cast<double>(x[m * K + k]) - x_ref[m * K + k]) * std::fabs(wf[n * K + k]);
+              }
               ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], 2.0 * K * kEps * abs_sum + 1e-6)
-                  << DTypeName(t) << " M=" << M << " K=" << K << " N=" << N << " at (" << m << ", " << n << ")";
+                  << DTypeName(t) << " M=" << M << " K=" << K << " N=" << N << " at (" << m << ", " << n << ")"
+                  << (int8_x ? " (int8 x)" : "");
+              ASSERT_NEAR(y[m * N + n], y_float[m * N + n], rounding + 2.0 * K * kEps * abs_sum + 1e-6)
+                  << DTypeName(t) << " M=" << M << " K=" << K << " N=" << N;
             }
           }
         }

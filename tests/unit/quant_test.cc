@@ -186,5 +186,36 @@ TEST(GgmlTypes, NamesSizesAndUnsupported) {
   EXPECT_EQ(GgmlRowBytes(GgmlType::kBF16, 3), 6u);
 }
 
+// The f16 scale fields are where the dequantizer reads them: a block of any
+// other bytes with finite scale fields dequantizes to finite values, and a
+// NaN written at any one of the fields makes that block non-finite.
+TEST(GgmlHalfFieldOffsets, FindTheFieldsThatMakeABlockNonFinite) {
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+                     GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(t));
+    int offsets[2];
+    const int count = GgmlHalfFieldOffsets(t, offsets);
+    ASSERT_GE(count, 1) << info->name;
+    std::vector<uint8_t> block(info->type_size);
+    for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<uint8_t>(i * 37 + 11);
+    const uint16_t big = F32ToF16(60000.f);  // finite, near the top of f16
+    for (int f = 0; f < count; ++f) std::memcpy(block.data() + offsets[f], &big, 2);
+    std::vector<float> out(info->block_size);
+    DequantizeRow(t, block.data(), out.data(), out.size());
+    for (float v : out) ASSERT_TRUE(std::isfinite(v)) << info->name;
+    for (int f = 0; f < count; ++f) {
+      std::vector<uint8_t> bad = block;
+      const uint16_t nan = 0x7e00;
+      std::memcpy(bad.data() + offsets[f], &nan, 2);
+      DequantizeRow(t, bad.data(), out.data(), out.size());
+      bool any_nan = false;
+      for (float v : out) any_nan |= std::isnan(v);
+      EXPECT_TRUE(any_nan) << info->name << " field " << f << " at byte " << offsets[f];
+    }
+  }
+  int offsets[2];
+  EXPECT_EQ(GgmlHalfFieldOffsets(GgmlType::kF16, offsets), 0);
+}
+
 }  // namespace
 }  // namespace llm

@@ -44,7 +44,16 @@ class CpuBackend final : public KernelBackend {
       // Enough tasks for load balance, each long enough to amortise the hand-off.
       const int64_t grain = std::max<int64_t>(16, N / (8 * pool_->num_threads()) / 4 * 4);
       if (IsQuantized(w.dtype)) {
-        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvQuantRows(x, M, w, b, e, bias, y); });
+        // x quantized once here (where the target has int8 dot products), read by every task.
+        const size_t prepared_bytes = simd::QuantActivationBytes(M, w);
+        void* prepared = nullptr;
+        if (prepared_bytes > 0) {
+          prepared = Scratch(0, kQuantX, (prepared_bytes + 3) / 4);
+          simd::PrepareQuantActivations(x, M, w, prepared);
+        }
+        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) {
+          simd::GemvQuantRows(x, prepared, M, w, b, e, bias, y);
+        });
       } else {
         pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
       }
@@ -119,6 +128,9 @@ class CpuBackend final : public KernelBackend {
   }
 
   ComputeUnit MatMulUnit(int64_t M, const MatView& w) const override {
+    if (IsQuantized(w.dtype) && M < simd::GemvMaxRows() && simd::QuantActivationBytes(M, w) > 0) {
+      return ComputeUnit::kInt8Vnni;
+    }
     if (!amx::AmxEnabled()) return ComputeUnit::kFma;
     if (w.dtype == DType::kBF16 && M >= kAmxMinRows) return ComputeUnit::kAmxBf16;
     // Quantized W of a bfloat16 model: dequantizing W costs about as much as
@@ -359,7 +371,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
@@ -383,6 +395,7 @@ class CpuBackend final : public KernelBackend {
 
 std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool) { return std::make_unique<CpuBackend>(pool); }
 const char* CpuSimdTargetName() { return simd::TargetName(); }
+void SetCpuInt8DotEnabled(bool on) { simd::SetInt8DotEnabled(on); }
 
 std::string CpuMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
@@ -390,8 +403,11 @@ std::string CpuMatMulPath(DType dtype) {
     return "batches of 4+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
   }
   if (IsQuantized(dtype)) {
-    return std::string("decode reads ") + DTypeName(dtype) + " blocks (" + fma +
-           ", activations float32), prefill dequantizes panels into the " + fma + " GEMM";
+    const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
+    return std::string("decode reads ") + DTypeName(dtype) + " blocks (" +
+           (int8 ? std::string(simd::TargetName()) + " VNNI int8 dot products, activations quantized to int8 per 32"
+                 : fma + ", activations float32") +
+           "), prefill dequantizes panels into the " + fma + " GEMM";
   }
   const char* widened = dtype == DType::kF32 ? "" : " (weights widened to float32)";
   return fma + widened;

@@ -6,6 +6,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -14,6 +15,9 @@
 #include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
 #include "kernels/cpu/simd/cpu_kernels.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -304,7 +308,11 @@ HWY_INLINE void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
 HWY_INLINE float HalfScalar(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  return _cvtsh_ss(h);  // F16C: one instruction, not a call per super-block
+#else
   return F16ToF32(h);
+#endif
 }
 
 // Q4_K and Q5_K (super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit
@@ -453,14 +461,403 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
   }
 }
 
-void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-                   float* y) {
+// --- Integer dot products for quantized weights (AVX-512 VNNI + VBMI) -----------
+//
+// Widening blocks to float32 costs ~10 vector instructions per 32 weights, so
+// the float path above runs at 10-13 GB/s of Q4_0/Q4_K even from the cache
+// (bench_kernels BM_MatMul_Quant), a third of the read roof. Here x is
+// quantized instead, once per matmul, as llama.cpp's Q8 activations are (per
+// 32: d = amax / 127, q = x / d rounded to nearest even, d kept in float32), and each
+// weight group is one gather (VPERMT2B) of its quant bytes plus VPDPBUSD dot
+// products of 64 u8 * s8 pairs. Weights are unsigned in the dot product
+// (nibbles; Q8_0 and Q6_K shifted by +128 / stored +32), and the offset that
+// takes back, o * sum(q_x) per lane, starts the accumulator (`init`).
+// The x side is laid out in the order each type's gather produces:
+//   Q8_0 (64 per group: 2 blocks), Q6_K (64 per dot): natural order;
+//   Q4_0 (128: 4 blocks): the low-nibble halves of the 4 blocks, then the highs;
+//   Q4_K (128: 2 sub-block pairs): sub-blocks 0, 2, then 1, 3.
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL target string names "avxvnni" (the VEX form), not
+// AVX-512 VNNI: the int8 kernels ask for it themselves, and
+// QuantActivationBytes checks the CPU for it too.
+// (The whole target string: clang's function attribute replaces the one
+// Highway's pragma gives, GCC's adds to it.)
+#define LLM_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+// GCC 12 reports the `_mm512_undefined_*` pass-through inside its own
+// AVX-512 intrinsic headers as maybe-uninitialized: a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
+
+bool Int8DotType(GgmlType t) {
+  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K;
+}
+
+// The prepared x of M rows, each padded to kp elements.
+struct Int8X {
+  int64_t kp;
+  int8_t* q;         // kp per row
+  int32_t* init;     // kp / 4 per row: each dot product lane's starting value
+  float* lane_d;     // kp / 4 per row: each lane's block scale
+  float* sub_dsum;   // kp / 32 per row: d * sum(q) per 32-block (Q4_K's mins)
+};
+
+HWY_INLINE int64_t Int8Padded(int64_t K) { return (K + kInt8Group - 1) / kInt8Group * kInt8Group; }
+
+HWY_INLINE Int8X Int8Layout(void* buffer, int64_t M, int64_t K) {
+  const int64_t kp = Int8Padded(K);
+  auto* bytes = static_cast<uint8_t*>(buffer);
+  Int8X x;
+  x.kp = kp;
+  x.q = reinterpret_cast<int8_t*>(bytes);
+  x.init = reinterpret_cast<int32_t*>(bytes + M * kp);
+  x.lane_d = reinterpret_cast<float*>(bytes + 2 * M * kp);
+  x.sub_dsum = reinterpret_cast<float*>(bytes + 3 * M * kp);
+  return x;
+}
+
+size_t Int8Bytes(int64_t M, int64_t K) {
+  const int64_t kp = Int8Padded(K);
+  return static_cast<size_t>(3 * M * kp + M * kp / 8);
+}
+
+// One row: q, d and sum per 32-block in natural order (padding blocks zero),
+// then the type's layout.
+LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int8X& out, int64_t m, int8_t* qn, float* dn,
+                    int32_t* sum4) {
+  const int64_t kp = out.kp, blocks = kp / 32;
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t k0 = b * 32, k1 = std::min(K, k0 + 32);
+    if (k1 == k0 + 32) {  // a whole block of finite values: 16 lanes at a time
+      const __m512 v0 = _mm512_loadu_ps(x + k0), v1 = _mm512_loadu_ps(x + k0 + 16);
+      if ((_mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99)) == 0) {  // no NaN or Inf
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+        dn[b] = d;
+        const __m512 vid = _mm512_set1_ps(id);
+        // Rounded to nearest even (the default rounding mode), as the scalar tail does.
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + k0), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid))));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + k0 + 16),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid))));
+        continue;
+      }
+    }
+    float amax = 0.f;
+    for (int64_t k = k0; k < k1; ++k) {
+      const float a = std::fabs(x[k]);
+      if (!(a <= amax)) amax = a;  // a NaN is kept (below: d = NaN, the dot is NaN)
+    }
+    const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
+    dn[b] = std::isfinite(amax) ? d : std::nanf("");
+    for (int64_t k = k0; k < k0 + 32; ++k) {
+      qn[k] = k < k1 && std::isfinite(amax) ? static_cast<int8_t>(std::nearbyint(x[k] * id)) : 0;
+    }
+  }
+  for (int64_t l = 0; l < kp / 4; ++l) sum4[l] = qn[4 * l] + qn[4 * l + 1] + qn[4 * l + 2] + qn[4 * l + 3];
+  int8_t* q = out.q + m * kp;
+  int32_t* init = out.init + m * kp / 4;
+  float* lane_d = out.lane_d + m * kp / 4;
+  float* sub_dsum = out.sub_dsum + m * kp / 32;
+  for (int64_t b = 0; b < blocks; ++b) {
+    int32_t sum = 0;
+    for (int i = 0; i < 8; ++i) sum += sum4[8 * b + i];
+    sub_dsum[b] = dn[b] * static_cast<float>(sum);
+  }
+  switch (type) {
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ6_K: {
+      const int32_t offset = type == GgmlType::kQ8_0 ? 128 : 32;
+      std::memcpy(q, qn, static_cast<size_t>(kp));
+      for (int64_t l = 0; l < kp / 4; ++l) {
+        init[l] = -offset * sum4[l];
+        lane_d[l] = dn[l / 8];
+      }
+      break;
+    }
+    case GgmlType::kQ4_0:
+      for (int64_t g = 0; g < kp / 128; ++g) {
+        for (int j = 0; j < 4; ++j) {
+          const int64_t src = g * 128 + 32 * j;
+          std::memcpy(q + g * 128 + 16 * j, qn + src, 16);
+          std::memcpy(q + g * 128 + 64 + 16 * j, qn + src + 16, 16);
+          for (int i = 0; i < 4; ++i) {
+            init[g * 16 + 4 * j + i] = -8 * (sum4[src / 4 + i] + sum4[src / 4 + 4 + i]);
+            lane_d[g * 16 + 4 * j + i] = dn[g * 4 + j];
+          }
+        }
+      }
+      break;
+    case GgmlType::kQ4_K:
+      for (int64_t g = 0; g < kp / 128; ++g) {
+        static constexpr int kOrder[4] = {0, 2, 1, 3};
+        for (int j = 0; j < 4; ++j) {
+          std::memcpy(q + g * 128 + 32 * j, qn + g * 128 + 32 * kOrder[j], 32);
+          for (int i = 0; i < 8; ++i) lane_d[g * 32 + 8 * j + i] = dn[g * 4 + kOrder[j]];
+        }
+      }
+      break;
+    default: break;
+  }
+}
+
+size_t QuantActivationBytes(int64_t M, const MatView& w) {
+  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
+  return vnni && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
+}
+
+LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
+  const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
+  if (!Int8DotType(type)) return;
+  const int64_t K = w.cols;
+  const Int8X out = Int8Layout(buffer, M, K);
+  thread_local std::vector<int8_t> qn;
+  thread_local std::vector<float> dn;
+  thread_local std::vector<int32_t> sum4;
+  qn.resize(static_cast<size_t>(out.kp));
+  dn.resize(static_cast<size_t>(out.kp / 32));
+  sum4.resize(static_cast<size_t>(out.kp / 4));
+  for (int64_t m = 0; m < M; ++m) PrepareInt8Row(x + m * K, K, type, out, m, qn.data(), dn.data(), sum4.data());
+}
+
+// Byte-gather indices: entry i of the result takes byte idx[i] of (a, b) (>= 64: b).
+HWY_INLINE __m512i GatherIndex(int (*f)(int)) {
+  alignas(64) uint8_t idx[64];
+  for (int i = 0; i < 64; ++i) idx[i] = static_cast<uint8_t>(f(i));
+  return _mm512_load_si512(idx);
+}
+
+// Lanes of the 16 x 32-bit result: lane i takes float i of src / 4 ... (f32 permute index).
+HWY_INLINE __m512i LaneIndex(int (*f)(int)) {
+  alignas(64) int32_t idx[16];
+  for (int i = 0; i < 16; ++i) idx[i] = f(i);
+  return _mm512_load_si512(idx);
+}
+
+// The first `bytes` bytes of a 64-byte load (masked loads do not fault past the end of a mapping).
+HWY_INLINE __mmask64 TailMask(int64_t bytes) {
+  return bytes >= 64 ? ~__mmask64{0} : bytes <= 0 ? __mmask64{0} : ((__mmask64{1} << bytes) - 1);
+}
+
+// Q8_0: a group is 2 blocks (68 bytes): [d0 q0[32] d1 q1[32]].
+template <int R>
+LLM_VNNI HWY_INLINE void Int8DotQ8_0(const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m512* acc) {
+  static const __m512i idx_q = GatherIndex([](int i) { return 2 + i + 2 * (i / 32); });
+  static const __m512i idx_d = GatherIndex([](int i) { return 34 * ((i / 2) / 8) + i % 2; });
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t blocks = K / 32;
+  for (int64_t b = 0; b < blocks; b += 2) {
+    const uint8_t* p = row + b * 34;
+    _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + 1024 + 64), _MM_HINT_T0);
+    const int64_t bytes = std::min<int64_t>(68, (blocks - b) * 34);
+    const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
+    const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
+    const __m512i u = _mm512_xor_si512(_mm512_permutex2var_epi8(lo, idx_q, hi), flip);
+    const __m512 wd = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(idx_d, lo)));
+    for (int r = 0; r < R; ++r) {
+      const int64_t at = (m0 + r) * x.kp + b * 32;
+      __m512i dot = _mm512_loadu_si512(x.init + at / 4);
+      dot = _mm512_dpbusd_epi32(dot, u, _mm512_loadu_si512(x.q + at));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd, _mm512_loadu_ps(x.lane_d + at / 4)), acc[r]);
+    }
+  }
+}
+
+// Q4_0: a group is 4 blocks (72 bytes): [d q[16]] x 4; lane i of the dot is block i / 4.
+template <int R>
+LLM_VNNI HWY_INLINE void Int8DotQ4_0(const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m512* acc) {
+  static const __m512i idx_q = GatherIndex([](int i) { return 18 * (i / 16) + 2 + i % 16; });
+  static const __m512i idx_d = GatherIndex([](int i) { return 18 * ((i / 2) / 4) + i % 2; });
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const int64_t blocks = K / 32;
+  for (int64_t b = 0; b < blocks; b += 4) {
+    const uint8_t* p = row + b * 18;
+    _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + 1024 + 64), _MM_HINT_T0);
+    const int64_t bytes = std::min<int64_t>(72, (blocks - b) * 18);
+    const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
+    const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
+    const __m512i nibbles = _mm512_permutex2var_epi8(lo, idx_q, hi);
+    const __m512i n_lo = _mm512_and_si512(nibbles, low);
+    const __m512i n_hi = _mm512_and_si512(_mm512_srli_epi16(nibbles, 4), low);
+    const __m512 wd = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(idx_d, lo)));
+    for (int r = 0; r < R; ++r) {
+      const int64_t at = (m0 + r) * x.kp + b * 32;
+      const int64_t lanes = (m0 + r) * x.kp / 4 + b * 4;  // 16 lanes per group of 4 blocks
+      __m512i dot = _mm512_loadu_si512(x.init + lanes);
+      dot = _mm512_dpbusd_epi32(dot, n_lo, _mm512_loadu_si512(x.q + at));
+      dot = _mm512_dpbusd_epi32(dot, n_hi, _mm512_loadu_si512(x.q + at + 64));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(wd, _mm512_loadu_ps(x.lane_d + lanes)), acc[r]);
+    }
+  }
+}
+
+// Q4_K: super-blocks of 256 (144 bytes: d, dmin, 12 bytes of 6-bit scales and
+// mins, 128 bytes of nibbles); groups of 128 = sub-blocks 0, 2 (low nibbles)
+// and 1, 3 (high) of 64 nibble bytes. w = d sc n - dmin m: the mins go into `mins`.
+template <int R>
+LLM_VNNI HWY_INLINE void Int8DotQ4_K(const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m512* acc, __m512* mins) {
+  // Per group g (0, 1): the lo dot's lanes 0-7 are sub-block 4 g, 8-15 are 4 g + 2; hi's 4 g + 1 and 4 g + 3.
+  static const __m512i idx_lo0 = LaneIndex([](int i) { return i < 8 ? 0 : 2; });
+  static const __m512i idx_hi0 = LaneIndex([](int i) { return i < 8 ? 1 : 3; });
+  static const __m512i idx_lo1 = LaneIndex([](int i) { return i < 8 ? 4 : 6; });
+  static const __m512i idx_hi1 = LaneIndex([](int i) { return i < 8 ? 5 : 7; });
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  for (int64_t sb = 0; sb < K / 256; ++sb) {
+    const uint8_t* blk = row + sb * 144;
+    for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64 * l), _MM_HINT_T0);
+    uint32_t a, b, c;
+    std::memcpy(&a, blk + 4, 4);
+    std::memcpy(&b, blk + 8, 4);
+    std::memcpy(&c, blk + 12, 4);
+    // ggml's 6-bit packing: sub-blocks 0-3 in the low 6 bits of bytes 0-3
+    // (scales) and 4-7 (mins); 4-7 from the nibbles of bytes 8-11 plus the
+    // top 2 bits of bytes 0-3 / 4-7.
+    const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
+    const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+    const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+    const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+        _mm_set_epi64x(static_cast<int64_t>(m03 | static_cast<uint64_t>(m47) << 32),
+                       static_cast<int64_t>(sc03 | static_cast<uint64_t>(sc47) << 32))));
+    uint32_t d_dmin;
+    std::memcpy(&d_dmin, blk, 4);
+    static const __m512i idx_dd = LaneIndex([](int i) { return i < 8 ? 0 : 1; });
+    const __m512 dd = _mm512_permutexvar_ps(idx_dd, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin)))));
+    const __m512 scales = _mm512_mul_ps(sm, dd);  // lanes 0-7: d sc_j; 8-15: dmin m_j
+    for (int g = 0; g < 2; ++g) {
+      const __m512i v = _mm512_loadu_si512(blk + 16 + 64 * g);
+      const __m512i n_lo = _mm512_and_si512(v, low);
+      const __m512i n_hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      const __m512 s_lo = _mm512_permutexvar_ps(g ? idx_lo1 : idx_lo0, scales);
+      const __m512 s_hi = _mm512_permutexvar_ps(g ? idx_hi1 : idx_hi0, scales);
+      for (int r = 0; r < R; ++r) {
+        const int64_t at = (m0 + r) * x.kp + sb * 256 + 128 * g;
+        const __m512i dot_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n_lo, _mm512_loadu_si512(x.q + at));
+        const __m512i dot_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n_hi, _mm512_loadu_si512(x.q + at + 64));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_lo), _mm512_mul_ps(s_lo, _mm512_loadu_ps(x.lane_d + at / 4)), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_hi), _mm512_mul_ps(s_hi, _mm512_loadu_ps(x.lane_d + at / 4 + 16)),
+                                 acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      // lanes 8-15 of `scales` (dmin m_j) times the 8 sub-blocks' d sum(q); lanes 0-7 times zero.
+      const __m512 dsum = _mm512_maskz_expandloadu_ps(0xff00, x.sub_dsum + ((m0 + r) * x.kp + sb * 256) / 32);
+      mins[r] = _mm512_fmadd_ps(scales, dsum, mins[r]);
+    }
+  }
+}
+
+// Q6_K: super-blocks of 256 (210 bytes: ql[128], qh[64], int8 scales[16], f16
+// d); per half of 128, dot a is elements 0-63 and dot b 64-127; each 16
+// elements (a 128-bit lane) have their own scale. w = d sc (q - 32).
+template <int R>
+LLM_VNNI HWY_INLINE void Int8DotQ6_K(const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m512* acc) {
+  static const __m512i idx_a0 = LaneIndex([](int i) { return i / 4; });
+  static const __m512i idx_b0 = LaneIndex([](int i) { return 4 + i / 4; });
+  static const __m512i idx_a1 = LaneIndex([](int i) { return 8 + i / 4; });
+  static const __m512i idx_b1 = LaneIndex([](int i) { return 12 + i / 4; });
+  const __m512i low = _mm512_set1_epi8(0x0f), three = _mm512_set1_epi8(3);
+  for (int64_t sb = 0; sb < K / 256; ++sb) {
+    const uint8_t* blk = row + sb * 210;
+    for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64 * l), _MM_HINT_T0);
+    uint16_t hd;
+    std::memcpy(&hd, blk + 208, 2);
+    const __m512 scales = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)))),
+        _mm512_set1_ps(_cvtsh_ss(hd)));
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      // bytes 0-31: qh's bits 0-1 (elements 0-31), bytes 32-63: bits 2-3 (32-63); >> 4 gives 64-127's.
+      const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+      const __m512i q_a = _mm512_or_si512(_mm512_and_si512(ql, low), _mm512_slli_epi16(_mm512_and_si512(qh2, three), 4));
+      const __m512i q_b = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low),
+                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh2, 4), three), 4));
+      const __m512 s_a = _mm512_permutexvar_ps(h ? idx_a1 : idx_a0, scales);
+      const __m512 s_b = _mm512_permutexvar_ps(h ? idx_b1 : idx_b0, scales);
+      for (int r = 0; r < R; ++r) {
+        const int64_t at = (m0 + r) * x.kp + sb * 256 + 128 * h;
+        const __m512i dot_a = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.init + at / 4), q_a, _mm512_loadu_si512(x.q + at));
+        const __m512i dot_b =
+            _mm512_dpbusd_epi32(_mm512_loadu_si512(x.init + at / 4 + 16), q_b, _mm512_loadu_si512(x.q + at + 64));
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_a), _mm512_mul_ps(s_a, _mm512_loadu_ps(x.lane_d + at / 4)), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_b), _mm512_mul_ps(s_b, _mm512_loadu_ps(x.lane_d + at / 4 + 16)),
+                                 acc[r]);
+      }
+    }
+  }
+}
+
+template <int R>
+LLM_VNNI HWY_INLINE void Int8GemvTile(const QuantW& w, int64_t K, int64_t N, int64_t n, const Int8X& x, int64_t m0,
+                             const float* bias, float* y) {
+  __m512 acc[R], mins[R];
+  for (int r = 0; r < R; ++r) acc[r] = mins[r] = _mm512_setzero_ps();
+  const uint8_t* row = w.data + static_cast<size_t>(n) * w.row_bytes;
+  switch (w.type) {
+    case GgmlType::kQ8_0: Int8DotQ8_0<R>(row, K, x, m0, acc); break;
+    case GgmlType::kQ4_0: Int8DotQ4_0<R>(row, K, x, m0, acc); break;
+    case GgmlType::kQ4_K: Int8DotQ4_K<R>(row, K, x, m0, acc, mins); break;
+    default: Int8DotQ6_K<R>(row, K, x, m0, acc); break;
+  }
+  for (int r = 0; r < R; ++r) {
+    y[(m0 + r) * N + n] = ReduceSum(DF(), VF{_mm512_sub_ps(acc[r], mins[r])}) + (bias ? bias[n] : 0.f);
+  }
+}
+
+LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
+  if (!__builtin_cpu_supports("avx512vnni")) return 0;
+  __m512i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(seed + i);
+  const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(static_cast<char>(seed | 1));
+  for (int64_t it = 0; it < iterations; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  }
+  __m512i sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_epi32(sum, acc[i]);
+  volatile int sink = _mm_cvtsi128_si32(_mm512_castsi512_si128(sum));
+  (void)sink;
+  return 12.0 * 64 * 2 * static_cast<double>(iterations);
+}
+
+LLM_VNNI void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t M, int64_t n_begin,
+                           int64_t n_end, const float* bias, float* y) {
+  constexpr int R = kGemvRowsPerPass;
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    int64_t m = 0;
+    for (; m + R <= M; m += R) Int8GemvTile<R>(q, K, N, n, x, m, bias, y);
+    for (; m < M; ++m) Int8GemvTile<1>(q, K, N, n, x, m, bias, y);
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#else
+double Int8DotPeak(int64_t, int) { return 0; }
+size_t QuantActivationBytes(int64_t, const MatView&) { return 0; }
+void PrepareQuantActivations(const float*, int64_t, const MatView&, void*) {}
+#endif  // HWY_TARGET == HWY_AVX3_DL
+
+void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatView& w, int64_t n_begin,
+                   int64_t n_end, const float* bias, float* y) {
   const QuantW q{static_cast<const uint8_t*>(w.data), static_cast<GgmlType>(DTypeGgmlType(w.dtype)),
                  DTypeRowBytes(w.dtype, w.cols)};
   const int64_t K = w.cols, N = w.rows;
+  constexpr int R = kGemvRowsPerPass;
+#if HWY_TARGET == HWY_AVX3_DL
+  if (x_prepared != nullptr && Int8DotType(q.type)) {
+    Int8GemvRows(q, K, N, Int8Layout(const_cast<void*>(x_prepared), M, K), M, n_begin, n_end, bias, y);
+    return;
+  }
+#else
+  (void)x_prepared;
+#endif
   thread_local std::vector<float> tmp;  // the dequantized row of the generic path
   tmp.resize(std::max(tmp.size(), static_cast<size_t>(K)));
-  constexpr int R = kGemvRowsPerPass;
   for (int64_t n = n_begin; n < n_end; ++n) {
     int64_t m = 0;
     for (; m + R <= M; m += R) GemvQuantTile<R>(q, K, N, n, x + m * K, bias, y + m * N, tmp.data());
@@ -994,8 +1391,16 @@ HWY_AFTER_NAMESPACE();
 namespace llm {
 namespace simd {
 
+namespace {
+std::atomic<bool> g_int8_dot{true};
+}  // namespace
+void SetInt8DotEnabled(bool on) { g_int8_dot.store(on); }
+bool Int8DotEnabled() { return g_int8_dot.load(std::memory_order_relaxed); }
+
 HWY_EXPORT(GemvRows);
 HWY_EXPORT(GemvQuantRows);
+HWY_EXPORT(QuantActivationBytes);
+HWY_EXPORT(PrepareQuantActivations);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(GemmRowBlock);
 HWY_EXPORT(GemvMaxRows);
@@ -1012,6 +1417,8 @@ HWY_EXPORT(TargetName);
 HWY_EXPORT(ReadSum);
 HWY_EXPORT(FmaPeak);
 HWY_EXPORT(FloatLanes);
+HWY_EXPORT(Int8DotPeak);
+double Int8DotPeak(int64_t iterations, int seed) { return HWY_DYNAMIC_DISPATCH(Int8DotPeak)(iterations, seed); }
 float ReadSum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n); }
 float FmaPeak(int64_t iterations, float seed) { return HWY_DYNAMIC_DISPATCH(FmaPeak)(iterations, seed); }
 int64_t FloatLanes() { return HWY_DYNAMIC_DISPATCH(FloatLanes)(); }
@@ -1020,9 +1427,13 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
               float* y) {
   HWY_DYNAMIC_DISPATCH(GemvRows)(x, M, w, n_begin, n_end, bias, y);
 }
-void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-                   float* y) {
-  HWY_DYNAMIC_DISPATCH(GemvQuantRows)(x, M, w, n_begin, n_end, bias, y);
+void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatView& w, int64_t n_begin,
+                   int64_t n_end, const float* bias, float* y) {
+  HWY_DYNAMIC_DISPATCH(GemvQuantRows)(x, x_prepared, M, w, n_begin, n_end, bias, y);
+}
+size_t QuantActivationBytes(int64_t M, const MatView& w) { return HWY_DYNAMIC_DISPATCH(QuantActivationBytes)(M, w); }
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
+  HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer);
 }
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack) {

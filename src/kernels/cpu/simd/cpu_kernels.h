@@ -15,8 +15,20 @@ namespace simd {
 // (memory-bound path, used for decode where M is tiny).
 // Block-quantized W (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K read in SIMD, the others
 // row by row through the scalar dequantization): rows n_begin .. n_end-1 of y.
-void GemvQuantRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-                   float* y);
+// `x_prepared`: PrepareQuantActivations' buffer, or nullptr where
+// QuantActivationBytes is 0 (the float32 x is read then).
+void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatView& w, int64_t n_begin,
+                   int64_t n_end, const float* bias, float* y);
+// Where the target has integer dot products for W's type (AVX-512 VNNI +
+// VBMI: Q8_0, Q4_0, Q4_K, Q6_K), x of a quantized GEMV is quantized per 32 to
+// int8 once per matmul, as llama.cpp's Q8 activations are: the bytes that
+// takes, 0 where the float32 x is read instead; and the preparation itself.
+size_t QuantActivationBytes(int64_t M, const MatView& w);
+// Off: quantized decode reads float32 x on every target (--int8-dot off: the
+// A/B of the activation rounding, and the exact path the loader tests use).
+void SetInt8DotEnabled(bool on);
+bool Int8DotEnabled();
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer);
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y);
 // Same result through a packed, register-tiled GEMM (compute-bound path for
@@ -65,6 +77,9 @@ const char* TargetName();
 // independent chains (FLOPs = FloatLanes() * 24 * iterations).
 float ReadSum(const float* x, int64_t n);
 float FmaPeak(int64_t iterations, float seed);
+// Int8 ops (2 per multiply-add) of `iterations` rounds of twelve independent
+// VPDPBUSD chains; 0 where the target or CPU has no AVX-512 VNNI.
+double Int8DotPeak(int64_t iterations, int seed);
 int64_t FloatLanes();
 
 }  // namespace simd
