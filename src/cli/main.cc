@@ -718,8 +718,8 @@ int main(int argc, char** argv) {
   app.add_option("--amx", f.amx,
                  "auto: bfloat16 prefill on AMX tiles where the CPU and Linux allow | off: FMA only (A/B of the unit)");
   app.add_option("--int8-dot", f.int8_dot,
-                 "auto: quantized decode quantizes activations to int8 per 32 for VNNI dot products where the CPU has "
-                 "them (as llama.cpp does) | off: float32 activations (exact to the dequantized weights)");
+                 "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
+                 "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

@@ -109,7 +109,7 @@ const char* CpuSimdTargetName();
 // "prefill AMX-BF16 tiles, decode AVX3_SPR FMA".
 std::string CpuMatMulPath(DType dtype);
 // auto (default): quantized decode quantizes activations to int8 where the
-// CPU has VNNI dot products; off: float32 activations everywhere.
+// CPU has integer dot products (AVX-512 VNNI, AVX2); off: float32 activations everywhere.
 void SetCpuInt8DotEnabled(bool on);
 
 }  // namespace llm

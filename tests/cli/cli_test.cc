@@ -117,7 +117,8 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
 }
 
 // Quantized decode names its unit: int8 VNNI dot products where the CPU has
-// AVX-512 VNNI, float32 activations with --int8-dot off (and everywhere else).
+// AVX-512 VNNI, AVX2's int8 dot products on other x86 CPUs, float32
+// activations with --int8-dot off (and on CPUs without AVX2).
 TEST_F(Cli, Int8DotIsRecordedAndOffMeansFloatActivations) {
   const std::string run = "--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
                           "/config.json --dtype q4_0 --prompt-lengths 32 --gen-lengths 2 --format json --quiet";
@@ -128,10 +129,13 @@ TEST_F(Cli, Int8DotIsRecordedAndOffMeansFloatActivations) {
     ASSERT_TRUE(sys.contains(key)) << key;
     const bool vnni = sys[key].get<std::string>().find("VNNI int8") != std::string::npos;
     EXPECT_EQ(vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni"))) << sys[key];
+    if (__builtin_cpu_supports("avx2")) {
+      EXPECT_NE(sys[key].get<std::string>().find("int8 dot"), std::string::npos) << sys[key];
+    }
   }
   const RunResult off = RunCli(run + " --int8-dot off" + Fast());
   ASSERT_EQ(off.exit_code, 0) << off.out;
-  EXPECT_EQ(json::parse(off.out)["system"]["matmul_q4_0"].get<std::string>().find("VNNI"), std::string::npos);
+  EXPECT_EQ(json::parse(off.out)["system"]["matmul_q4_0"].get<std::string>().find("int8"), std::string::npos);
   const RunResult bad = RunCli(run + " --int8-dot sometimes" + Fast());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.out.rfind("error: --int8-dot must be auto or off", 0), 0) << bad.out;

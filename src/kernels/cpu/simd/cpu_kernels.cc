@@ -461,21 +461,27 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
   }
 }
 
-// --- Integer dot products for quantized weights (AVX-512 VNNI + VBMI) -----------
+// --- Integer dot products for quantized weights ----------------------------------
 //
 // Widening blocks to float32 costs ~10 vector instructions per 32 weights, so
 // the float path above runs at 10-13 GB/s of Q4_0/Q4_K even from the cache
 // (bench_kernels BM_MatMul_Quant), a third of the read roof. Here x is
 // quantized instead, once per matmul, as llama.cpp's Q8 activations are (per
-// 32: d = amax / 127, q = x / d rounded to nearest even, d kept in float32), and each
-// weight group is one gather (VPERMT2B) of its quant bytes plus VPDPBUSD dot
-// products of 64 u8 * s8 pairs. Weights are unsigned in the dot product
-// (nibbles; Q8_0 and Q6_K shifted by +128 / stored +32), and the offset that
-// takes back, o * sum(q_x) per lane, starts the accumulator (`init`).
-// The x side is laid out in the order each type's gather produces:
+// 32: d = amax / 127, q = x / d rounded to nearest even, d kept in float32),
+// and the weights' integer quants meet x's in integer dot products:
+//   AVX3_DL (AVX-512 VNNI + VBMI): each weight group is one gather (VPERMT2B)
+//     of its quant bytes plus VPDPBUSD dot products of 64 u8 * s8 pairs;
+//   AVX2 and AVX3: one 32-element block at a time, VPMADDUBSW + VPMADDWD on
+//     256 bits (what an AVX2-only CPU such as Zen 3 runs).
+// Weights are unsigned in the dot product (nibbles; Q6_K's 6-bit values are
+// stored +32; Q8_0 is shifted by +128 on VNNI and takes x's sign on AVX2, where
+// 255 * 127 * 2 would saturate VPMADDUBSW's int16), and the offset that takes
+// back, o * sum(q_x) per lane, starts the accumulator (`init`). The x side is
+// laid out in the order each kernel reads: natural on AVX2/AVX3; on AVX3_DL
 //   Q8_0 (64 per group: 2 blocks), Q6_K (64 per dot): natural order;
 //   Q4_0 (128: 4 blocks): the low-nibble halves of the 4 blocks, then the highs;
 //   Q4_K (128: 2 sub-block pairs): sub-blocks 0, 2, then 1, 3.
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
 #if HWY_TARGET == HWY_AVX3_DL
 // Highway 1.0.3's AVX3_DL target string names "avxvnni" (the VEX form), not
 // AVX-512 VNNI: the int8 kernels ask for it themselves, and
@@ -483,6 +489,11 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
 // (The whole target string: clang's function attribute replaces the one
 // Highway's pragma gives, GCC's adds to it.)
 #define LLM_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+constexpr bool kVnni = true;
+#else
+#define LLM_VNNI
+constexpr bool kVnni = false;
+#endif
 // GCC 12 reports the `_mm512_undefined_*` pass-through inside its own
 // AVX-512 intrinsic headers as maybe-uninitialized: a known false positive.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -490,6 +501,7 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 1024 and 4096 by ~5-10%)
 constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
 
 bool Int8DotType(GgmlType t) {
@@ -531,17 +543,26 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
   const int64_t kp = out.kp, blocks = kp / 32;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t k0 = b * 32, k1 = std::min(K, k0 + 32);
-    if (k1 == k0 + 32) {  // a whole block of finite values: 16 lanes at a time
-      const __m512 v0 = _mm512_loadu_ps(x + k0), v1 = _mm512_loadu_ps(x + k0 + 16);
-      if ((_mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99)) == 0) {  // no NaN or Inf
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    if (k1 == k0 + 32) {  // a whole block: vectors, unless it holds a NaN or Inf
+      const DF df;
+      const hn::Rebind<int8_t, DF> d8;
+      constexpr int64_t L = HWY_MAX_BYTES / 4;
+      VF amax_v = hn::Zero(df);
+      bool finite = true;
+      for (int64_t c = 0; c < 32; c += L) {
+        const VF v = hn::LoadU(df, x + k0 + c);
+        finite &= hn::AllTrue(df, hn::IsFinite(v));
+        amax_v = hn::Max(amax_v, hn::Abs(v));
+      }
+      if (finite) {
+        const float amax = hn::GetLane(hn::MaxOfLanes(df, amax_v));
         const float d = amax / 127.f, id = d > 0.f ? 1.f / d : 0.f;
         dn[b] = d;
-        const __m512 vid = _mm512_set1_ps(id);
-        // Rounded to nearest even (the default rounding mode), as the scalar tail does.
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + k0), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid))));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(qn + k0 + 16),
-                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid))));
+        // NearestInt rounds to nearest even, as the scalar tail's nearbyint does.
+        for (int64_t c = 0; c < 32; c += L) {
+          hn::StoreU(hn::DemoteTo(d8, hn::NearestInt(hn::Mul(hn::LoadU(df, x + k0 + c), hn::Set(df, id)))), d8,
+                     qn + k0 + c);
+        }
         continue;
       }
     }
@@ -565,6 +586,15 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
     int32_t sum = 0;
     for (int i = 0; i < 8; ++i) sum += sum4[8 * b + i];
     sub_dsum[b] = dn[b] * static_cast<float>(sum);
+  }
+  if (!kVnni) {  // AVX2 / AVX3: natural order, one block per dot product
+    std::memcpy(q, qn, static_cast<size_t>(kp));
+    const int32_t offset = type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ6_K ? 32 : 0;
+    for (int64_t l = 0; l < kp / 4; ++l) {
+      init[l] = -offset * sum4[l];
+      lane_d[l] = dn[l / 8];
+    }
+    return;
   }
   switch (type) {
     case GgmlType::kQ8_0:
@@ -604,9 +634,9 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
 }
 
 size_t QuantActivationBytes(int64_t M, const MatView& w) {
-  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  static const bool usable = !kVnni || __builtin_cpu_supports("avx512vnni");
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  return vnni && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
+  return usable && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
 }
 
 LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
@@ -623,6 +653,7 @@ LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& 
   for (int64_t m = 0; m < M; ++m) PrepareInt8Row(x + m * K, K, type, out, m, qn.data(), dn.data(), sum4.data());
 }
 
+#if HWY_TARGET == HWY_AVX3_DL
 // Byte-gather indices: entry i of the result takes byte idx[i] of (a, b) (>= 64: b).
 HWY_INLINE __m512i GatherIndex(int (*f)(int)) {
   alignas(64) uint8_t idx[64];
@@ -651,8 +682,8 @@ LLM_VNNI HWY_INLINE void Int8DotQ8_0(const uint8_t* row, int64_t K, const Int8X&
   const int64_t blocks = K / 32;
   for (int64_t b = 0; b < blocks; b += 2) {
     const uint8_t* p = row + b * 34;
-    _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + 1024 + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch + 64), _MM_HINT_T0);
     const int64_t bytes = std::min<int64_t>(68, (blocks - b) * 34);
     const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
     const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
@@ -676,8 +707,8 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_0(const uint8_t* row, int64_t K, const Int8X&
   const int64_t blocks = K / 32;
   for (int64_t b = 0; b < blocks; b += 4) {
     const uint8_t* p = row + b * 18;
-    _mm_prefetch(reinterpret_cast<const char*>(p + 1024), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + 1024 + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch + 64), _MM_HINT_T0);
     const int64_t bytes = std::min<int64_t>(72, (blocks - b) * 18);
     const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
     const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
@@ -709,7 +740,7 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_K(const uint8_t* row, int64_t K, const Int8X&
   const __m512i low = _mm512_set1_epi8(0x0f);
   for (int64_t sb = 0; sb < K / 256; ++sb) {
     const uint8_t* blk = row + sb * 144;
-    for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64 * l), _MM_HINT_T0);
+    for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
     uint32_t a, b, c;
     std::memcpy(&a, blk + 4, 4);
     std::memcpy(&b, blk + 8, 4);
@@ -763,7 +794,7 @@ LLM_VNNI HWY_INLINE void Int8DotQ6_K(const uint8_t* row, int64_t K, const Int8X&
   const __m512i low = _mm512_set1_epi8(0x0f), three = _mm512_set1_epi8(3);
   for (int64_t sb = 0; sb < K / 256; ++sb) {
     const uint8_t* blk = row + sb * 210;
-    for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + 1024 + 64 * l), _MM_HINT_T0);
+    for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
     uint16_t hd;
     std::memcpy(&hd, blk + 208, 2);
     const __m512 scales = _mm512_mul_ps(
@@ -833,6 +864,149 @@ LLM_VNNI void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x
     for (; m < M; ++m) Int8GemvTile<1>(q, K, N, n, x, m, bias, y);
   }
 }
+#else  // AVX2, AVX3: 256-bit VPMADDUBSW + VPMADDWD, one 32-element block per dot, x in natural order
+
+double Int8DotPeak(int64_t, int) { return 0; }  // the roofline's int8 unit is VNNI's
+
+HWY_INLINE float Sum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+// 8 int32 lanes, each the sum of 4 consecutive u8 * s8 products (as VPDPBUSD's).
+HWY_INLINE __m256i Dot4(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// acc += (dot + init) * d_w * lane_d, for the block at element `at` of the prepared x.
+HWY_INLINE __m256 BlockFma(__m256i dot, const Int8X& x, int64_t at, __m256 dw, __m256 acc, bool with_init) {
+  if (with_init) dot = _mm256_add_epi32(dot, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.init + at / 4)));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, _mm256_loadu_ps(x.lane_d + at / 4)), acc);
+}
+
+HWY_INLINE __m256i LoadX(const Int8X& x, int64_t at) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + at));
+}
+
+template <int R>
+HWY_INLINE void Int8DotRow(const QuantW& w, const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m256* acc,
+                           __m256* mins) {
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  switch (w.type) {
+    case GgmlType::kQ8_0:
+      for (int64_t b = 0; b < K / 32; ++b) {
+        const uint8_t* p = row + b * 34;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+        const __m256i abs_q = _mm256_sign_epi8(q, q);  // |q| as u8; x takes q's sign
+        const __m256 dw = _mm256_set1_ps(HalfScalar(p));
+        for (int r = 0; r < R; ++r) {
+          const int64_t at = (m0 + r) * x.kp + b * 32;
+          acc[r] = BlockFma(Dot4(abs_q, _mm256_sign_epi8(LoadX(x, at), q)), x, at, dw, acc[r], false);
+        }
+      }
+      break;
+    case GgmlType::kQ4_0:
+      for (int64_t b = 0; b < K / 32; ++b) {
+        const uint8_t* p = row + b * 18;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+        const __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);  // elements 0-31
+        const __m256 dw = _mm256_set1_ps(HalfScalar(p));
+        for (int r = 0; r < R; ++r) {
+          const int64_t at = (m0 + r) * x.kp + b * 32;
+          acc[r] = BlockFma(Dot4(n, LoadX(x, at)), x, at, dw, acc[r], true);
+        }
+      }
+      break;
+    case GgmlType::kQ4_K:
+      for (int64_t sb = 0; sb < K / 256; ++sb) {
+        const uint8_t* blk = row + sb * 144;
+        for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
+        uint32_t a, b, c;
+        std::memcpy(&a, blk + 4, 4);
+        std::memcpy(&b, blk + 8, 4);
+        std::memcpy(&c, blk + 12, 4);
+        const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
+        const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+        const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+        const float d = HalfScalar(blk), dmin = HalfScalar(blk + 2);
+        alignas(32) float sc[8];
+        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+                                                                 static_cast<int64_t>(sc03 | static_cast<uint64_t>(sc47) << 32))))));
+        const __m256 m = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+                                                                 static_cast<int64_t>(m03 | static_cast<uint64_t>(m47) << 32)))));
+        for (int j = 0; j < 4; ++j) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
+          const __m256i n_lo = _mm256_and_si256(v, low), n_hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          const __m256 s_lo = _mm256_set1_ps(sc[2 * j]), s_hi = _mm256_set1_ps(sc[2 * j + 1]);
+          for (int r = 0; r < R; ++r) {
+            const int64_t at = (m0 + r) * x.kp + sb * 256 + 64 * j;
+            acc[r] = BlockFma(Dot4(n_lo, LoadX(x, at)), x, at, s_lo, acc[r], false);
+            acc[r] = BlockFma(Dot4(n_hi, LoadX(x, at + 32)), x, at + 32, s_hi, acc[r], false);
+          }
+        }
+        for (int r = 0; r < R; ++r) {
+          mins[r] = _mm256_fmadd_ps(m, _mm256_loadu_ps(x.sub_dsum + ((m0 + r) * x.kp + sb * 256) / 32), mins[r]);
+        }
+      }
+      break;
+    default:  // kQ6_K
+      for (int64_t sb = 0; sb < K / 256; ++sb) {
+        const uint8_t* blk = row + sb * 210;
+        for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
+        const float d = HalfScalar(blk + 208);
+        const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+        for (int h = 0; h < 2; ++h) {
+          // d * scale of each 16 elements of this half, 8 floats.
+          const __m256 sch = _mm256_mul_ps(_mm256_set1_ps(d),
+                                           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(h ? _mm_srli_si128(sc8, 8) : sc8)));
+          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+          const __m256i m3 = _mm256_set1_epi8(3);
+          const __m256i q6[4] = {
+              _mm256_or_si256(_mm256_and_si256(ql0, low), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(ql1, low), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4))};
+          for (int c = 0; c < 4; ++c) {
+            // Lanes 0-3 are elements 32 c .. 32 c + 15 (scale 2 c), lanes 4-7 the next 16 (2 c + 1).
+            const __m256 s = _mm256_permutevar8x32_ps(sch, _mm256_set_epi32(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                                                            2 * c, 2 * c, 2 * c, 2 * c));
+            for (int r = 0; r < R; ++r) {
+              const int64_t at = (m0 + r) * x.kp + sb * 256 + 128 * h + 32 * c;
+              acc[r] = BlockFma(Dot4(q6[c], LoadX(x, at)), x, at, s, acc[r], true);
+            }
+          }
+        }
+      }
+      break;
+  }
+}
+
+template <int R>
+HWY_INLINE void Int8GemvTile(const QuantW& w, int64_t K, int64_t N, int64_t n, const Int8X& x, int64_t m0,
+                             const float* bias, float* y) {
+  __m256 acc[R], mins[R];
+  for (int r = 0; r < R; ++r) acc[r] = mins[r] = _mm256_setzero_ps();
+  Int8DotRow<R>(w, w.data + static_cast<size_t>(n) * w.row_bytes, K, x, m0, acc, mins);
+  for (int r = 0; r < R; ++r) y[(m0 + r) * N + n] = Sum256(_mm256_sub_ps(acc[r], mins[r])) + (bias ? bias[n] : 0.f);
+}
+
+void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t M, int64_t n_begin, int64_t n_end,
+                  const float* bias, float* y) {
+  constexpr int R = 2;  // 16 ymm registers on AVX2
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    int64_t m = 0;
+    for (; m + R <= M; m += R) Int8GemvTile<R>(q, K, N, n, x, m, bias, y);
+    for (; m < M; ++m) Int8GemvTile<1>(q, K, N, n, x, m, bias, y);
+  }
+}
+#endif  // HWY_TARGET == HWY_AVX3_DL
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -848,7 +1022,7 @@ void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatV
                  DTypeRowBytes(w.dtype, w.cols)};
   const int64_t K = w.cols, N = w.rows;
   constexpr int R = kGemvRowsPerPass;
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
   if (x_prepared != nullptr && Int8DotType(q.type)) {
     Int8GemvRows(q, K, N, Int8Layout(const_cast<void*>(x_prepared), M, K), M, n_begin, n_end, bias, y);
     return;
