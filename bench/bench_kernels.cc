@@ -6,7 +6,7 @@
 // AVX2-only CPU runs), so one run compares the units on the same machine.
 // MatMul_Quant: block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) at decode
 // (M=1) and a decode batch of 16, TinyLlama and Llama-2-7B shapes, GB/s of
-// quantized bytes; enough matrices that each call reads from memory, not a
+// quantized bytes, with int8 or float32 activations; enough matrices that each call reads from memory, not a
 // cache, as in a real decode (the last argument 0) or one matrix read again
 // and again (1: the kernel's own speed, from the cache).
 // Attention: decode (1 token) at cache depths 512 and 2048 and a 512-token
@@ -93,17 +93,20 @@ void BatchShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_MatMul_Cpu)->Apply(Shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul_Cpu)->Name("BM_MatMul_Batch")->Apply(BatchShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// Args: M, K, N, DType, path (1: best SIMD target, 2: AVX2), cached (0: from memory, 1: one matrix).
+// Args: M, K, N, DType, path (1: best SIMD target, 2: AVX2; 3, 4: the same
+// with float32 activations, --int8-dot off), cached (0: from memory, 1: one matrix).
 void BM_MatMul_Quant(benchmark::State& state) {
   const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
   const DType dtype = static_cast<DType>(state.range(3));
   const int64_t path = state.range(4);
   const bool cached = state.range(5) != 0;
-  if (path == 2 && !(hwy::SupportedTargets() & HWY_AVX2)) {
+  const bool avx2 = path == 2 || path == 4, int8 = path <= 2;
+  if (avx2 && !(hwy::SupportedTargets() & HWY_AVX2)) {
     state.SkipWithError("AVX2 not supported here");
     return;
   }
-  if (path == 2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
+  if (avx2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
+  SetCpuInt8DotEnabled(int8);
   ThreadPool pool(AvailableCpuThreads());
   auto backend = MakeCpuBackend(&pool);
   const size_t matrix_bytes = DTypeRowBytes(dtype, K) * static_cast<size_t>(N);
@@ -129,8 +132,10 @@ void BM_MatMul_Quant(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
     copy = (copy + 1) % copies;
   }
-  state.SetLabel(std::string(CpuSimdTargetName()) + (cached ? ", cached" : ", from memory"));
+  state.SetLabel(std::string(CpuSimdTargetName()) + (int8 ? " int8 x" : " float x") +
+                 (cached ? ", cached" : ", from memory"));
   hwy::SetSupportedTargetsForTest(0);
+  SetCpuInt8DotEnabled(true);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(matrix_bytes));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations(), benchmark::Counter::kIsRate,
                                                  benchmark::Counter::kIs1000);
@@ -140,7 +145,7 @@ void QuantShapes(benchmark::internal::Benchmark* b) {
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}}) {
       for (int m : {1, 16}) {
-        for (int path : {1, 2}) {
+        for (int path : {1, 2, 3, 4}) {
           for (int cached : {0, 1}) {
             if (kn.first == 4096 && (m != 1 || cached)) continue;  // 7B: decode from memory only
             b->Args({m, kn.first, kn.second, static_cast<int>(dt), path, cached});

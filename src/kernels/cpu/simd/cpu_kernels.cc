@@ -203,7 +203,8 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
 // already multiplied by its scale (d * q is exact in float32: an 11-bit
 // mantissa times a 4- or 8-bit integer), so a dot product of a quantized row
 // with float32 x equals the reference's on the dequantized row up to float32
-// summation. x stays float32 (llama.cpp quantizes it to 8 bits; we do not).
+// summation. x stays float32 here: the targets with integer dot products
+// (below) quantize it to int8 instead unless --int8-dot off.
 
 // A quantized matrix: rows of whole blocks.
 struct QuantW {
@@ -502,6 +503,22 @@ constexpr bool kVnni = false;
 #endif
 
 constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 1024 and 4096 by ~5-10%)
+// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K super-block's 12 bytes, one
+// per byte (sub-block j in byte j). ggml's packing: sub-blocks 0-3 in the low 6
+// bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 from the nibbles of bytes
+// 8-11 plus the top 2 bits of bytes 0-3 / 4-7 (ScaleMinK4, all 8 at once).
+HWY_INLINE void ScalesMinsK4(const uint8_t* q, uint64_t* scales, uint64_t* mins) {
+  uint32_t a, b, c;
+  std::memcpy(&a, q, 4);
+  std::memcpy(&b, q + 4, 4);
+  std::memcpy(&c, q + 8, 4);
+  const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
+  const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+  const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+  *scales = sc03 | static_cast<uint64_t>(sc47) << 32;
+  *mins = m03 | static_cast<uint64_t>(m47) << 32;
+}
+
 constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
 
 bool Int8DotType(GgmlType t) {
@@ -741,19 +758,10 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_K(const uint8_t* row, int64_t K, const Int8X&
   for (int64_t sb = 0; sb < K / 256; ++sb) {
     const uint8_t* blk = row + sb * 144;
     for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
-    uint32_t a, b, c;
-    std::memcpy(&a, blk + 4, 4);
-    std::memcpy(&b, blk + 8, 4);
-    std::memcpy(&c, blk + 12, 4);
-    // ggml's 6-bit packing: sub-blocks 0-3 in the low 6 bits of bytes 0-3
-    // (scales) and 4-7 (mins); 4-7 from the nibbles of bytes 8-11 plus the
-    // top 2 bits of bytes 0-3 / 4-7.
-    const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
-    const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-    const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
-    const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-        _mm_set_epi64x(static_cast<int64_t>(m03 | static_cast<uint64_t>(m47) << 32),
-                       static_cast<int64_t>(sc03 | static_cast<uint64_t>(sc47) << 32))));
+    uint64_t sc8, m8;
+    ScalesMinsK4(blk + 4, &sc8, &m8);
+    const __m512 sm = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_set_epi64x(static_cast<int64_t>(m8), static_cast<int64_t>(sc8))));
     uint32_t d_dmin;
     std::memcpy(&d_dmin, blk, 4);
     static const __m512i idx_dd = LaneIndex([](int i) { return i < 8 ? 0 : 1; });
@@ -924,19 +932,14 @@ HWY_INLINE void Int8DotRow(const QuantW& w, const uint8_t* row, int64_t K, const
       for (int64_t sb = 0; sb < K / 256; ++sb) {
         const uint8_t* blk = row + sb * 144;
         for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kInt8Prefetch + 64 * l), _MM_HINT_T0);
-        uint32_t a, b, c;
-        std::memcpy(&a, blk + 4, 4);
-        std::memcpy(&b, blk + 8, 4);
-        std::memcpy(&c, blk + 12, 4);
-        const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
-        const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-        const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+        uint64_t sc8, m8;
+        ScalesMinsK4(blk + 4, &sc8, &m8);
         const float d = HalfScalar(blk), dmin = HalfScalar(blk + 2);
         alignas(32) float sc[8];
-        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
-                                                                 static_cast<int64_t>(sc03 | static_cast<uint64_t>(sc47) << 32))))));
-        const __m256 m = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
-                                                                 static_cast<int64_t>(m03 | static_cast<uint64_t>(m47) << 32)))));
+        _mm256_store_ps(sc, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                                 _mm_cvtsi64_si128(static_cast<int64_t>(sc8))))));
+        const __m256 m = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                                                 _mm_cvtsi64_si128(static_cast<int64_t>(m8)))));
         for (int j = 0; j < 4; ++j) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * j));
           const __m256i n_lo = _mm256_and_si256(v, low), n_hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
