@@ -115,7 +115,7 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
     }
   }
   // VNNI: twelve independent VPDPBUSD chains per thread (the unit quantized decode's dot products run on).
-  if (simd::Int8DotPeak(1, 0) > 0) {
+  if (simd::Int8DotsOnVnni()) {
     const int64_t dot_iters = 10'000'000;
     for (int rep = 0; rep < 5; ++rep) {
       std::vector<double> ops(c.threads);
@@ -145,7 +145,7 @@ Calibration LoadOrMeasureCalibration(ThreadPool* pool) {
     c.source = "cache:" + path;
     // An entry written before the AMX probe existed is measured again.
     const bool amx_missing = amx::AmxBf16Usable() && c.amx_bf16_gflops <= 0;
-    const bool vnni_missing = simd::Int8DotPeak(1, 0) > 0 && c.int8_vnni_gops <= 0;
+    const bool vnni_missing = simd::Int8DotsOnVnni() && c.int8_vnni_gops <= 0;
     if (c.read_gbps > 0 && c.fma_gflops > 0 && !amx_missing && !vnni_missing) return c;
   }
   Calibration c = MeasureCalibration(pool);

@@ -130,7 +130,7 @@ class CpuBackend final : public KernelBackend {
   ComputeUnit MatMulUnit(int64_t M, const MatView& w) const override {
     // (AVX2's int8 dot products have no probe of their own: their roof is the FMA peak.)
     if (IsQuantized(w.dtype) && M < simd::GemvMaxRows() && simd::QuantActivationBytes(M, w) > 0 &&
-        simd::Int8DotPeak(1, 0) > 0) {
+        simd::Int8DotsOnVnni()) {
       return ComputeUnit::kInt8Vnni;
     }
     if (!amx::AmxEnabled()) return ComputeUnit::kFma;
@@ -406,7 +406,7 @@ std::string CpuMatMulPath(DType dtype) {
   }
   if (IsQuantized(dtype)) {
     const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
-    const char* unit = simd::Int8DotPeak(1, 0) > 0 ? " VNNI int8 dot products" : " int8 dot products (VPMADDUBSW)";
+    const char* unit = simd::Int8DotsOnVnni() ? " VNNI int8 dot products" : " int8 dot products (VPMADDUBSW)";
     return std::string("decode reads ") + DTypeName(dtype) + " blocks (" +
            (int8 ? std::string(simd::TargetName()) + unit + ", activations quantized to int8 per 32"
                  : fma + ", activations float32") +

@@ -295,15 +295,20 @@ HWY_INLINE void DotQ4_0(const uint8_t* row, int64_t K, const float* x, int64_t l
   for (; b < blocks; ++b) BlockQ4_0<R, 0>(row + b * 18, x + b * 32, ldx, acc);
 }
 
-// ggml's get_scale_min_k4: 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block.
-HWY_INLINE void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
+// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K super-block's 12 bytes, one
+// per byte (sub-block j in byte j). ggml's packing: sub-blocks 0-3 in the low 6
+// bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 from the nibbles of bytes
+// 8-11 plus the top 2 bits of bytes 0-3 / 4-7, as ggml's get_scale_min_k4 reads them.
+HWY_INLINE void ScalesMinsK4(const uint8_t* q, uint64_t* scales, uint64_t* mins) {
+  uint32_t a, b, c;
+  std::memcpy(&a, q, 4);
+  std::memcpy(&b, q + 4, 4);
+  std::memcpy(&c, q + 8, 4);
+  const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
+  const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
+  const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
+  *scales = sc03 | static_cast<uint64_t>(sc47) << 32;
+  *mins = m03 | static_cast<uint64_t>(m47) << 32;
 }
 
 HWY_INLINE float HalfScalar(const uint8_t* p) {
@@ -316,24 +321,19 @@ HWY_INLINE float HalfScalar(const uint8_t* p) {
 #endif
 }
 
-// Q4_K and Q5_K (super-blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit
-// scales and mins, [Q5_K: 32 bytes of fifth bits], 128 bytes of nibbles):
-// sub-block pair j holds elements 64 j .. 64 j + 63, low nibbles first;
-// w = d * sc * n - dmin * m.
-// Sub-block pair j (elements 64 j .. 64 j + 63) of a Q4_K/Q5_K super-block.
+// Sub-block pair j (elements 64 j .. 64 j + 63) of a Q4_K/Q5_K super-block;
+// sc[i], mn[i]: sub-block i's 6-bit scale and min.
 template <int R, bool kFifthBit, int kChain>
-HWY_INLINE void PairQ45_K(int j, float d, float dmin, const uint8_t* scales, const uint8_t* qh, const uint8_t* q,
-                          const float* x, int64_t ldx, VF* acc) {
+HWY_INLINE void PairQ45_K(int j, float d, float dmin, const uint8_t* sc, const uint8_t* mn, const uint8_t* qh,
+                          const uint8_t* q, const float* x, int64_t ldx, VF* acc) {
   const DF df;
   const hn::Rebind<int32_t, DF> di;
   const hn::Rebind<uint8_t, DF> du8;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const auto low = hn::Set(di, 15), one = hn::Set(di, 1);
-  int sc, m;
-  ScaleMinK4(2 * j, scales, &sc, &m);
-  const VF d1 = hn::Set(df, d * static_cast<float>(sc)), m1 = hn::Set(df, -(dmin * static_cast<float>(m)));
-  ScaleMinK4(2 * j + 1, scales, &sc, &m);
-  const VF d2 = hn::Set(df, d * static_cast<float>(sc)), m2 = hn::Set(df, -(dmin * static_cast<float>(m)));
+  const VF d1 = hn::Set(df, d * static_cast<float>(sc[2 * j])), m1 = hn::Set(df, -(dmin * static_cast<float>(mn[2 * j])));
+  const VF d2 = hn::Set(df, d * static_cast<float>(sc[2 * j + 1]));
+  const VF m2 = hn::Set(df, -(dmin * static_cast<float>(mn[2 * j + 1])));
   for (int64_t c = 0; c < 32; c += L) {
     const auto bytes = hn::PromoteTo(di, hn::LoadU(du8, q + 32 * j + c));
     auto n_lo = hn::And(bytes, low), n_hi = hn::ShiftRight<4>(bytes);
@@ -365,14 +365,18 @@ HWY_INLINE void DotQ45_K(const uint8_t* row, int64_t K, const float* x, int64_t 
     hwy::Prefetch(blk + 1024 + 64);
     hwy::Prefetch(blk + 1024 + 128);
     const float d = HalfScalar(blk), dmin = HalfScalar(blk + 2);
-    const uint8_t* scales = blk + 4;
+    uint64_t sc8, m8;
+    ScalesMinsK4(blk + 4, &sc8, &m8);
+    uint8_t sc[8], mn[8];
+    std::memcpy(sc, &sc8, 8);  // byte j: sub-block j (little-endian)
+    std::memcpy(mn, &m8, 8);
     const uint8_t* qh = blk + 16;
     const uint8_t* q = blk + (kFifthBit ? 48 : 16);
     const float* xs = x + sb * 256;
-    PairQ45_K<R, kFifthBit, 0>(0, d, dmin, scales, qh, q, xs, ldx, acc);
-    PairQ45_K<R, kFifthBit, 2>(1, d, dmin, scales, qh, q, xs, ldx, acc);
-    PairQ45_K<R, kFifthBit, 0>(2, d, dmin, scales, qh, q, xs, ldx, acc);
-    PairQ45_K<R, kFifthBit, 2>(3, d, dmin, scales, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 0>(0, d, dmin, sc, mn, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 2>(1, d, dmin, sc, mn, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 0>(2, d, dmin, sc, mn, qh, q, xs, ldx, acc);
+    PairQ45_K<R, kFifthBit, 2>(3, d, dmin, sc, mn, qh, q, xs, ldx, acc);
   }
 }
 
@@ -502,23 +506,9 @@ constexpr bool kVnni = false;
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 1024 and 4096 by ~5-10%)
-// The 8 six-bit scales and 8 mins of a Q4_K/Q5_K super-block's 12 bytes, one
-// per byte (sub-block j in byte j). ggml's packing: sub-blocks 0-3 in the low 6
-// bits of bytes 0-3 (scales) and 4-7 (mins); 4-7 from the nibbles of bytes
-// 8-11 plus the top 2 bits of bytes 0-3 / 4-7 (ScaleMinK4, all 8 at once).
-HWY_INLINE void ScalesMinsK4(const uint8_t* q, uint64_t* scales, uint64_t* mins) {
-  uint32_t a, b, c;
-  std::memcpy(&a, q, 4);
-  std::memcpy(&b, q + 4, 4);
-  std::memcpy(&c, q + 8, 4);
-  const uint32_t sc03 = a & 0x3f3f3f3fu, m03 = b & 0x3f3f3f3fu;
-  const uint32_t sc47 = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-  const uint32_t m47 = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
-  *scales = sc03 | static_cast<uint64_t>(sc47) << 32;
-  *mins = m03 | static_cast<uint64_t>(m47) << 32;
-}
+bool Int8DotsOnVnni() { return kVnni && __builtin_cpu_supports("avx512vnni"); }
 
+constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 1024 and 4096 by ~5-10%)
 constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
 
 bool Int8DotType(GgmlType t) {
@@ -604,9 +594,15 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
     for (int i = 0; i < 8; ++i) sum += sum4[8 * b + i];
     sub_dsum[b] = dn[b] * static_cast<float>(sum);
   }
-  if (!kVnni) {  // AVX2 / AVX3: natural order, one block per dot product
+  // Natural order: every type on AVX2 / AVX3 (one block per dot product),
+  // Q8_0 and Q6_K on VNNI. The weights' offset o: Q4_0 8, Q6_K 32, Q8_0 128
+  // on VNNI (0 on AVX2, where x takes q's sign), Q4_K none (its mins).
+  if (!kVnni || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K) {
+    const int32_t offset = type == GgmlType::kQ4_0   ? 8
+                           : type == GgmlType::kQ6_K ? 32
+                           : type == GgmlType::kQ8_0 && kVnni ? 128
+                                                               : 0;
     std::memcpy(q, qn, static_cast<size_t>(kp));
-    const int32_t offset = type == GgmlType::kQ4_0 ? 8 : type == GgmlType::kQ6_K ? 32 : 0;
     for (int64_t l = 0; l < kp / 4; ++l) {
       init[l] = -offset * sum4[l];
       lane_d[l] = dn[l / 8];
@@ -614,16 +610,6 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
     return;
   }
   switch (type) {
-    case GgmlType::kQ8_0:
-    case GgmlType::kQ6_K: {
-      const int32_t offset = type == GgmlType::kQ8_0 ? 128 : 32;
-      std::memcpy(q, qn, static_cast<size_t>(kp));
-      for (int64_t l = 0; l < kp / 4; ++l) {
-        init[l] = -offset * sum4[l];
-        lane_d[l] = dn[l / 8];
-      }
-      break;
-    }
     case GgmlType::kQ4_0:
       for (int64_t g = 0; g < kp / 128; ++g) {
         for (int j = 0; j < 4; ++j) {
@@ -651,9 +637,8 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
 }
 
 size_t QuantActivationBytes(int64_t M, const MatView& w) {
-  static const bool usable = !kVnni || __builtin_cpu_supports("avx512vnni");
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  return usable && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
+  return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
 }
 
 LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
@@ -690,6 +675,16 @@ HWY_INLINE __mmask64 TailMask(int64_t bytes) {
   return bytes >= 64 ? ~__mmask64{0} : bytes <= 0 ? __mmask64{0} : ((__mmask64{1} << bytes) - 1);
 }
 
+// A group's bytes at p (group_bytes of them, at most 128; fewer where the row
+// ends: `left`), prefetched kInt8Prefetch ahead, as two 64-byte registers.
+HWY_INLINE void LoadGroup(const uint8_t* p, int64_t group_bytes, int64_t left, __m512i* lo, __m512i* hi) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch + 64), _MM_HINT_T0);
+  const int64_t bytes = std::min(group_bytes, left);
+  *lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
+  *hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
+}
+
 // Q8_0: a group is 2 blocks (68 bytes): [d0 q0[32] d1 q1[32]].
 template <int R>
 LLM_VNNI HWY_INLINE void Int8DotQ8_0(const uint8_t* row, int64_t K, const Int8X& x, int64_t m0, __m512* acc) {
@@ -698,12 +693,8 @@ LLM_VNNI HWY_INLINE void Int8DotQ8_0(const uint8_t* row, int64_t K, const Int8X&
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const int64_t blocks = K / 32;
   for (int64_t b = 0; b < blocks; b += 2) {
-    const uint8_t* p = row + b * 34;
-    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch + 64), _MM_HINT_T0);
-    const int64_t bytes = std::min<int64_t>(68, (blocks - b) * 34);
-    const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
-    const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
+    __m512i lo, hi;
+    LoadGroup(row + b * 34, 68, (blocks - b) * 34, &lo, &hi);
     const __m512i u = _mm512_xor_si512(_mm512_permutex2var_epi8(lo, idx_q, hi), flip);
     const __m512 wd = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(idx_d, lo)));
     for (int r = 0; r < R; ++r) {
@@ -723,12 +714,8 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_0(const uint8_t* row, int64_t K, const Int8X&
   const __m512i low = _mm512_set1_epi8(0x0f);
   const int64_t blocks = K / 32;
   for (int64_t b = 0; b < blocks; b += 4) {
-    const uint8_t* p = row + b * 18;
-    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch + 64), _MM_HINT_T0);
-    const int64_t bytes = std::min<int64_t>(72, (blocks - b) * 18);
-    const __m512i lo = _mm512_maskz_loadu_epi8(TailMask(bytes), p);
-    const __m512i hi = _mm512_maskz_loadu_epi8(TailMask(bytes - 64), p + 64);
+    __m512i lo, hi;
+    LoadGroup(row + b * 18, 72, (blocks - b) * 18, &lo, &hi);
     const __m512i nibbles = _mm512_permutex2var_epi8(lo, idx_q, hi);
     const __m512i n_lo = _mm512_and_si512(nibbles, low);
     const __m512i n_hi = _mm512_and_si512(_mm512_srli_epi16(nibbles, 4), low);
@@ -754,6 +741,7 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_K(const uint8_t* row, int64_t K, const Int8X&
   static const __m512i idx_hi0 = LaneIndex([](int i) { return i < 8 ? 1 : 3; });
   static const __m512i idx_lo1 = LaneIndex([](int i) { return i < 8 ? 4 : 6; });
   static const __m512i idx_hi1 = LaneIndex([](int i) { return i < 8 ? 5 : 7; });
+  static const __m512i idx_dd = LaneIndex([](int i) { return i < 8 ? 0 : 1; });  // d for scales, dmin for mins
   const __m512i low = _mm512_set1_epi8(0x0f);
   for (int64_t sb = 0; sb < K / 256; ++sb) {
     const uint8_t* blk = row + sb * 144;
@@ -764,7 +752,6 @@ LLM_VNNI HWY_INLINE void Int8DotQ4_K(const uint8_t* row, int64_t K, const Int8X&
         _mm512_cvtepu8_epi32(_mm_set_epi64x(static_cast<int64_t>(m8), static_cast<int64_t>(sc8))));
     uint32_t d_dmin;
     std::memcpy(&d_dmin, blk, 4);
-    static const __m512i idx_dd = LaneIndex([](int i) { return i < 8 ? 0 : 1; });
     const __m512 dd = _mm512_permutexvar_ps(idx_dd, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin)))));
     const __m512 scales = _mm512_mul_ps(sm, dd);  // lanes 0-7: d sc_j; 8-15: dmin m_j
     for (int g = 0; g < 2; ++g) {
@@ -849,7 +836,7 @@ LLM_VNNI HWY_INLINE void Int8GemvTile(const QuantW& w, int64_t K, int64_t N, int
 }
 
 LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
-  if (!__builtin_cpu_supports("avx512vnni")) return 0;
+  if (!Int8DotsOnVnni()) return 0;
   __m512i acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(seed + i);
   const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(static_cast<char>(seed | 1));
@@ -1014,6 +1001,7 @@ void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t
 #pragma GCC diagnostic pop
 #endif
 #else
+bool Int8DotsOnVnni() { return false; }
 double Int8DotPeak(int64_t, int) { return 0; }
 size_t QuantActivationBytes(int64_t, const MatView&) { return 0; }
 void PrepareQuantActivations(const float*, int64_t, const MatView&, void*) {}
@@ -1595,6 +1583,8 @@ HWY_EXPORT(ReadSum);
 HWY_EXPORT(FmaPeak);
 HWY_EXPORT(FloatLanes);
 HWY_EXPORT(Int8DotPeak);
+HWY_EXPORT(Int8DotsOnVnni);
+bool Int8DotsOnVnni() { return HWY_DYNAMIC_DISPATCH(Int8DotsOnVnni)(); }
 double Int8DotPeak(int64_t iterations, int seed) { return HWY_DYNAMIC_DISPATCH(Int8DotPeak)(iterations, seed); }
 float ReadSum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n); }
 float FmaPeak(int64_t iterations, float seed) { return HWY_DYNAMIC_DISPATCH(FmaPeak)(iterations, seed); }

@@ -81,6 +81,8 @@ float FmaPeak(int64_t iterations, float seed);
 // Int8 ops (2 per multiply-add) of `iterations` rounds of twelve independent
 // VPDPBUSD chains; 0 where the target or CPU has no AVX-512 VNNI.
 double Int8DotPeak(int64_t iterations, int seed);
+// Whether the dispatched target's int8 dot products run on AVX-512 VNNI.
+bool Int8DotsOnVnni();
 int64_t FloatLanes();
 
 }  // namespace simd
