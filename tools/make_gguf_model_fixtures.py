@@ -16,12 +16,23 @@ permutation) from the HF fixture models, and the GGUF tokenizer fixtures:
   tokenizer_llama2_style.gguf / tokenizer_llama3_style.gguf
                             vocabulary only, from tests/fixtures/tokenizers/
                             (tokenizer.model -> "llama", tokenizer.json -> "gpt2" llama-bpe)
+  q4_k_m_llama.gguf         a 2-layer hidden-256 Llama with its own SentencePiece vocabulary,
+                            F32 GGUF -> llama.cpp's `llama-quantize ... Q4_K_M` (its mix of
+                            Q4_K and Q6_K: the K-quant file people download, made by the
+                            tool that makes them; needs --llama-quantize PATH)
+  q4_k_m_llama.greedy.json  transformers (float64) on its dequantized weights, and the
+                            logits of the unquantized weights (the KL test's float32 side),
+                            a text and its SentencePiece ids
 
-Usage: python3 tools/make_gguf_model_fixtures.py [OUTDIR]
+Usage: python3 tools/make_gguf_model_fixtures.py [OUTDIR] [--llama-quantize PATH] [--only NAME]
+  (--only q4_k_m rewrites that fixture alone; without --llama-quantize it is not rewritten)
 """
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,7 +43,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hf_to_gguf  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "gguf")
 
 
 def model(name):
@@ -196,20 +206,130 @@ def all_quant_types(path, ref_path):
                "prompt_logits": [float(x) for x in logits.reshape(-1)]}, open(ref_path, "w"), indent=1)
 
 
+def q4_k_m(llama_quantize, path, ref_path):
+    """A Q4_K_M file as people get them: random weights (make_fixtures.py's
+    spread, 0.08, so next-token distributions are far from uniform) of a
+    2-layer Llama whose widths are whole 256-element super-blocks, with
+    mha_tied_f32's SentencePiece vocabulary, converted to F32 and quantized by
+    llama.cpp's llama-quantize (Q4_K for most matrices, Q6_K for output and for
+    layer 1's attn_v and ffn_down). References: transformers in float64 on the
+    dequantized weights (q/k rows un-permuted), and on the original weights."""
+    import sentencepiece as spm
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    sp_model = os.path.join(model("mha_tied_f32"), "tokenizer.model")
+    vocab = spm.SentencePieceProcessor(model_file=sp_model).vocab_size()
+    cfg = LlamaConfig(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=64, vocab_size=vocab, max_position_embeddings=256,
+                      rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(1234)
+    m = LlamaForCausalLM(cfg).eval()
+    gen = torch.Generator().manual_seed(int(os.environ.get("Q4_K_M_SEED", 4098)))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            p.copy_(torch.rand(p.shape, generator=gen) + 0.5 if "norm" in name
+                    else torch.randn(p.shape, generator=gen) * 0.08)
+    top = tempfile.mkdtemp()
+    tmp = os.path.join(top, "q4_k_m_llama")  # general.name
+    try:
+        m.save_pretrained(tmp, safe_serialization=True)
+        shutil.copy(sp_model, os.path.join(tmp, "tokenizer.model"))
+        f32 = os.path.join(tmp, "f32.gguf")
+        hf_to_gguf.convert(SimpleNamespace(model_dir=tmp, out=f32, outtype="f32"))
+        subprocess.run([llama_quantize, f32, path, "Q4_K_M"], check=True, stdout=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(top)
+
+    reader = gguf.GGUFReader(path)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    hf_of = {names.get_name(k, try_suffixes=(".weight",)): k for k in m.state_dict()}
+    deq, types = {}, {}
+    for t in reader.tensors:
+        a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64).reshape([int(x) for x in t.shape[::-1]])
+        hf_name = hf_of[t.name]
+        if hf_name.endswith("q_proj.weight"):
+            a = unpermute(a, cfg.num_attention_heads)
+        elif hf_name.endswith("k_proj.weight"):
+            a = unpermute(a, cfg.num_key_value_heads)
+        deq[hf_name] = a
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+    assert types.get("Q4_K") and types.get("Q6_K"), types
+
+    text = "once upon a time the quick brown fox wanted to run fast on every machine it met"
+    ids = [1] + spm.SentencePieceProcessor(model_file=sp_model).encode(text)
+    original = m.double()
+    with torch.no_grad():
+        original_logits = original(torch.tensor([ids])).logits[0].numpy()
+    q = LlamaForCausalLM(cfg).double().eval()
+    missing, unexpected = q.load_state_dict({k: torch.from_numpy(v) for k, v in deq.items()}, strict=False)
+    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
+    out, margins = list(ids), []
+    with torch.no_grad():
+        logits = q(torch.tensor([ids])).logits[0].numpy()
+        for _ in range(16):
+            last = q(torch.tensor([out])).logits[0, -1]
+            top = torch.topk(last, 2)
+            margins.append(float(top.values[0] - top.values[1]))
+            out.append(int(top.indices[0]))
+    # The yardstick: KL of the same model with every 2-D weight Q4_0 (the gguf
+    # package's quantizer), which a Q4_K_M file should beat.
+    def kl(p_logits, q_logits):
+        lp = p_logits - np.log(np.exp(p_logits - p_logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+            - p_logits.max(-1, keepdims=True)
+        lq = q_logits - np.log(np.exp(q_logits - q_logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+            - q_logits.max(-1, keepdims=True)
+        return (np.exp(lp) * (lp - lq)).sum(-1)
+    q4_0 = LlamaForCausalLM(cfg).double().eval()
+    q4_0.load_state_dict({k: torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(
+        v.float().numpy(), T.Q4_0), T.Q4_0).astype(np.float64)) if v.ndim == 2 else v
+        for k, v in original.state_dict().items()})
+    with torch.no_grad():
+        q4_0_logits = q4_0(torch.tensor([ids])).logits[0].numpy()
+    kl_k, kl_0 = kl(original_logits, logits), kl(original_logits, q4_0_logits)
+    json.dump({"magic": "llama-speedbench-gguf-greedy", "version": 1, "model": "q4_k_m_llama",
+               "kl_q4_k_m_mean": float(kl_k.mean()), "kl_q4_k_m_max": float(kl_k.max()),
+               "kl_q4_0_mean": float(kl_0.mean()), "kl_q4_0_max": float(kl_0.max()),
+               "weights": "llama-quantize Q4_K_M, dequantized by the gguf package; transformers in float64",
+               "tensor_types": types, "torch": torch.__version__, "text": text, "prompt_ids": ids,
+               "greedy_ids": out[len(ids):], "greedy_min_margin": min(margins),
+               "prompt_logits": [float(x) for x in logits.reshape(-1)],
+               "original_prompt_logits": [float(x) for x in original_logits.reshape(-1)]},
+              open(ref_path, "w"), indent=1)
+    print(f"q4_k_m_llama: types {types}, greedy min margin {min(margins):.4f}, KL mean/max "
+          f"Q4_K_M {kl_k.mean():.3e}/{kl_k.max():.3e}, all-Q4_0 {kl_0.mean():.3e}/{kl_0.max():.3e}")
+
+
 def main():
-    os.makedirs(OUT, exist_ok=True)
+    args = sys.argv[1:]
+    llama_quantize = only = None
+    if "--llama-quantize" in args:
+        i = args.index("--llama-quantize")
+        llama_quantize = args[i + 1]
+        del args[i:i + 2]
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1]
+        del args[i:i + 2]
+    out = args[0] if args else os.path.join(ROOT, "gguf")
+    os.makedirs(out, exist_ok=True)
+    if llama_quantize:
+        q4_k_m(llama_quantize, os.path.join(out, "q4_k_m_llama.gguf"), os.path.join(out, "q4_k_m_llama.greedy.json"))
+    else:
+        print("q4_k_m_llama.gguf not rewritten: pass --llama-quantize PATH", file=sys.stderr)
+    if only == "q4_k_m":
+        return
     conv = [("mha_tied_f32", "mha_tied_f32.gguf", "f32"), ("mha_tied_f32", "mha_tied_q8_0.gguf", "q8_0"),
             ("linear_mqa_f32", "linear_mqa_f32.gguf", "f32"),
             ("llama3_sharded_bf16", "llama3_sharded_bf16.gguf", "bf16")]
     for src, dst, outtype in conv:
-        hf_to_gguf.convert(SimpleNamespace(model_dir=model(src), out=os.path.join(OUT, dst), outtype=outtype))
-    q8_0_greedy(model("mha_tied_f32"), os.path.join(OUT, "mha_tied_q8_0.greedy.json"))
-    all_quant_types(os.path.join(OUT, "all_quant_types.gguf"), os.path.join(OUT, "all_quant_types.greedy.json"))
+        hf_to_gguf.convert(SimpleNamespace(model_dir=model(src), out=os.path.join(out, dst), outtype=outtype))
+    q8_0_greedy(model("mha_tied_f32"), os.path.join(out, "mha_tied_q8_0.greedy.json"))
+    all_quant_types(os.path.join(out, "all_quant_types.gguf"), os.path.join(out, "all_quant_types.greedy.json"))
     tok = os.path.join(ROOT, "tokenizers")
-    vocab_only(os.path.join(OUT, "tokenizer_llama2_style.gguf"),
+    vocab_only(os.path.join(out, "tokenizer_llama2_style.gguf"),
                lambda w: hf_to_gguf.add_sentencepiece_vocab(w, os.path.join(tok, "llama2_style", "tokenizer.model"),
                                                             add_bos=True))
-    vocab_only(os.path.join(OUT, "tokenizer_llama3_style.gguf"),
+    vocab_only(os.path.join(out, "tokenizer_llama3_style.gguf"),
                lambda w: hf_to_gguf.add_byte_level_vocab(w, os.path.join(tok, "llama3_style", "tokenizer.json"),
                                                          os.path.join(tok, "llama3_style", "tokenizer_config.json")))
 

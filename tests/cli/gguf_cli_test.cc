@@ -112,6 +112,28 @@ TEST_F(GgufCliTest, ConvertedFixtureRunsWithItsOwnTokenizerAndRecordsWhatItLoade
   EXPECT_EQ(nlohmann::json::parse(ReadBytes(tmp_.path() + "/benchmark_results.json"))["model"]["format"], "safetensors");
 }
 
+// llama-quantize's Q4_K_M of a Llama with its own vocabulary, end to end from
+// text: the file's tokenizer gives SentencePiece's ids, and decode (Q4_K and
+// Q6_K kernels, int8 activations) gives transformers' greedy tokens on the
+// dequantized weights.
+TEST_F(GgufCliTest, LlamaQuantizeQ4_K_MFileRunsFromTextWithItsOwnTokenizer) {
+  std::ifstream in(GgufFixture("q4_k_m_llama.greedy.json"));
+  const auto ref = nlohmann::json::parse(in);
+  const CliRun r = RunCli("--model-path " + GgufFixture("q4_k_m_llama.gguf") + " --prompt '" +
+                          ref["text"].get<std::string>() + "' --ignore-eos --output-dir " + tmp_.path() + kQuick);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(ReadBytes(tmp_.path() + "/benchmark_results.json"));
+  EXPECT_EQ(j["model"]["tensor_types"], (nlohmann::json{{"F32", 5}, {"Q4_K", 13}, {"Q6_K", 3}}));
+  EXPECT_NE(j["model"]["tokenizer"].get<std::string>().find("gguf (sentencepiece)"), std::string::npos);
+  EXPECT_EQ(j["runs"][0]["prompt_token_ids"], ref["prompt_ids"]);
+  const auto greedy = ref["greedy_ids"].get<std::vector<int>>();
+  const auto got = j["runs"][0]["generated_token_ids"].get<std::vector<int>>();
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got, std::vector<int>(greedy.begin(), greedy.begin() + got.size()));
+  EXPECT_TRUE(j["system"].contains("matmul_q4_k")) << j["system"].dump();
+  EXPECT_TRUE(j["system"].contains("matmul_q6_k")) << j["system"].dump();
+}
+
 TEST_F(GgufCliTest, ADirectoryWithOneGgufLoadsItAndWithTwoIsRefused) {
   const std::string dir = tmp_.path() + "/dir";
   ASSERT_EQ(std::system(("mkdir -p " + dir + " && cp " + GgufFixture("mha_tied_f32.gguf") + " " + dir).c_str()), 0);
