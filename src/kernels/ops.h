@@ -92,6 +92,13 @@ class KernelBackend {
   // Positions 0 .. count-1 of every KV head of `from` copied into `to` (same
   // shape): B continuations of one prompt share its prefill.
   virtual void KvCopy(const KvCacheView& from, const KvCacheView& to, int count);
+  // Called once per weight matrix when a model is created, and released with
+  // the model (not while MatMul runs): a backend may keep a copy in the layout
+  // its kernels read fastest (the CPU's quantized decode: 16-row groups). Its
+  // bytes go to the memory ledger as weights. Counted: a matrix prepared twice
+  // needs two releases.
+  virtual void PrepareWeights(const MatView& w) {}
+  virtual void ReleaseWeights(const MatView& w) {}
   // Backends that split an op into parts record them as child scopes.
   virtual void set_profiler(Profiler* profiler) {}
   // The unit MatMul / Attention will run these shapes on (the profiler's roof).

@@ -170,7 +170,24 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   }
   std::memset(m->kv_cache_.data(), 0, m->kv_cache_.size());
   BuildRopeTables(config, options.max_seq_len, m->rope_cos_.as<float>(), m->rope_sin_.as<float>());
+  for (const Tensor* t : m->Matrices()) backend->PrepareWeights(t->view());
   return m;
+}
+
+LlamaModel::~LlamaModel() {
+  if (backend_ == nullptr) return;
+  for (const Tensor* t : Matrices()) backend_->ReleaseWeights(t->view());
+}
+
+std::vector<const Tensor*> LlamaModel::Matrices() const {
+  std::vector<const Tensor*> out;
+  for (const LayerWeights& l : weights_.layers) {
+    for (const Tensor* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj}) {
+      out.push_back(t);
+    }
+  }
+  out.push_back(&weights_.lm_head);
+  return out;
 }
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::CreateOnDevice(const LlamaConfig& config, ModelWeights weights,

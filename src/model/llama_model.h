@@ -42,6 +42,7 @@ class LlamaModel {
  public:
   static Result<std::unique_ptr<LlamaModel>> Create(const LlamaConfig& config, ModelWeights weights,
                                                     KernelBackend* backend, const ModelOptions& options);
+  ~LlamaModel();  // releases what the backend prepared for the weights
   // Bytes Create allocates besides the weights (KV cache first, then RoPE
   // tables and activations), so that they can be checked before anything is.
   static std::vector<size_t> PlannedBufferBytes(const LlamaConfig& config, const ModelOptions& options);
@@ -103,6 +104,7 @@ class LlamaModel {
     int logits_row = -1;
   };
   Status ForwardChunk(const std::vector<ChunkPiece>& pieces, int T);
+  std::vector<const Tensor*> Matrices() const;  // every projection and lm_head
   const float* HostLogits(int rows) const;  // copies from the device when stale
   KvCacheView LayerCache(int seq, int layer) const;
 

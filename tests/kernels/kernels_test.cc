@@ -237,14 +237,19 @@ std::vector<float> Int8RoundTrip(const std::vector<float>& x) {
 // VNNI), the reference gets the same rounded x: the kernel must then match
 // it as tightly as the float path does, and the float x within the rounding.
 TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
+  int packed_cases = 0;
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
                   DType::kQ6_K}) {
     const int64_t block = DTypeBlockSize(t);
     for (int64_t M : {1, 2, 3, 5, 13, 64, 100}) {
       for (int64_t K : {block, 3 * block, 9 * block}) {
-        for (int64_t N : {1, 5, 33}) {
+        // N = 16, 80: whole 16-row groups, which PrepareWeights repacks for
+        // the VNNI decode kernel (Q4_0, Q8_0; 80 = a 4-group tile and one more).
+        for (int64_t N : {1, 5, 16, 33, 80}) {
           auto bytes = RandomQuantRows(t, N, K, rng_);
           const MatView w{bytes.data(), t, N, K};
+          cpu_->PrepareWeights(w);
+          packed_cases += simd::PackedQuantBytes(w) > 0 && M < simd::GemvMaxRows();
           std::vector<float> wf(N * K);
           for (int64_t n = 0; n < N; ++n) {
             DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), bytes.data() + n * DTypeRowBytes(t, K),
@@ -273,6 +278,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
                   << DTypeName(t) << " M=" << M << " K=" << K << " N=" << N;
             }
           }
+          cpu_->ReleaseWeights(w);
         }
       }
     }
@@ -285,6 +291,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
     cpu_->Embedding(tv, ids, 3, b.data());
     EXPECT_EQ(a, b) << DTypeName(t);
   }
+  if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <unordered_map>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -47,9 +48,20 @@ class CpuBackend final : public KernelBackend {
         // x quantized once here (where the target has int8 dot products), read by every task.
         const size_t prepared_bytes = simd::QuantActivationBytes(M, w);
         void* prepared = nullptr;
+        const auto packed = prepared_bytes > 0 && simd::PackedQuantBytes(w) > 0 ? packed_.find(w.data) : packed_.end();
         if (prepared_bytes > 0) {
           prepared = Scratch(0, kQuantX, (prepared_bytes + 3) / 4);
-          simd::PrepareQuantActivations(x, M, w, prepared);
+          simd::PrepareQuantActivations(x, M, w, prepared, packed != packed_.end());
+        }
+        if (packed != packed_.end()) {
+          const int64_t groups = N / simd::kPackedRows;
+          const void* rows = packed->second.buffer.data();
+          // Tasks of whole 4-group tiles (64 rows), ~8 per thread.
+          const int64_t grain_groups = std::max<int64_t>(4, groups / (8 * pool_->num_threads()) / 4 * 4);
+          pool_->ParallelRange(groups, grain_groups, [&](size_t b, size_t e, int) {
+            simd::GemvPackedRows(prepared, M, w, rows, b * simd::kPackedRows, e * simd::kPackedRows, bias, y);
+          });
+          return;
         }
         pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) {
           simd::GemvQuantRows(x, prepared, M, w, b, e, bias, y);
@@ -364,6 +376,31 @@ class CpuBackend final : public KernelBackend {
     pool_->ParallelRange(n, 1 << 16, [&](size_t b, size_t e, int) { simd::Add(x + b, y + b, e - b); });
   }
 
+  // Q4_0 / Q8_0 matrices in the 16-row groups of the VNNI decode kernel
+  // (simd::PackQuantRows), where this CPU runs it; MatMul reads them from
+  // then on for decode, while prefill keeps the row-major original.
+  void PrepareWeights(const MatView& w) override {
+    auto it = packed_.find(w.data);
+    if (it != packed_.end()) {
+      ++it->second.refs;
+      return;
+    }
+    const size_t bytes = simd::PackedQuantBytes(w);
+    if (bytes == 0) return;
+    Packed p;
+    p.buffer.set_category(MemCategory::kWeights);
+    if (!p.buffer.Allocate(bytes)) return;  // no room: the row-major kernels serve it
+    void* dst = p.buffer.data();
+    pool_->ParallelRange(static_cast<size_t>(w.rows / simd::kPackedRows), 16,
+                         [&](size_t b, size_t e, int) { simd::PackQuantRows(w, b, e, dst); });
+    packed_.emplace(w.data, std::move(p));
+  }
+
+  void ReleaseWeights(const MatView& w) override {
+    auto it = packed_.find(w.data);
+    if (it != packed_.end() && --it->second.refs == 0) packed_.erase(it);
+  }
+
   void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) override {
     const size_t row_bytes = DTypeRowBytes(table.dtype, table.cols);
     for (int64_t i = 0; i < n; ++i) {
@@ -391,6 +428,11 @@ class CpuBackend final : public KernelBackend {
   ThreadPool* pool_;
   Profiler* profiler_ = nullptr;
   std::vector<WorkerScratch> scratch_;
+  struct Packed {
+    AlignedBuffer buffer;
+    int refs = 1;
+  };
+  std::unordered_map<const void*, Packed> packed_;  // by the row-major matrix's data
 };
 
 }  // namespace
@@ -407,7 +449,8 @@ std::string CpuMatMulPath(DType dtype) {
   if (IsQuantized(dtype)) {
     const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
     const char* unit = simd::Int8DotsOnVnni() ? " VNNI int8 dot products" : " int8 dot products (VPMADDUBSW)";
-    return std::string("decode reads ") + DTypeName(dtype) + " blocks (" +
+    const bool packed = simd::PackedQuantBytes(MatView{nullptr, dtype, simd::kPackedRows, 32}) > 0;
+    return std::string("decode reads ") + DTypeName(dtype) + (packed ? " blocks repacked at load in 16-row groups (" : " blocks (") +
            (int8 ? std::string(simd::TargetName()) + unit + ", activations quantized to int8 per 32"
                  : fma + ", activations float32") +
            "), prefill dequantizes panels into the " + fma + " GEMM";

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -545,8 +546,8 @@ size_t Int8Bytes(int64_t M, int64_t K) {
 
 // One row: q, d and sum per 32-block in natural order (padding blocks zero),
 // then the type's layout.
-LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int8X& out, int64_t m, int8_t* qn, float* dn,
-                    int32_t* sum4) {
+LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, bool natural, const Int8X& out, int64_t m,
+                             int8_t* qn, float* dn, int32_t* sum4) {
   const int64_t kp = out.kp, blocks = kp / 32;
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t k0 = b * 32, k1 = std::min(K, k0 + 32);
@@ -595,9 +596,9 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, const Int
     sub_dsum[b] = dn[b] * static_cast<float>(sum);
   }
   // Natural order: every type on AVX2 / AVX3 (one block per dot product),
-  // Q8_0 and Q6_K on VNNI. The weights' offset o: Q4_0 8, Q6_K 32, Q8_0 128
+  // Q8_0 and Q6_K on VNNI, and packed W. The weights' offset o: Q4_0 8, Q6_K 32, Q8_0 128
   // on VNNI (0 on AVX2, where x takes q's sign), Q4_K none (its mins).
-  if (!kVnni || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K) {
+  if (!kVnni || natural || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K) {
     const int32_t offset = type == GgmlType::kQ4_0   ? 8
                            : type == GgmlType::kQ6_K ? 32
                            : type == GgmlType::kQ8_0 && kVnni ? 128
@@ -641,7 +642,7 @@ size_t QuantActivationBytes(int64_t M, const MatView& w) {
   return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
 }
 
-LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
+LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
   if (!Int8DotType(type)) return;
   const int64_t K = w.cols;
@@ -652,7 +653,7 @@ LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& 
   qn.resize(static_cast<size_t>(out.kp));
   dn.resize(static_cast<size_t>(out.kp / 32));
   sum4.resize(static_cast<size_t>(out.kp / 4));
-  for (int64_t m = 0; m < M; ++m) PrepareInt8Row(x + m * K, K, type, out, m, qn.data(), dn.data(), sum4.data());
+  for (int64_t m = 0; m < M; ++m) PrepareInt8Row(x + m * K, K, type, packed_w, out, m, qn.data(), dn.data(), sum4.data());
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
@@ -850,6 +851,101 @@ LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
   return 12.0 * 64 * 2 * static_cast<double>(iterations);
 }
 
+// --- Decode on packed W (PackQuantRows' layout) ------------------------------
+// Per block and group: 4 (Q4_0) or 8 (Q8_0) 64-byte loads, each 4 elements of
+// the 16 rows; Q4_0's low nibbles and its high nibbles times 16 (x & 0xf0, one
+// AND; the sum is a multiple of 16, so >> 4 is exact) go to two VPDPBUSD
+// chains, Q8_0 is shifted to u8 by +128; the offsets come off in float as o *
+// d_x * sum(q_x) (sub_dsum). From L2 (bench_kernels 2048 x 1536) this is ~3x
+// the rate of the row-major kernels above, so decode is left to memory; one
+// group streams at ~70% of the read probe per core, G = 4 groups in flight
+// (four streams) at ~95% (a prototype on the Xeon with AMX, 2 threads).
+constexpr int kPackedPrefetch = 1024;  // bytes ahead in each group's stream
+
+template <int G, int R>
+LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
+                                    const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
+  const bool q4 = dtype == DType::kQ4_0;
+  const int words = PackedWords(dtype);
+  const int64_t bb = PackedBlockBytes(dtype);
+  const float offset = q4 ? 8.f : 128.f;
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(static_cast<char>(0xf0));
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[G * R];
+  for (int i = 0; i < G * R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int32_t* xw[R];
+    __m512 dx[R], corr[R];
+    for (int r = 0; r < R; ++r) {
+      const int64_t at = (m0 + r) * x.kp + 32 * b;
+      xw[r] = reinterpret_cast<const int32_t*>(x.q + at);
+      dx[r] = _mm512_set1_ps(x.lane_d[at / 4]);
+      corr[r] = _mm512_set1_ps(-offset * x.sub_dsum[at / 32]);
+    }
+    for (int j = 0; j < G; ++j) {
+      const uint8_t* p = group + j * group_bytes + b * bb;
+      for (int64_t l = 0; l < bb; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetch + l), _MM_HINT_T0);
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      __m512i dot[R];
+      if (q4) {
+        __m512i hi[R];
+        for (int r = 0; r < R; ++r) dot[r] = hi[r] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+          const __m512i v = _mm512_loadu_si512(p + 32 + 64 * c);
+          const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
+          for (int r = 0; r < R; ++r) {
+            dot[r] = _mm512_dpbusd_epi32(dot[r], n_lo, _mm512_set1_epi32(xw[r][c]));
+            hi[r] = _mm512_dpbusd_epi32(hi[r], n_hi16, _mm512_set1_epi32(xw[r][4 + c]));
+          }
+        }
+        for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], _mm512_srai_epi32(hi[r], 4));
+      } else {
+        for (int r = 0; r < R; ++r) dot[r] = _mm512_setzero_si512();
+        for (int c = 0; c < words; ++c) {
+          const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(p + 32 + 64 * c), flip);
+          for (int r = 0; r < R; ++r) dot[r] = _mm512_dpbusd_epi32(dot[r], u, _mm512_set1_epi32(xw[r][c]));
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        acc[j * R + r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), dx[r], corr[r]), dw, acc[j * R + r]);
+      }
+    }
+  }
+  for (int j = 0; j < G; ++j) {
+    const int64_t n0 = n + kPackedRows * j;
+    const __m512 bias_v = bias ? _mm512_loadu_ps(bias + n0) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + (m0 + r) * N + n0, _mm512_add_ps(acc[j * R + r], bias_v));
+  }
+}
+
+size_t PackedQuantBytes(const MatView& w) {
+  if (!Int8DotsOnVnni() || !Int8DotEnabled() || PackedWords(w.dtype) == 0 || w.rows % kPackedRows != 0 ||
+      w.cols % 32 != 0) {
+    return 0;
+  }
+  return static_cast<size_t>(w.rows / kPackedRows * (w.cols / 32) * PackedBlockBytes(w.dtype));
+}
+
+LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
+                             int64_t n_end, const float* bias, float* y) {
+  const int64_t K = w.cols, N = w.rows, blocks = K / 32;
+  const int64_t group_bytes = blocks * PackedBlockBytes(w.dtype);
+  const Int8X x = Int8Layout(const_cast<void*>(x_prepared), M, K);
+  const auto* groups = static_cast<const uint8_t*>(packed);
+  for (int64_t n = n_begin; n < n_end;) {
+    const uint8_t* g = groups + n / kPackedRows * group_bytes;
+    if (M == 1 && n + 4 * kPackedRows <= n_end) {
+      PackedTile<4, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
+      n += 4 * kPackedRows;
+      continue;
+    }
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) PackedTile<1, 4>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    for (; m < M; ++m) PackedTile<1, 1>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    n += kPackedRows;
+  }
+}
+
 LLM_VNNI void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t M, int64_t n_begin,
                            int64_t n_end, const float* bias, float* y) {
   constexpr int R = kGemvRowsPerPass;
@@ -862,6 +958,10 @@ LLM_VNNI void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x
 #else  // AVX2, AVX3: 256-bit VPMADDUBSW + VPMADDWD, one 32-element block per dot, x in natural order
 
 double Int8DotPeak(int64_t, int) { return 0; }  // the roofline's int8 unit is VNNI's
+size_t PackedQuantBytes(const MatView&) { return 0; }  // W stays row-major: GemvPackedRows is never called here
+void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*) {
+  std::abort();
+}
 
 HWY_INLINE float Sum256(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -1004,7 +1104,11 @@ void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t
 bool Int8DotsOnVnni() { return false; }
 double Int8DotPeak(int64_t, int) { return 0; }
 size_t QuantActivationBytes(int64_t, const MatView&) { return 0; }
-void PrepareQuantActivations(const float*, int64_t, const MatView&, void*) {}
+void PrepareQuantActivations(const float*, int64_t, const MatView&, void*, bool) {}
+size_t PackedQuantBytes(const MatView&) { return 0; }  // W stays row-major: GemvPackedRows is never called here
+void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*) {
+  std::abort();
+}
 #endif  // HWY_TARGET == HWY_AVX3_DL
 
 void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatView& w, int64_t n_begin,
@@ -1564,6 +1668,8 @@ bool Int8DotEnabled() { return g_int8_dot.load(std::memory_order_relaxed); }
 
 HWY_EXPORT(GemvRows);
 HWY_EXPORT(GemvQuantRows);
+HWY_EXPORT(PackedQuantBytes);
+HWY_EXPORT(GemvPackedRows);
 HWY_EXPORT(QuantActivationBytes);
 HWY_EXPORT(PrepareQuantActivations);
 HWY_EXPORT(GemmRows);
@@ -1598,9 +1704,29 @@ void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatV
                    int64_t n_end, const float* bias, float* y) {
   HWY_DYNAMIC_DISPATCH(GemvQuantRows)(x, x_prepared, M, w, n_begin, n_end, bias, y);
 }
+size_t PackedQuantBytes(const MatView& w) { return HWY_DYNAMIC_DISPATCH(PackedQuantBytes)(w); }
+void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
+                    int64_t n_end, const float* bias, float* y) {
+  HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y);
+}
+void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed) {
+  const int words = PackedWords(w.dtype);
+  const int64_t blocks = w.cols / 32, bb = PackedBlockBytes(w.dtype), block_bytes = 2 + 4 * words;
+  const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols);
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* dst = static_cast<uint8_t*>(packed) + (g * blocks + b) * bb;
+      for (int64_t r = 0; r < kPackedRows; ++r) {
+        const uint8_t* src = static_cast<const uint8_t*>(w.data) + (g * kPackedRows + r) * row_bytes + b * block_bytes;
+        std::memcpy(dst + 2 * r, src, 2);
+        for (int c = 0; c < words; ++c) std::memcpy(dst + 2 * kPackedRows + 64 * c + 4 * r, src + 2 + 4 * c, 4);
+      }
+    }
+  }
+}
 size_t QuantActivationBytes(int64_t M, const MatView& w) { return HWY_DYNAMIC_DISPATCH(QuantActivationBytes)(M, w); }
-void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer) {
-  HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer);
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w) {
+  HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer, packed_w);
 }
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack) {

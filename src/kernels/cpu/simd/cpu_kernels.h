@@ -29,7 +29,26 @@ size_t QuantActivationBytes(int64_t M, const MatView& w);
 // A/B of the activation rounding, and the exact path the loader tests use).
 void SetInt8DotEnabled(bool on);
 bool Int8DotEnabled();
-void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer);
+// `packed_w`: for GemvPackedRows (x in natural order).
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w = false);
+
+// Decode on W repacked once at load: Q4_0 and Q8_0 rows in groups of
+// kPackedRows; per 32-element block, the 16 rows' float16 scales (32 bytes),
+// then their quant bytes as 4-byte words transposed (word c of row r at byte
+// 64 c + 4 r; Q4_0 has 4 words, Q8_0 8), so that one VPDPBUSD takes 4
+// elements of 16 rows with no byte gathers and each row's sum lands in its
+// own lane. PackedQuantBytes: the packed size, 0 where W is not packed on
+// this target (no AVX-512 VNNI, int8 dot products off, another type, rows not
+// a multiple of 16). PackQuantRows packs row groups [g_begin, g_end) (any
+// target: plain byte moves). GemvPackedRows: rows n_begin .. n_end - 1
+// (multiples of 16) of y, from PrepareQuantActivations(..., packed_w = true).
+constexpr int64_t kPackedRows = 16;
+constexpr int PackedWords(DType d) { return d == DType::kQ4_0 ? 4 : d == DType::kQ8_0 ? 8 : 0; }
+constexpr int64_t PackedBlockBytes(DType d) { return 2 * kPackedRows + 64 * PackedWords(d); }
+size_t PackedQuantBytes(const MatView& w);
+void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed);
+void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
+                    int64_t n_end, const float* bias, float* y);
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y);
 // Same result through a packed, register-tiled GEMM (compute-bound path for
