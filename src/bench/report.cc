@@ -65,8 +65,11 @@ std::string FormatDetailTable(const std::vector<BenchResult>& results, const Run
   }
   auto mib = [](size_t b) { return b / 1048576.0; };
   out += kDash80 + "\n";
-  out += fmt::format("Model load: {:.3f} s   weights read/token: {:.1f} MiB   weights held: {:.1f} MiB\n",
-                     info.load_time_s, mib(info.weight_bytes), mib(info.weight_bytes_total));
+  out += fmt::format("Model load: {:.3f} s   weights read/token: {:.1f} MiB   weights held: {:.1f} MiB{}\n",
+                     info.load_time_s, mib(info.weight_bytes), mib(info.weight_bytes_total),
+                     info.repacked_weight_bytes > 0
+                         ? fmt::format(" (+{:.1f} MiB repacked for decode)", mib(info.repacked_weight_bytes))
+                         : "");
   out += fmt::format("KV cache: {:.1f} MiB allocated, {:.1f} MiB used   scratch: {:.1f} MiB   peak RSS: {:.1f} MiB\n",
                      mib(info.kv_cache_bytes), mib(info.kv_cache_used_bytes), mib(info.scratch_bytes),
                      mib(info.peak_rss_bytes));
@@ -239,7 +242,8 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
   if (!info.model_load_note.empty()) j["model"]["load_note"] = info.model_load_note;
   j["memory"] = {{"weight_bytes", info.weight_bytes}, {"weight_bytes_total", info.weight_bytes_total},
                  {"kv_cache_bytes", info.kv_cache_bytes}, {"kv_cache_used_bytes", info.kv_cache_used_bytes},
-                 {"scratch_bytes", info.scratch_bytes}, {"peak_rss_bytes", info.peak_rss_bytes}};
+                 {"scratch_bytes", info.scratch_bytes}, {"peak_rss_bytes", info.peak_rss_bytes},
+                 {"repacked_weight_bytes", info.repacked_weight_bytes}};
   j["settings"] = {{"device", info.device}, {"kernels", info.kernels}, {"threads", info.threads},
                    {"max_seq_len", info.max_seq_len}, {"max_gen_len", info.max_gen_len}, {"warmup", info.warmup},
                    {"repetitions", info.repetitions}, {"seed", info.seed}, {"temperature", info.temperature},

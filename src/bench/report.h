@@ -43,6 +43,7 @@ struct RunInfo {
   size_t kv_cache_bytes = 0;      // allocated
   size_t kv_cache_used_bytes = 0; // at the end of the longest run
   size_t scratch_bytes = 0;
+  size_t repacked_weight_bytes = 0;  // the backend's copies of weights in its kernels' layout (--repack)
   size_t peak_rss_bytes = 0;
   // --device cuda: the GPU, its memory by category, its measured copy
   // bandwidth (GB/s, 0 = not measured) and whether decode replays a CUDA graph.

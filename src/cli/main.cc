@@ -74,6 +74,7 @@ struct Flags {
   std::string kernels = "cpu";
   std::string amx = "auto";
   std::string int8_dot = "auto";
+  std::string repack = "auto";
   bool verify = false;
   std::string profile_steps;
   bool profile_overhead = false;
@@ -128,6 +129,7 @@ Status ValidateFlags(const Flags& f) {
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
   if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
+  if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
   if (!f.report.empty() && f.report != "html") return bad("--report must be html");  // issue17
@@ -426,6 +428,7 @@ int Run(const Flags& f) {
   if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
   if (f.amx == "off") amx::SetAmxEnabled(false);
   if (f.int8_dot == "off") SetCpuInt8DotEnabled(false);
+  if (f.repack == "off") SetCpuRepackEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
   ParseWeightDType(f.dtype, &dtype);
@@ -588,6 +591,7 @@ int Run(const Flags& f) {
   for (const auto& r : results.value()) longest = std::max(longest, r.prompt_ids.size() + r.generated_ids.size());
   info.kv_cache_used_bytes = m.KvCacheBytesFor(static_cast<int>(longest));
   info.scratch_bytes = m.scratch_bytes();
+  info.repacked_weight_bytes = m.backend() ? m.backend()->prepared_weight_bytes() : 0;
   info.peak_rss_bytes = PeakRssBytes();
   info.verify_compared = verified.compared;
   info.verify_agreeing_prefix = verified.agreeing_prefix;
@@ -720,6 +724,9 @@ int main(int argc, char** argv) {
   app.add_option("--int8-dot", f.int8_dot,
                  "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
+  app.add_option("--repack", f.repack,
+                 "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
+                 "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

@@ -99,17 +99,6 @@ void DequantQ8_0(const uint8_t* b, float* y) {
   for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(static_cast<int8_t>(b[2 + j])) * d;
 }
 
-// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a
-// Q4_K/Q5_K super-block.
-void ScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
 
 void DequantQ4_K(const uint8_t* b, float* y) {
   const float d = LoadF16(b);
@@ -194,6 +183,16 @@ BlockFn BlockDequantizer(GgmlType t) {
 }
 
 }  // namespace
+
+void ScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = static_cast<uint8_t>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 
 const GgmlTypeInfo* GgmlTypeInfoOf(uint32_t type) {
   switch (static_cast<GgmlType>(type)) {

@@ -60,6 +60,10 @@ size_t GgmlRowBytes(GgmlType type, size_t n);
 // dequantizes to finite values exactly when these fields are finite.
 int GgmlHalfFieldOffsets(GgmlType type, int offsets[2]);
 
+// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (0-7) of a
+// Q4_K/Q5_K super-block, from its 12 scale bytes q.
+void ScaleMinK4(int j, const uint8_t* q, uint8_t* d, uint8_t* m);
+
 // Dequantizes n elements (a multiple of the type's block size) from `src`
 // (packed blocks as stored in a GGUF file, unaligned is fine) into `dst`.
 // Float32 arithmetic in ggml's order: bit-identical to ggml and gguf-py.

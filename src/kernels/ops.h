@@ -99,6 +99,7 @@ class KernelBackend {
   // needs two releases.
   virtual void PrepareWeights(const MatView& w) {}
   virtual void ReleaseWeights(const MatView& w) {}
+  virtual size_t prepared_weight_bytes() const { return 0; }  // held by PrepareWeights
   // Backends that split an op into parts record them as child scopes.
   virtual void set_profiler(Profiler* profiler) {}
   // The unit MatMul / Attention will run these shapes on (the profiler's roof).
@@ -118,5 +119,8 @@ std::string CpuMatMulPath(DType dtype);
 // auto (default): quantized decode quantizes activations to int8 where the
 // CPU has integer dot products (AVX-512 VNNI, AVX2); off: float32 activations everywhere.
 void SetCpuInt8DotEnabled(bool on);
+// Off: quantized matrices are not repacked for the VNNI decode kernel at
+// model creation (--repack off: the A/B of the layout, and half the weight memory).
+void SetCpuRepackEnabled(bool on);
 
 }  // namespace llm

@@ -141,6 +141,31 @@ TEST_F(Cli, Int8DotIsRecordedAndOffMeansFloatActivations) {
   EXPECT_EQ(bad.out.rfind("error: --int8-dot must be auto or off", 0), 0) << bad.out;
 }
 
+// Repacking for the VNNI decode kernel is recorded per type where it happens
+// (AVX-512 VNNI), and --repack off keeps the row-major kernels; the weight
+// bytes in the memory ledger grow by the copy.
+TEST_F(Cli, RepackIsRecordedAndOffKeepsRowMajorWeights) {
+  const std::string run = "--load-format dummy --model-config " + FixtureModel("mha_tied_f32") +
+                          "/config.json --dtype q8_0 --prompt-lengths 32 --gen-lengths 2 --format json --quiet";
+  const RunResult on = RunCli(run + Fast());
+  ASSERT_EQ(on.exit_code, 0) << on.out;
+  const json j_on = json::parse(on.out);
+  const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi");
+  for (const char* key : {"matmul_q8_0", "matmul_q4_0", "matmul_q4_k", "matmul_q6_k"}) {
+    EXPECT_EQ(j_on["system"][key].get<std::string>().find("repacked") != std::string::npos, vnni) << j_on["system"][key];
+  }
+  // mha_tied_f32 at q8_0: every projection has 64 or 96 rows (whole 16-row groups), lm_head 256.
+  EXPECT_EQ(j_on["memory"]["repacked_weight_bytes"].get<int64_t>() > 0, vnni);
+  const RunResult off = RunCli(run + " --repack off" + Fast());
+  ASSERT_EQ(off.exit_code, 0) << off.out;
+  const json j_off = json::parse(off.out);
+  EXPECT_EQ(j_off["system"]["matmul_q8_0"].get<std::string>().find("repacked"), std::string::npos);
+  EXPECT_EQ(j_off["memory"]["repacked_weight_bytes"], 0);
+  const RunResult bad = RunCli(run + " --repack always" + Fast());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.out.rfind("error: --repack must be auto or off", 0), 0) << bad.out;
+}
+
 TEST_F(Cli, ModelPathPriority) {
   const std::string env = "LLAMA_MODEL_PATH=" + FixtureModel("mha_tied_f32");
   RunResult r = RunCli("--dtype float32 --max-gen-len 2 --prompt hi" + Fast(), env);

@@ -396,6 +396,12 @@ class CpuBackend final : public KernelBackend {
     packed_.emplace(w.data, std::move(p));
   }
 
+  size_t prepared_weight_bytes() const override {
+    size_t total = 0;
+    for (const auto& [data, p] : packed_) total += p.buffer.size();
+    return total;
+  }
+
   void ReleaseWeights(const MatView& w) override {
     auto it = packed_.find(w.data);
     if (it != packed_.end() && --it->second.refs == 0) packed_.erase(it);
@@ -440,6 +446,7 @@ class CpuBackend final : public KernelBackend {
 std::unique_ptr<KernelBackend> MakeCpuBackend(ThreadPool* pool) { return std::make_unique<CpuBackend>(pool); }
 const char* CpuSimdTargetName() { return simd::TargetName(); }
 void SetCpuInt8DotEnabled(bool on) { simd::SetInt8DotEnabled(on); }
+void SetCpuRepackEnabled(bool on) { simd::SetRepackEnabled(on); }
 
 std::string CpuMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
@@ -449,7 +456,7 @@ std::string CpuMatMulPath(DType dtype) {
   if (IsQuantized(dtype)) {
     const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
     const char* unit = simd::Int8DotsOnVnni() ? " VNNI int8 dot products" : " int8 dot products (VPMADDUBSW)";
-    const bool packed = simd::PackedQuantBytes(MatView{nullptr, dtype, simd::kPackedRows, 32}) > 0;
+    const bool packed = simd::PackedQuantBytes(MatView{nullptr, dtype, simd::kPackedRows, DTypeBlockSize(dtype)}) > 0;
     return std::string("decode reads ") + DTypeName(dtype) + (packed ? " blocks repacked at load in 16-row groups (" : " blocks (") +
            (int8 ? std::string(simd::TargetName()) + unit + ", activations quantized to int8 per 32"
                  : fma + ", activations float32") +

@@ -860,6 +860,7 @@ LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
 // the rate of the row-major kernels above, so decode is left to memory; one
 // group streams at ~70% of the read probe per core, G = 4 groups in flight
 // (four streams) at ~95% (a prototype on the Xeon with AMX, 2 threads).
+
 constexpr int kPackedPrefetch = 1024;  // bytes ahead in each group's stream
 
 template <int G, int R>
@@ -919,29 +920,155 @@ LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t g
 }
 
 size_t PackedQuantBytes(const MatView& w) {
-  if (!Int8DotsOnVnni() || !Int8DotEnabled() || PackedWords(w.dtype) == 0 || w.rows % kPackedRows != 0 ||
-      w.cols % 32 != 0) {
+  const int64_t block = DTypeBlockSize(w.dtype);
+  if (!Int8DotsOnVnni() || !Int8DotEnabled() || !RepackEnabled() || PackedBlockBytes(w.dtype) == 0 || w.rows % kPackedRows != 0 ||
+      w.cols % block != 0) {
     return 0;
   }
-  return static_cast<size_t>(w.rows / kPackedRows * (w.cols / 32) * PackedBlockBytes(w.dtype));
+  return static_cast<size_t>(w.rows / kPackedRows * (w.cols / block) * PackedBlockBytes(w.dtype));
+}
+
+// Q4_K and Q6_K super-blocks: each sub-block's dot (16 rows in the lanes)
+// times its per-row scale and x's d, summed over the super-block, then times
+// the rows' d; Q4_K's mins (dmin m sum(x)) and Q6_K's offset (-32 sum(q_x)
+// per 16, from init) likewise.
+template <int G, int R>
+LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
+                                     const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
+  const int64_t bb = PackedBlockBytes(dtype);
+  const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(static_cast<char>(0xf0));
+  const __m512i top = _mm512_set1_epi8(0x30);
+  // The G groups advance together, a pair of sub-blocks (Q4_K, 1 KiB) or one
+  // sub-block (Q6_K, 192 bytes) at a time, so that all G streams have
+  // prefetches in flight (one whole super-block per group at a time left
+  // one stream busy: Q4_K ~18 GB/s from memory instead of ~26).
+  const auto prefetch = [&](const uint8_t* at, int lines) {
+    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(at + kPackedPrefetch + 64 * l), _MM_HINT_T0);
+  };
+  __m512 acc[G * R];
+  for (int i = 0; i < G * R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < blocks; ++sb) {
+    const int32_t* xw[R];
+    for (int r = 0; r < R; ++r) xw[r] = reinterpret_cast<const int32_t*>(x.q + (m0 + r) * x.kp + 256 * sb);
+    const uint8_t* blk[G];
+    for (int j = 0; j < G; ++j) {
+      blk[j] = group + j * group_bytes + sb * bb;
+      prefetch(blk[j], 5);  // the header: d (dmin), scales (Q4_K 320 bytes, Q6_K 288)
+    }
+    if (dtype == DType::kQ4_K) {
+      // d and dmin are folded into each sub-block's scale and min, so that the
+      // accumulators are acc alone (sum and mins per group spilled at G = 4).
+      for (int pair = 0; pair < 4; ++pair) {
+        for (int j = 0; j < G; ++j) {
+          const uint8_t* scales = blk[j] + 64;
+          const uint8_t* q = blk[j] + 64 + 256 + 512 * pair;
+          prefetch(q, 8);
+          __m512i even[R], odd16[R];
+          for (int r = 0; r < R; ++r) even[r] = odd16[r] = _mm512_setzero_si512();
+          for (int c = 0; c < 8; ++c) {
+            const __m512i v = _mm512_loadu_si512(q + 64 * c);
+            const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
+            for (int r = 0; r < R; ++r) {
+              even[r] = _mm512_dpbusd_epi32(even[r], n_lo, _mm512_set1_epi32(xw[r][16 * pair + c]));
+              odd16[r] = _mm512_dpbusd_epi32(odd16[r], n_hi16, _mm512_set1_epi32(xw[r][16 * pair + 8 + c]));
+            }
+          }
+          const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j])));
+          const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j] + 32)));
+          for (int half = 0; half < 2; ++half) {
+            const int sub = 2 * pair + half;
+            const __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 16 * sub)))));
+            const __m512 mn = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(
+                                                      reinterpret_cast<const __m128i*>(scales + 128 + 16 * sub)))));
+            for (int r = 0; r < R; ++r) {
+              const int64_t at = (m0 + r) * x.kp + 256 * sb + 32 * sub;
+              const __m512i dot = half ? _mm512_srai_epi32(odd16[r], 4) : even[r];
+              const int i = j * R + r;
+              acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, _mm512_set1_ps(x.lane_d[at / 4])), acc[i]);
+              acc[i] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(x.sub_dsum[at / 32]), acc[i]);
+            }
+          }
+        }
+      }
+    } else {  // kQ6_K
+      __m512 sum[G * R];
+      for (int i = 0; i < G * R; ++i) sum[i] = _mm512_setzero_ps();
+      for (int sub = 0; sub < 16; ++sub) {
+        int32_t corr[R];  // -32 sum(q_x) over the 16 elements, from init (-32 sum per 4)
+        for (int r = 0; r < R; ++r) {
+          const int32_t* init = x.init + ((m0 + r) * x.kp + 256 * sb + 16 * sub) / 4;
+          corr[r] = init[0] + init[1] + init[2] + init[3];
+        }
+        for (int j = 0; j < G; ++j) {
+          const uint8_t* q = blk[j] + 32 + 256 + 192 * sub;
+          prefetch(q, 3);
+          const __m512i la = _mm512_loadu_si512(q), lb = _mm512_loadu_si512(q + 64), h = _mm512_loadu_si512(q + 128);
+          // 0xF8: a | (b & c) (VPTERNLOG's table for A | B & C).
+          const __m512i u[4] = {
+              _mm512_ternarylogic_epi32(_mm512_and_si512(la, low), _mm512_slli_epi16(h, 4), top, 0xF8),
+              _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(la, 4), low), _mm512_slli_epi16(h, 2), top,
+                                        0xF8),
+              _mm512_ternarylogic_epi32(_mm512_and_si512(lb, low), h, top, 0xF8),
+              _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(lb, 4), low), _mm512_srli_epi16(h, 2), top,
+                                        0xF8)};
+          const __m512 sc = _mm512_cvtepi32_ps(
+              _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[j] + 32 + 16 * sub))));
+          for (int r = 0; r < R; ++r) {
+            const int64_t at = (m0 + r) * x.kp + 256 * sb + 16 * sub;
+            __m512i dot = _mm512_set1_epi32(corr[r]);
+            for (int c = 0; c < 4; ++c) dot = _mm512_dpbusd_epi32(dot, u[c], _mm512_set1_epi32(xw[r][4 * sub + c]));
+            sum[j * R + r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, _mm512_set1_ps(x.lane_d[at / 4])),
+                                             sum[j * R + r]);
+          }
+        }
+      }
+      for (int j = 0; j < G; ++j) {
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j])));
+        for (int r = 0; r < R; ++r) acc[j * R + r] = _mm512_fmadd_ps(sum[j * R + r], d, acc[j * R + r]);
+      }
+    }
+  }
+  for (int j = 0; j < G; ++j) {
+    const int64_t n0 = n + kPackedRows * j;
+    const __m512 bias_v = bias ? _mm512_loadu_ps(bias + n0) : _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) _mm512_storeu_ps(y + (m0 + r) * N + n0, _mm512_add_ps(acc[j * R + r], bias_v));
+  }
+}
+
+template <int G, int R>
+LLM_VNNI HWY_INLINE void PackedTileOf(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
+                                      const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
+  if (dtype == DType::kQ4_K || dtype == DType::kQ6_K) {
+    PackedTileK<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
+  } else {
+    PackedTile<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
+  }
 }
 
 LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
                              int64_t n_end, const float* bias, float* y) {
-  const int64_t K = w.cols, N = w.rows, blocks = K / 32;
+  const int64_t K = w.cols, N = w.rows, blocks = K / DTypeBlockSize(w.dtype);
   const int64_t group_bytes = blocks * PackedBlockBytes(w.dtype);
   const Int8X x = Int8Layout(const_cast<void*>(x_prepared), M, K);
   const auto* groups = static_cast<const uint8_t*>(packed);
   for (int64_t n = n_begin; n < n_end;) {
     const uint8_t* g = groups + n / kPackedRows * group_bytes;
+    // Q4_K: two groups at a time (four: 18-19 GB/s from memory, two: 18-25,
+    // bench_kernels, noisy; its wider per-step reads may crowd the load queue).
+    if (M == 1 && w.dtype == DType::kQ4_K && n + 2 * kPackedRows <= n_end) {
+      PackedTileOf<2, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
+      n += 2 * kPackedRows;
+      continue;
+    }
     if (M == 1 && n + 4 * kPackedRows <= n_end) {
-      PackedTile<4, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
+      PackedTileOf<4, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
       n += 4 * kPackedRows;
       continue;
     }
     int64_t m = 0;
-    for (; m + 4 <= M; m += 4) PackedTile<1, 4>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
-    for (; m < M; ++m) PackedTile<1, 1>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    for (; m + 4 <= M; m += 4) PackedTileOf<1, 4>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    for (; m < M; ++m) PackedTileOf<1, 1>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
     n += kPackedRows;
   }
 }
@@ -1662,9 +1789,12 @@ namespace simd {
 
 namespace {
 std::atomic<bool> g_int8_dot{true};
+std::atomic<bool> g_repack{true};
 }  // namespace
 void SetInt8DotEnabled(bool on) { g_int8_dot.store(on); }
 bool Int8DotEnabled() { return g_int8_dot.load(std::memory_order_relaxed); }
+void SetRepackEnabled(bool on) { g_repack.store(on); }
+bool RepackEnabled() { return g_repack.load(std::memory_order_relaxed); }
 
 HWY_EXPORT(GemvRows);
 HWY_EXPORT(GemvQuantRows);
@@ -1709,7 +1839,66 @@ void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const v
                     int64_t n_end, const float* bias, float* y) {
   HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y);
 }
+namespace {
+// Q4_K super-block (d, dmin, scales[12], qs[128]) of 16 rows -> the packed layout.
+void PackQ4KBlock(const uint8_t* const* rows, uint8_t* dst) {
+  for (int r = 0; r < kPackedRows; ++r) {
+    const uint8_t* b = rows[r];
+    std::memcpy(dst + 2 * r, b, 2);
+    std::memcpy(dst + 32 + 2 * r, b + 2, 2);
+    for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+    for (int pair = 0; pair < 4; ++pair) {
+      for (int c = 0; c < 8; ++c) std::memcpy(dst + 320 + 512 * pair + 64 * c + 4 * r, b + 16 + 32 * pair + 4 * c, 4);
+    }
+  }
+}
+
+// Q6_K super-block (ql[128], qh[64], scales[16], d) of 16 rows -> the packed layout.
+void PackQ6KBlock(const uint8_t* const* rows, uint8_t* dst) {
+  for (int r = 0; r < kPackedRows; ++r) {
+    const uint8_t* b = rows[r];
+    std::memcpy(dst + 2 * r, b + 208, 2);
+    for (int sub = 0; sub < 16; ++sub) dst[32 + 16 * sub + r] = b[192 + sub];
+    uint8_t q6[256];
+    for (int e = 0; e < 256; ++e) {
+      const int h = e / 128, l = e % 128;
+      const int lo = (b[64 * h + l % 64] >> (l < 64 ? 0 : 4)) & 0x0f;
+      const int hi = (b[128 + 32 * h + l % 32] >> (2 * (l / 32))) & 3;
+      q6[e] = static_cast<uint8_t>(lo | hi << 4);
+    }
+    for (int sub = 0; sub < 16; ++sub) {
+      uint8_t* v = dst + 288 + 192 * sub + 4 * r;
+      const uint8_t* e = q6 + 16 * sub;
+      for (int j = 0; j < 4; ++j) {
+        v[j] = static_cast<uint8_t>((e[j] & 15) | (e[4 + j] & 15) << 4);
+        v[64 + j] = static_cast<uint8_t>((e[8 + j] & 15) | (e[12 + j] & 15) << 4);
+        v[128 + j] = static_cast<uint8_t>(e[j] >> 4 | (e[4 + j] >> 4) << 2 | (e[8 + j] >> 4) << 4 | (e[12 + j] >> 4) << 6);
+      }
+    }
+  }
+}
+}  // namespace
+
 void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed) {
+  if (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) {
+    const int64_t blocks = w.cols / 256, bb = PackedBlockBytes(w.dtype);
+    const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols), block_bytes = w.dtype == DType::kQ4_K ? 144 : 210;
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        const uint8_t* rows[kPackedRows];
+        for (int64_t r = 0; r < kPackedRows; ++r) {
+          rows[r] = static_cast<const uint8_t*>(w.data) + (g * kPackedRows + r) * row_bytes + b * block_bytes;
+        }
+        uint8_t* dst = static_cast<uint8_t*>(packed) + (g * blocks + b) * bb;
+        if (w.dtype == DType::kQ4_K) {
+          PackQ4KBlock(rows, dst);
+        } else {
+          PackQ6KBlock(rows, dst);
+        }
+      }
+    }
+    return;
+  }
   const int words = PackedWords(w.dtype);
   const int64_t blocks = w.cols / 32, bb = PackedBlockBytes(w.dtype), block_bytes = 2 + 4 * words;
   const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols);

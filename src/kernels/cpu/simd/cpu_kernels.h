@@ -32,20 +32,37 @@ bool Int8DotEnabled();
 // `packed_w`: for GemvPackedRows (x in natural order).
 void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w = false);
 
-// Decode on W repacked once at load: Q4_0 and Q8_0 rows in groups of
-// kPackedRows; per 32-element block, the 16 rows' float16 scales (32 bytes),
-// then their quant bytes as 4-byte words transposed (word c of row r at byte
-// 64 c + 4 r; Q4_0 has 4 words, Q8_0 8), so that one VPDPBUSD takes 4
-// elements of 16 rows with no byte gathers and each row's sum lands in its
-// own lane. PackedQuantBytes: the packed size, 0 where W is not packed on
-// this target (no AVX-512 VNNI, int8 dot products off, another type, rows not
-// a multiple of 16). PackQuantRows packs row groups [g_begin, g_end) (any
-// target: plain byte moves). GemvPackedRows: rows n_begin .. n_end - 1
-// (multiples of 16) of y, from PrepareQuantActivations(..., packed_w = true).
+// Decode on W repacked once at load: Q4_0, Q8_0, Q4_K and Q6_K rows in
+// groups of kPackedRows, so that one VPDPBUSD takes 4 elements of 16 rows
+// with no byte gathers and each row's sum lands in its own lane. Per block
+// (32 elements; K-quants: super-block of 256) of a group:
+//   Q4_0, Q8_0: the 16 rows' f16 d (32 bytes), then the quant bytes as 4-byte
+//     words transposed (word c of row r at byte 64 c + 4 r; Q4_0 4 words, Q8_0 8).
+//   Q4_K: 16 d, 16 dmin (f16), the 6-bit scales and mins unpacked to bytes
+//     [sub-block][row] (128 + 128), then per pair of sub-blocks the 32 nibble
+//     bytes of each row as 8 transposed words (low nibbles: the even sub-block).
+//   Q6_K: 16 d (f16), scales [sub-block of 16][row] (256), then per sub-block
+//     of 16 elements three 64-byte vectors: low 4 bits of elements 0-3 | 4-7
+//     (low | high nibble), of 8-11 | 12-15, and the top 2 bits of all 16
+//     (bits 0-1, 2-3, 4-5, 6-7 = elements j, 4 + j, 8 + j, 12 + j), each row's
+//     4 bytes at 4 r.
+// The same bytes as row-major except Q4_K (+64 per 2304: unpacked scales).
+// PackedQuantBytes: the packed size, 0 where W is not packed on this target
+// (no AVX-512 VNNI, int8 dot products off, another type, rows not a multiple
+// of 16). PackQuantRows packs row groups [g_begin, g_end) (any target: plain
+// byte moves). GemvPackedRows: rows n_begin .. n_end - 1 (multiples of 16) of
+// y, from PrepareQuantActivations(..., packed_w = true).
 constexpr int64_t kPackedRows = 16;
 constexpr int PackedWords(DType d) { return d == DType::kQ4_0 ? 4 : d == DType::kQ8_0 ? 8 : 0; }
-constexpr int64_t PackedBlockBytes(DType d) { return 2 * kPackedRows + 64 * PackedWords(d); }
+constexpr int64_t PackedBlockBytes(DType d) {
+  return d == DType::kQ4_K   ? 64 + 256 + 16 * 128
+         : d == DType::kQ6_K ? 32 + 256 + 16 * 192
+         : PackedWords(d) > 0 ? 2 * kPackedRows + 64 * PackedWords(d)
+                              : 0;
+}
 size_t PackedQuantBytes(const MatView& w);
+void SetRepackEnabled(bool on);  // off: PackedQuantBytes is 0 (--repack off)
+bool RepackEnabled();
 void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed);
 void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
                     int64_t n_end, const float* bias, float* y);
