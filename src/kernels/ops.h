@@ -100,6 +100,7 @@ class KernelBackend {
   virtual void PrepareWeights(const MatView& w) {}
   virtual void ReleaseWeights(const MatView& w) {}
   virtual size_t prepared_weight_bytes() const { return 0; }  // held by PrepareWeights
+  virtual size_t PrepareWeightsBytes(const MatView& w) const { return 0; }  // what PrepareWeights(w) would add
   // Backends that split an op into parts record them as child scopes.
   virtual void set_profiler(Profiler* profiler) {}
   // The unit MatMul / Attention will run these shapes on (the profiler's roof).

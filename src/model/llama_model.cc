@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/model_loader.h"
 #include "model/sampler.h"
 
 namespace llm {
@@ -170,12 +171,20 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   }
   std::memset(m->kv_cache_.data(), 0, m->kv_cache_.size());
   BuildRopeTables(config, options.max_seq_len, m->rope_cos_.as<float>(), m->rope_sin_.as<float>());
-  for (const Tensor* t : m->Matrices()) backend->PrepareWeights(t->view());
+  // The backend's own copies of the weights (the CPU's repacked quantized
+  // matrices) only where they fit beside everything else; the row-major
+  // kernels serve the model otherwise.
+  size_t prepared_bytes = 0;
+  for (const Tensor* t : m->Matrices()) prepared_bytes += backend->PrepareWeightsBytes(t->view());
+  if (prepared_bytes > 0 && prepared_bytes < AvailableMemoryBytes() / 10 * 9) {
+    for (const Tensor* t : m->Matrices()) backend->PrepareWeights(t->view());
+    m->prepared_weights_ = true;
+  }
   return m;
 }
 
 LlamaModel::~LlamaModel() {
-  if (backend_ == nullptr) return;
+  if (backend_ == nullptr || !prepared_weights_) return;
   for (const Tensor* t : Matrices()) backend_->ReleaseWeights(t->view());
 }
 

@@ -111,6 +111,7 @@ class LlamaModel {
   LlamaConfig config_;
   ModelWeights weights_;
   KernelBackend* backend_ = nullptr;
+  bool prepared_weights_ = false;  // backend_->PrepareWeights ran for Matrices()
   ModelOptions options_;
   std::vector<int> positions_;  // per sequence
   int last_n_ = 0;

@@ -396,6 +396,10 @@ class CpuBackend final : public KernelBackend {
     packed_.emplace(w.data, std::move(p));
   }
 
+  size_t PrepareWeightsBytes(const MatView& w) const override {
+    return packed_.count(w.data) ? 0 : simd::PackedQuantBytes(w);
+  }
+
   size_t prepared_weight_bytes() const override {
     size_t total = 0;
     for (const auto& [data, p] : packed_) total += p.buffer.size();

@@ -938,12 +938,14 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
   const int64_t bb = PackedBlockBytes(dtype);
   const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(static_cast<char>(0xf0));
   const __m512i top = _mm512_set1_epi8(0x30);
-  // The G groups advance together, a pair of sub-blocks (Q4_K, 1 KiB) or one
-  // sub-block (Q6_K, 192 bytes) at a time, so that all G streams have
-  // prefetches in flight (one whole super-block per group at a time left
-  // one stream busy: Q4_K ~18 GB/s from memory instead of ~26).
+  // The G groups advance together, 64 bytes of each in turn (Q4_K) or one
+  // sub-block of 192 bytes (Q6_K), so that all G streams have prefetches in
+  // flight: a whole super-block per group at a time left one stream busy
+  // (Q6_K 18 -> 26 GB/s from memory), Q4_K's 512-byte runs per group 19.5 ->
+  // 24 (2048 x 5632) and 23 -> 30 (4096 x 11008), bench_kernels, Xeon with AMX.
+  constexpr int ahead = kPackedPrefetch;
   const auto prefetch = [&](const uint8_t* at, int lines) {
-    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(at + kPackedPrefetch + 64 * l), _MM_HINT_T0);
+    for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(at + ahead + 64 * l), _MM_HINT_T0);
   };
   __m512 acc[G * R];
   for (int i = 0; i < G * R; ++i) acc[i] = _mm512_setzero_ps();
@@ -959,20 +961,23 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
       // d and dmin are folded into each sub-block's scale and min, so that the
       // accumulators are acc alone (sum and mins per group spilled at G = 4).
       for (int pair = 0; pair < 4; ++pair) {
-        for (int j = 0; j < G; ++j) {
-          const uint8_t* scales = blk[j] + 64;
-          const uint8_t* q = blk[j] + 64 + 256 + 512 * pair;
-          prefetch(q, 8);
-          __m512i even[R], odd16[R];
-          for (int r = 0; r < R; ++r) even[r] = odd16[r] = _mm512_setzero_si512();
-          for (int c = 0; c < 8; ++c) {
-            const __m512i v = _mm512_loadu_si512(q + 64 * c);
+        // The G groups' chunks interleaved (64 bytes of each in turn).
+        __m512i even[G * R], odd16[G * R];
+        for (int i = 0; i < G * R; ++i) even[i] = odd16[i] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; ++c) {
+          for (int j = 0; j < G; ++j) {
+            const uint8_t* q = blk[j] + 64 + 256 + 512 * pair + 64 * c;
+            _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
+            const __m512i v = _mm512_loadu_si512(q);
             const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
             for (int r = 0; r < R; ++r) {
-              even[r] = _mm512_dpbusd_epi32(even[r], n_lo, _mm512_set1_epi32(xw[r][16 * pair + c]));
-              odd16[r] = _mm512_dpbusd_epi32(odd16[r], n_hi16, _mm512_set1_epi32(xw[r][16 * pair + 8 + c]));
+              even[j * R + r] = _mm512_dpbusd_epi32(even[j * R + r], n_lo, _mm512_set1_epi32(xw[r][16 * pair + c]));
+              odd16[j * R + r] = _mm512_dpbusd_epi32(odd16[j * R + r], n_hi16, _mm512_set1_epi32(xw[r][16 * pair + 8 + c]));
             }
           }
+        }
+        for (int j = 0; j < G; ++j) {
+          const uint8_t* scales = blk[j] + 64;
           const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j])));
           const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[j] + 32)));
           for (int half = 0; half < 2; ++half) {
@@ -983,8 +988,8 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
                                                       reinterpret_cast<const __m128i*>(scales + 128 + 16 * sub)))));
             for (int r = 0; r < R; ++r) {
               const int64_t at = (m0 + r) * x.kp + 256 * sb + 32 * sub;
-              const __m512i dot = half ? _mm512_srai_epi32(odd16[r], 4) : even[r];
               const int i = j * R + r;
+              const __m512i dot = half ? _mm512_srai_epi32(odd16[i], 4) : even[i];
               acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, _mm512_set1_ps(x.lane_d[at / 4])), acc[i]);
               acc[i] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(x.sub_dsum[at / 32]), acc[i]);
             }
@@ -1054,13 +1059,6 @@ LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w
   const auto* groups = static_cast<const uint8_t*>(packed);
   for (int64_t n = n_begin; n < n_end;) {
     const uint8_t* g = groups + n / kPackedRows * group_bytes;
-    // Q4_K: two groups at a time (four: 18-19 GB/s from memory, two: 18-25,
-    // bench_kernels, noisy; its wider per-step reads may crowd the load queue).
-    if (M == 1 && w.dtype == DType::kQ4_K && n + 2 * kPackedRows <= n_end) {
-      PackedTileOf<2, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
-      n += 2 * kPackedRows;
-      continue;
-    }
     if (M == 1 && n + 4 * kPackedRows <= n_end) {
       PackedTileOf<4, 1>(w.dtype, g, group_bytes, blocks, x, 0, N, n, bias, y);
       n += 4 * kPackedRows;
