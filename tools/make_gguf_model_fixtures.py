@@ -75,24 +75,42 @@ def q8_0_greedy(model_dir, out_path, steps=32):
                 p.copy_(torch.from_numpy(np.ascontiguousarray(deq, dtype=np.float32)))
     ref = load_file(os.path.join(ROOT, "reference", os.path.basename(model_dir) + ".safetensors"))
     prompt = [int(x) for x in ref["prompt0.ids"]]
-    ids, margins = list(prompt), []
-    with torch.no_grad():
-        prompt_logits = m(torch.tensor([prompt])).logits[0].numpy().astype(np.float32)
-        for _ in range(steps):
-            logits = m(torch.tensor([ids])).logits[0, -1]
-            top = torch.topk(logits, 2)
-            margins.append(float(top.values[0] - top.values[1]))
-            ids.append(int(top.indices[0]))
+    prompt_logits, greedy, margin = logits_and_greedy(m, prompt, steps)
+    prompt_logits = prompt_logits.astype(np.float32)
     json.dump({"magic": "llama-speedbench-gguf-greedy", "version": 1, "model": os.path.basename(model_dir),
                "weights": "Q8_0 dequantized (2-D weights with rows a multiple of 32)",
-               "torch": torch.__version__, "prompt_ids": prompt, "greedy_ids": ids[len(prompt):],
-               "greedy_min_margin": min(margins),
+               "torch": torch.__version__, "prompt_ids": prompt, "greedy_ids": greedy,
+               "greedy_min_margin": margin,
                "prompt_logits": [float(x) for x in prompt_logits.reshape(-1)]}, open(out_path, "w"), indent=1)
 
 
 # llama.cpp's LlamaModel.permute and its inverse (stored rows -> HF rows).
 def unpermute(w, n_head):
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def transformers_on(cfg, weights):
+    """A float64 LlamaForCausalLM holding `weights` (HF names; the rotary buffers are its own)."""
+    import torch
+    from transformers import LlamaForCausalLM
+    m = LlamaForCausalLM(cfg).double().eval()
+    missing, unexpected = m.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=False)
+    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
+    return m
+
+
+def logits_and_greedy(m, prompt, steps):
+    """The logits of every prompt position, `steps` greedy tokens, and their smallest top-2 margin."""
+    import torch
+    ids, margins = list(prompt), []
+    with torch.no_grad():
+        logits = m(torch.tensor([prompt])).logits[0].numpy()
+        for _ in range(steps):
+            last = m(torch.tensor([ids])).logits[0, -1]
+            top = torch.topk(last, 2)
+            margins.append(float(top.values[0] - top.values[1]))
+            ids.append(int(top.indices[0]))
+    return logits, ids[len(prompt):], min(margins)
 
 
 def random_k_blocks(rng, rows, cols, qtype, d, dmin=0.0):
@@ -188,21 +206,12 @@ def all_quant_types(path, ref_path):
     cfg = LlamaConfig(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=1, num_attention_heads=n_head,
                       num_key_value_heads=n_kv, head_dim=hd, vocab_size=vocab, max_position_embeddings=131072,
                       rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling=rope, tie_word_embeddings=False)
-    m = LlamaForCausalLM(cfg).double().eval()
-    missing, unexpected = m.load_state_dict({k: torch.from_numpy(v) for k, v in hf.items()}, strict=False)
-    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
+    m = transformers_on(cfg, hf)
     prompt = [int(x) for x in rng.integers(0, vocab, size=8)]
-    ids, margins = list(prompt), []
-    with torch.no_grad():
-        logits = m(torch.tensor([prompt])).logits[0].numpy()
-        for _ in range(16):
-            last = m(torch.tensor([ids])).logits[0, -1]
-            top = torch.topk(last, 2)
-            margins.append(float(top.values[0] - top.values[1]))
-            ids.append(int(top.indices[0]))
+    logits, greedy, margin = logits_and_greedy(m, prompt, 16)
     json.dump({"magic": "llama-speedbench-gguf-greedy", "version": 1, "model": "all_quant_types",
                "weights": "every quantized type, dequantized; transformers in float64", "torch": torch.__version__,
-               "prompt_ids": prompt, "greedy_ids": ids[len(prompt):], "greedy_min_margin": min(margins),
+               "prompt_ids": prompt, "greedy_ids": greedy, "greedy_min_margin": margin,
                "prompt_logits": [float(x) for x in logits.reshape(-1)]}, open(ref_path, "w"), indent=1)
 
 
@@ -260,17 +269,7 @@ def q4_k_m(llama_quantize, path, ref_path):
     original = m.double()
     with torch.no_grad():
         original_logits = original(torch.tensor([ids])).logits[0].numpy()
-    q = LlamaForCausalLM(cfg).double().eval()
-    missing, unexpected = q.load_state_dict({k: torch.from_numpy(v) for k, v in deq.items()}, strict=False)
-    assert not unexpected and all("rotary" in k for k in missing), (missing, unexpected)
-    out, margins = list(ids), []
-    with torch.no_grad():
-        logits = q(torch.tensor([ids])).logits[0].numpy()
-        for _ in range(16):
-            last = q(torch.tensor([out])).logits[0, -1]
-            top = torch.topk(last, 2)
-            margins.append(float(top.values[0] - top.values[1]))
-            out.append(int(top.indices[0]))
+    logits, greedy, margin = logits_and_greedy(transformers_on(cfg, deq), ids, 16)
     # The yardstick: KL of the same model with every 2-D weight Q4_0 (the gguf
     # package's quantizer), which a Q4_K_M file should beat.
     def kl(p_logits, q_logits):
@@ -291,11 +290,11 @@ def q4_k_m(llama_quantize, path, ref_path):
                "kl_q4_0_mean": float(kl_0.mean()), "kl_q4_0_max": float(kl_0.max()),
                "weights": "llama-quantize Q4_K_M, dequantized by the gguf package; transformers in float64",
                "tensor_types": types, "torch": torch.__version__, "text": text, "prompt_ids": ids,
-               "greedy_ids": out[len(ids):], "greedy_min_margin": min(margins),
+               "greedy_ids": greedy, "greedy_min_margin": margin,
                "prompt_logits": [float(x) for x in logits.reshape(-1)],
                "original_prompt_logits": [float(x) for x in original_logits.reshape(-1)]},
               open(ref_path, "w"), indent=1)
-    print(f"q4_k_m_llama: types {types}, greedy min margin {min(margins):.4f}, KL mean/max "
+    print(f"q4_k_m_llama: types {types}, greedy min margin {margin:.4f}, KL mean/max "
           f"Q4_K_M {kl_k.mean():.3e}/{kl_k.max():.3e}, all-Q4_0 {kl_0.mean():.3e}/{kl_0.max():.3e}")
 
 
