@@ -68,7 +68,8 @@ std::string FormatDetailTable(const std::vector<BenchResult>& results, const Run
   out += fmt::format("Model load: {:.3f} s   weights read/token: {:.1f} MiB   weights held: {:.1f} MiB{}\n",
                      info.load_time_s, mib(info.weight_bytes), mib(info.weight_bytes_total),
                      info.repacked_weight_bytes > 0
-                         ? fmt::format(" (+{:.1f} MiB repacked for decode)", mib(info.repacked_weight_bytes))
+                         ? fmt::format(" (+{:.1f} MiB repacked for decode in {:.3f} s)", mib(info.repacked_weight_bytes),
+                                       info.repack_time_s)
                          : "");
   out += fmt::format("KV cache: {:.1f} MiB allocated, {:.1f} MiB used   scratch: {:.1f} MiB   peak RSS: {:.1f} MiB\n",
                      mib(info.kv_cache_bytes), mib(info.kv_cache_used_bytes), mib(info.scratch_bytes),
@@ -235,6 +236,7 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
                 {"kv_cache_bytes", info.kv_cache_bytes},
                 {"kv_cache_used_bytes", info.kv_cache_used_bytes},
                 {"load_time_s", info.load_time_s},
+                {"repack_time_s", info.repack_time_s},
                 {"config", ConfigJson(c)}};
   // GGUF loading (issue #16): new keys only.
   j["model"]["format"] = info.model_format;
@@ -265,7 +267,7 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
     j["profile"] = {{"trace", info.profile_trace}, {"trace_bytes", info.profile_trace_bytes},
                     {"events", info.profile_events}};
   }
-  if (info.profile_overhead_pct >= -100) {
+  if (info.profile_overhead_measured) {
     j["profile_overhead"] = {{"decode_tokens_per_sec_off", info.profile_decode_tps_off},
                              {"decode_tokens_per_sec_on", info.profile_decode_tps_on},
                              {"overhead_pct", info.profile_overhead_pct}};

@@ -43,7 +43,8 @@ struct RunInfo {
   size_t kv_cache_bytes = 0;      // allocated
   size_t kv_cache_used_bytes = 0; // at the end of the longest run
   size_t scratch_bytes = 0;
-  size_t repacked_weight_bytes = 0;  // the backend's copies of weights in its kernels' layout (--repack)
+  size_t repacked_weight_bytes = 0;
+  double repack_time_s = 0;  // making them, at model creation (after load_time_s)  // the backend's copies of weights in its kernels' layout (--repack)
   size_t peak_rss_bytes = 0;
   // --device cuda: the GPU, its memory by category, its measured copy
   // bandwidth (GB/s, 0 = not measured) and whether decode replays a CUDA graph.
@@ -60,7 +61,8 @@ struct RunInfo {
   std::string profile_trace;
   size_t profile_trace_bytes = 0;
   size_t profile_events = 0;
-  double profile_overhead_pct = -1000;  // < -100: not measured
+  bool profile_overhead_measured = false;  // --profile-overhead (any value, even a noisy one below -100%)
+  double profile_overhead_pct = 0;
   double profile_decode_tps_off = 0, profile_decode_tps_on = 0;
 };
 

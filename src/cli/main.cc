@@ -592,6 +592,7 @@ int Run(const Flags& f) {
   info.kv_cache_used_bytes = m.KvCacheBytesFor(static_cast<int>(longest));
   info.scratch_bytes = m.scratch_bytes();
   info.repacked_weight_bytes = m.backend() ? m.backend()->prepared_weight_bytes() : 0;
+  info.repack_time_s = m.prepare_weights_s();
   info.peak_rss_bytes = PeakRssBytes();
   info.verify_compared = verified.compared;
   info.verify_agreeing_prefix = verified.agreeing_prefix;
@@ -615,6 +616,7 @@ int Run(const Flags& f) {
   if (f.profile_overhead) {
     auto o = MeasureProfileOverhead(m, pool, tests.value().front(), bo, std::max(3, f.repetitions));
     if (!o.ok()) return Fail(o.status());
+    info.profile_overhead_measured = true;
     info.profile_overhead_pct = o->overhead_pct;
     info.profile_decode_tps_off = o->decode_tps_off;
     info.profile_decode_tps_on = o->decode_tps_on;

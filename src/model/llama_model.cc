@@ -1,6 +1,7 @@
 #include "model/llama_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -177,8 +178,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   size_t prepared_bytes = 0;
   for (const Tensor* t : m->Matrices()) prepared_bytes += backend->PrepareWeightsBytes(t->view());
   if (prepared_bytes > 0 && prepared_bytes < AvailableMemoryBytes() / 10 * 9) {
+    const auto start = std::chrono::steady_clock::now();
     for (const Tensor* t : m->Matrices()) backend->PrepareWeights(t->view());
     m->prepared_weights_ = true;
+    m->prepare_weights_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return m;
 }

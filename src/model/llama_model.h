@@ -92,6 +92,7 @@ class LlamaModel {
   // KV bytes that `positions` tokens occupy.
   size_t KvCacheBytesFor(int positions) const;
   size_t scratch_bytes() const;
+  double prepare_weights_s() const { return prepare_weights_s_; }  // the backend's PrepareWeights at Create
 
  private:
   LlamaModel() = default;
@@ -112,6 +113,7 @@ class LlamaModel {
   ModelWeights weights_;
   KernelBackend* backend_ = nullptr;
   bool prepared_weights_ = false;  // backend_->PrepareWeights ran for Matrices()
+  double prepare_weights_s_ = 0;
   ModelOptions options_;
   std::vector<int> positions_;  // per sequence
   int last_n_ = 0;

@@ -156,6 +156,7 @@ TEST_F(Cli, RepackIsRecordedAndOffKeepsRowMajorWeights) {
   }
   // mha_tied_f32 at q8_0: every projection has 64 or 96 rows (whole 16-row groups), lm_head 256.
   EXPECT_EQ(j_on["memory"]["repacked_weight_bytes"].get<int64_t>() > 0, vnni);
+  EXPECT_EQ(j_on["model"]["repack_time_s"].get<double>() > 0, vnni);
   const RunResult off = RunCli(run + " --repack off" + Fast());
   ASSERT_EQ(off.exit_code, 0) << off.out;
   const json j_off = json::parse(off.out);
@@ -350,7 +351,9 @@ TEST_F(Cli, BatchOfPromptsAndBatchSweep) {
     EXPECT_NEAR(b["S_TG"].get<double>(), B * 3 / b["T_TG"].get<double>(), 1e-6 * b["S_TG"].get<double>());
     // Sequences of a synthetic batch have their own prompts.
     ASSERT_EQ(s["runs"][i]["sequences"].size(), static_cast<size_t>(B));
-    if (B == 3) EXPECT_NE(s["runs"][i]["sequences"][0]["prompt_token_ids"], s["runs"][i]["sequences"][1]["prompt_token_ids"]);
+    if (B == 3) {
+      EXPECT_NE(s["runs"][i]["sequences"][0]["prompt_token_ids"], s["runs"][i]["sequences"][1]["prompt_token_ids"]);
+    }
   }
   EXPECT_EQ(s["runs"][1]["kv_cache_bytes"].get<size_t>(), 3 * s["runs"][0]["kv_cache_bytes"].get<size_t>());
 

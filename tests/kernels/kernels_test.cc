@@ -291,7 +291,9 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
     cpu_->Embedding(tv, ids, 3, b.data());
     EXPECT_EQ(a, b) << DTypeName(t);
   }
-  if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
+  if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) {
+    EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),

@@ -62,7 +62,7 @@ TEST(StreamDecoder, HoldsIncompleteCharactersAndEqualsBatchDecode) {
 TEST(Tokenizers, MinTokensIsALowerBoundAndBitesOnLargeText) {
   std::vector<std::unique_ptr<Tokenizer>> toks;
   toks.push_back(MakeByteTokenizer());
-  for (const std::string dir : {testing::FixtureModel("mha_tied_f32"), testing::FixturesDir() + "/tokenizers/llama2_style",
+  for (const std::string& dir : {testing::FixtureModel("mha_tied_f32"), testing::FixturesDir() + "/tokenizers/llama2_style",
                                 testing::FixturesDir() + "/tokenizers/llama3_style"}) {
     auto t = LoadTokenizer(dir);
     ASSERT_TRUE(t.ok()) << dir << ": " << t.status().message();

@@ -94,7 +94,9 @@ TEST_P(Dequantize, BitIdenticalToGgufPackage) {
   std::vector<double> wide(f.n);
   DequantizeRowF64(type, f.blocks.data(), wide.data(), f.n);
   for (size_t i = 0; i < f.n; ++i) {
-    if (!std::isnan(got[i])) ASSERT_EQ(wide[i], static_cast<double>(got[i])) << name << " element " << i;
+    if (!std::isnan(got[i])) {
+      ASSERT_EQ(wide[i], static_cast<double>(got[i])) << name << " element " << i;
+    }
   }
 }
 

@@ -84,6 +84,12 @@ __attribute__((target("amx-tile"))) void ConfigureTiles() {
 
 __attribute__((target("amx-tile"))) void ReleaseTiles() { _tile_release(); }
 
+// GCC 12 warns that the unpack intrinsics' own undefined pass-through
+// (_mm512_undefined_epi32) may be used uninitialized: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // In-register transpose of a 16x16 matrix of 32-bit elements (r[i] = row i).
 __attribute__((target("avx512f"))) inline void Transpose16x16(__m512i r[16]) {
   __m512i t[16];
@@ -137,6 +143,9 @@ __attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, in
     }
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // C tiles for rows t.. of x (one or two A tiles) and one panel's 32 columns,
 // over `steps` depth steps; C starts at zero or, when `accumulate`, at c.
