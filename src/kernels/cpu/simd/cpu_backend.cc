@@ -376,7 +376,7 @@ class CpuBackend final : public KernelBackend {
     pool_->ParallelRange(n, 1 << 16, [&](size_t b, size_t e, int) { simd::Add(x + b, y + b, e - b); });
   }
 
-  // Q4_0 / Q8_0 matrices in the 16-row groups of the VNNI decode kernel
+  // Q4_0 / Q8_0 / Q4_K / Q6_K matrices in the 16-row groups of the VNNI decode kernel
   // (simd::PackQuantRows), where this CPU runs it; MatMul reads them from
   // then on for decode, while prefill keeps the row-major original.
   void PrepareWeights(const MatView& w) override {
