@@ -2,7 +2,7 @@
 // MatMul: decode (M=1) and prefill (M=512) for TinyLlama (2048 -> 5632) and
 // Llama-2-7B (4096 -> 11008); GB/s of weights and GFLOP/s. The last argument
 // picks the path: 0 the machine's best (AMX tiles for bf16 prefill where
-// usable), 1 the best SIMD target's FMA with AMX off, 2 AVX2 FMA (what an
+// usable; f16 there as exact bf16 hi + lo parts), 1 the best SIMD target's FMA with AMX off, 2 AVX2 FMA (what an
 // AVX2-only CPU runs), so one run compares the units on the same machine.
 // MatMul_Quant: block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) at decode
 // (M=1) and a decode batch of 16, TinyLlama and Llama-2-7B shapes, GB/s of
@@ -70,7 +70,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
   for (int dt : {0, 1, 2}) {  // kF32, kF16, kBF16
     for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}}) {
       for (int path : {0, 1, 2}) {
-        if (path == 0 && dt != 2) continue;  // only bf16 has a matrix-unit path
+        if (path == 0 && dt == 0) continue;  // bf16 and f16 (split) have a matrix-unit path
         b->Args({1, kn.first, kn.second, dt, path});
         b->Args({512, kn.first, kn.second, dt, path});
       }
@@ -80,10 +80,10 @@ void Shapes(benchmark::internal::Benchmark* b) {
 
 // Decode of a batch: M = batch size rows against TinyLlama's gate/up shape.
 void BatchShapes(benchmark::internal::Benchmark* b) {
-  for (int dt : {0, 2}) {
+  for (int dt : {0, 1, 2}) {
     for (int m : {1, 2, 4, 8, 12, 16, 24, 32, 64}) {
       for (int path : {0, 1, 2}) {
-        if (path == 0 && dt != 2) continue;
+        if (path == 0 && dt == 0) continue;
         b->Args({m, 2048, 5632, dt, path});
       }
     }
@@ -148,7 +148,7 @@ void QuantShapes(benchmark::internal::Benchmark* b) {
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     // 2048 x 1536 cached: a matrix that stays in L2 (0.9-1.2 MB per core) (the kernel's compute ceiling;
     // 2048 x 5632's 6.5 MB cached is the L3's bandwidth).
-    for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {2048, 1536}}) {
+    for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {2048, 1536}, {2048, 2048}, {5632, 2048}, {2048, 256}, {4096, 4096}, {2048, 32000}}) {
       for (int m : {1, 16}) {
         for (int path : {1, 2, 3, 4}) {
           for (int cached : {0, 1}) {

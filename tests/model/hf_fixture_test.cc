@@ -144,9 +144,13 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
   // attention's Q, K, P, V) to bfloat16, decode (GEMV) does not. Each is within
   // transformers' own bf16 error of the float64 reference (logits tests), so
   // by the triangle inequality they agree within twice that.
-  const bool rounds_activations =
-      GetParam().dtype == DType::kBF16 && !GetParam().reference_kernels && amx::AmxEnabled();
-  const double bound = rounds_activations ? 2 * Tolerance() : 1e-5;
+  // float16 prefill on AMX carries x as bf16 hi + lo (2^-16 of each product
+  // instead of float32's 2^-24; W exact): measured 1.9e-5, bounded at 1e-4,
+  // still far inside transformers' own float16 error.
+  const bool on_tiles = !GetParam().reference_kernels && amx::AmxEnabled();
+  const bool rounds_activations = GetParam().dtype == DType::kBF16 && on_tiles;
+  const bool splits_activations = GetParam().dtype == DType::kF16 && on_tiles;
+  const double bound = rounds_activations ? 2 * Tolerance() : splits_activations ? 1e-4 : 1e-5;
   std::printf("  prefill vs decode: worst rel err %.3e over %d positions (bound %.1e)\n", worst, n, bound);
   EXPECT_LT(worst, bound);
 }

@@ -143,6 +143,50 @@ __attribute__((target("avx512f,avx512bw"))) void PackPanel(const uint16_t* w, in
     }
   }
 }
+
+__attribute__((target("avx512f"))) inline __m512 WidenBf16(__m256bh h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(reinterpret_cast<const __m256i&>(h)), 16));
+}
+
+// 32 floats (f0: the first 16) as bfloat16 hi = RNE(f) and lo = RNE(f - hi).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void SplitBf16(__m512 f0, __m512 f1, __m512i* hi,
+                                                                           __m512i* lo) {
+  const __m256bh h0 = _mm512_cvtneps_pbh(f0), h1 = _mm512_cvtneps_pbh(f1);
+  *hi = _mm512_inserti64x4(_mm512_castsi256_si512(reinterpret_cast<const __m256i&>(h0)),
+                           reinterpret_cast<const __m256i&>(h1), 1);
+  const __m512bh l = _mm512_cvtne2ps_pbh(_mm512_sub_ps(f1, WidenBf16(h1)), _mm512_sub_ps(f0, WidenBf16(h0)));
+  *lo = reinterpret_cast<const __m512i&>(l);
+}
+
+// PackPanel for float16 W: each element w = hi + lo exactly in bfloat16
+// (float16's 11 significant bits: hi keeps 8, the rest, at most 4 bits,
+// is exact in lo), into a panel of the hi parts and one of the lo parts.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void PackPanelF16(const uint16_t* w, int64_t K, int64_t ldw,
+                                                                       int64_t n, int64_t valid, int64_t k0,
+                                                                       int64_t steps, uint32_t* panel_hi,
+                                                                       uint32_t* panel_lo) {
+  for (int64_t half = 0; half < 2; ++half) {
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t k = k0 + s * kTileDepth;
+      const __mmask32 mask = K - k >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1ull << (K - k)) - 1);
+      __m512i hi[16], lo[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t row = half * 16 + i;
+        const __m512i v = row < valid ? _mm512_maskz_loadu_epi16(mask, w + (n + row) * ldw + k) : _mm512_setzero_si512();
+        SplitBf16(_mm512_cvtph_ps(_mm512_castsi512_si256(v)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1)), &hi[i],
+                  &lo[i]);
+      }
+      Transpose16x16(hi);
+      Transpose16x16(lo);
+      uint32_t* dst_hi = panel_hi + (s * 2 + half) * 256;
+      uint32_t* dst_lo = panel_lo + (s * 2 + half) * 256;
+      for (int j = 0; j < 16; ++j) {
+        _mm512_store_si512(dst_hi + j * 16, hi[j]);
+        _mm512_store_si512(dst_lo + j * 16, lo[j]);
+      }
+    }
+  }
+}
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -206,6 +250,23 @@ __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) void RoundRow(co
   std::fill(out + K, out + padded, uint16_t{0});
 }
 
+// RoundRow into hi = bf16(x) and lo = bf16(x - hi): x to ~2^-16.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void SplitRow(const float* x, int64_t K, int64_t padded,
+                                                                   uint16_t* hi, uint16_t* lo) {
+  for (int64_t k = 0; k < K; k += 32) {
+    const int64_t left = std::min<int64_t>(32, K - k);
+    const __mmask16 m0 = static_cast<__mmask16>(left >= 16 ? 0xffff : (1u << left) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0);
+    __m512i h, l;
+    SplitBf16(_mm512_maskz_loadu_ps(m0, x + k), _mm512_maskz_loadu_ps(m1, x + k + 16), &h, &l);
+    const __mmask32 m = static_cast<__mmask32>(m0) | (static_cast<__mmask32>(m1) << 16);
+    _mm512_mask_storeu_epi16(hi + k, m, h);
+    _mm512_mask_storeu_epi16(lo + k, m, l);
+  }
+  std::fill(hi + K, hi + padded, uint16_t{0});
+  std::fill(lo + K, lo + padded, uint16_t{0});
+}
+
 }  // namespace
 
 bool AmxBf16Usable() { return Cached().usable; }
@@ -214,6 +275,20 @@ void SetAmxEnabled(bool enabled) { g_enabled.store(enabled); }
 bool AmxEnabled() { return g_enabled.load() && AmxBf16Usable(); }
 
 size_t PackedActivationElems(int64_t M, int64_t K) { return static_cast<size_t>(PaddedRows(M) * RowStride(K)); }
+
+void PackSplitActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb) {
+  const int64_t ld = RowStride(K), lo_rows = PaddedRows(M);
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    uint16_t* hi = xb + m * ld;
+    uint16_t* lo = xb + (lo_rows + m) * ld;
+    if (m < M) {
+      SplitRow(x + m * K, K, ld, hi, lo);
+    } else {
+      std::fill(hi, hi + ld, uint16_t{0});
+      std::fill(lo, lo + ld, uint16_t{0});
+    }
+  }
+}
 
 void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb,
                      int64_t ldx) {
@@ -229,10 +304,11 @@ void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int6
   }
 }
 
-size_t GemmScratchBytes(int64_t M, int64_t K) {
+size_t GemmScratchBytes(int64_t M, int64_t K, bool split_f16) {
   const int64_t depth = std::min(kPassDepth, PaddedDepth(K));
-  return static_cast<size_t>(kPassPanels * kBlock * depth) * 2 +
-         static_cast<size_t>(PaddedRows(M) * kPassPanels * kBlock) * 4;
+  const int64_t parts = split_f16 ? 2 : 1;  // hi and lo panels; x_hi and x_lo rows of C
+  return static_cast<size_t>(parts * kPassPanels * kBlock * depth) * 2 +
+         static_cast<size_t>(parts * PaddedRows(M) * kPassPanels * kBlock) * 4;
 }
 
 // Loop order per pass of up to kPassPanels panels (128 columns of W) and
@@ -242,17 +318,28 @@ size_t GemmScratchBytes(int64_t M, int64_t K) {
 // pass rather than once per panel. C accumulates across depth blocks in a
 // float32 block [padded M][128] of the task's own, copied to y (+ bias) at
 // the end of the pass.
-void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-              float* y, void* scratch, int64_t ldw) {
+namespace {
+
+// GemmBf16's body; kSplitF16: W is float16, split per panel into hi and lo
+// bf16 panels, xb holds x_hi in rows [0, P) and x_lo in [P, 2P) (P =
+// PaddedRows(M)), and C = x_hi W_hi + x_lo W_hi (the 2P rows against the hi
+// panels) + x_hi W_lo (the first P rows again, against the lo panels). The
+// fourth product, x_lo W_lo, is ~2^-16 of each product and left out.
+template <bool kSplitF16>
+void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+          float* y, void* scratch, int64_t ldw) {
   const int64_t K = w.cols, N = w.rows;
   if (ldw == 0) ldw = K;
   const int64_t padded_depth = PaddedDepth(K);
   const int64_t lda_bytes = RowStride(K) * 2;
   const int64_t acc_cols = kPassPanels * kBlock;
+  const int64_t lo_rows = PaddedRows(M);           // where x_lo starts (kSplitF16)
+  const int64_t a_rows = kSplitF16 ? 2 * lo_rows : M;  // rows of A against the (hi) panels
   const auto* wb = static_cast<const uint16_t*>(w.data);
   auto* panels = static_cast<uint32_t*>(scratch);
   const size_t panel_pairs = static_cast<size_t>(kBlock * std::min(kPassDepth, padded_depth)) / 2;
-  float* acc = reinterpret_cast<float*>(panels + kPassPanels * panel_pairs);
+  uint32_t* panels_lo = panels + kPassPanels * panel_pairs;
+  float* acc = reinterpret_cast<float*>(panels + (kSplitF16 ? 2 : 1) * kPassPanels * panel_pairs);
   ConfigureTiles();
   for (int64_t n0 = n_begin; n0 < n_end; n0 += acc_cols) {
     const int64_t cols = std::min(acc_cols, n_end - n0);
@@ -260,32 +347,56 @@ void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, 
     for (int64_t k0 = 0; k0 < padded_depth; k0 += kPassDepth) {
       const int64_t steps = std::min(kPassDepth, padded_depth - k0) / kTileDepth;
       for (int64_t p = 0; p < num_panels; ++p) {
-        PackPanel(wb, K, ldw, n0 + p * kBlock, std::min(kBlock, n_end - n0 - p * kBlock), k0, steps,
-                  panels + p * panel_pairs);
+        const int64_t valid = std::min(kBlock, n_end - n0 - p * kBlock);
+        if (kSplitF16) {
+          PackPanelF16(wb, K, ldw, n0 + p * kBlock, valid, k0, steps, panels + p * panel_pairs,
+                       panels_lo + p * panel_pairs);
+        } else {
+          PackPanel(wb, K, ldw, n0 + p * kBlock, valid, k0, steps, panels + p * panel_pairs);
+        }
       }
-      for (int64_t t = 0; t < M; t += kBlock) {
+      // C rows t.. (one or two A tiles: rows_left) against the pass's panels.
+      const auto rows_against = [&](int64_t t, int64_t rows_left, const uint32_t* pass_panels, bool accumulate) {
         const uint16_t* a = xb + t * RowStride(K) + k0;
         for (int64_t p = 0; p < num_panels; ++p) {
           float* c = acc + t * acc_cols + p * kBlock;
-          if (M - t > 16) {
-            PanelBlock<2>(a, lda_bytes, panels + p * panel_pairs, steps, k0 > 0, c, acc_cols * 4);
+          if (rows_left > 16) {
+            PanelBlock<2>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
           } else {
-            PanelBlock<1>(a, lda_bytes, panels + p * panel_pairs, steps, k0 > 0, c, acc_cols * 4);
+            PanelBlock<1>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
           }
         }
+      };
+      for (int64_t t = 0; t < a_rows; t += kBlock) {
+        const int64_t rows_left = kSplitF16 ? (t < lo_rows ? M - t : M - (t - lo_rows)) : M - t;
+        rows_against(t, rows_left, panels, k0 > 0);
+      }
+      if (kSplitF16) {
+        for (int64_t t = 0; t < M; t += kBlock) rows_against(t, M - t, panels_lo, true);
       }
     }
     for (int64_t m = 0; m < M; ++m) {
       const float* src = acc + m * acc_cols;
+      const float* src_lo = acc + (lo_rows + m) * acc_cols;
       float* dst = y + m * N + n0;
-      if (bias) {
-        for (int64_t j = 0; j < cols; ++j) dst[j] = src[j] + bias[n0 + j];
-      } else {
-        std::copy_n(src, cols, dst);
+      for (int64_t j = 0; j < cols; ++j) {
+        dst[j] = src[j] + (kSplitF16 ? src_lo[j] : 0.f) + (bias ? bias[n0 + j] : 0.f);
       }
     }
   }
   ReleaseTiles();
+}
+
+}  // namespace
+
+void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+              float* y, void* scratch, int64_t ldw) {
+  Gemm<false>(xb, M, w, n_begin, n_end, bias, y, scratch, ldw);
+}
+
+void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+                  const float* bias, float* y, void* scratch) {
+  Gemm<true>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
 }
 
 __attribute__((target("amx-tile,amx-bf16"))) double PeakProbe(int64_t iterations) {

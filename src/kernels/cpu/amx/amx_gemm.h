@@ -37,13 +37,18 @@ constexpr int64_t RowStride(int64_t K) { return PaddedDepth(K) + kTileDepth; }
 void PackActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb,
                      int64_t ldx = 0);
 size_t PackedActivationElems(int64_t M, int64_t K);
+// For GemmF16Split: rows [0, PaddedRows(M)) get x_hi = bf16(x), the next
+// PaddedRows(M) rows x_lo = bf16(x - x_hi), so x_hi + x_lo carries x to
+// ~2^-16 (m in [m_begin, m_end) of the first PaddedRows(M); twice
+// PackedActivationElems(M, K) elements in all).
+void PackSplitActivations(const float* x, int64_t M, int64_t K, int64_t m_begin, int64_t m_end, uint16_t* xb);
 
 // A task's columns are done in passes of up to kPassPanels panels of 32 W
 // rows and depth blocks of up to kPassDepth (see GemmBf16).
 constexpr int64_t kPassPanels = 4;
 constexpr int64_t kPassDepth = 2048;
-// Scratch bytes (64-byte aligned) one worker needs for GemmBf16.
-size_t GemmScratchBytes(int64_t M, int64_t K);
+// Scratch bytes (64-byte aligned) one worker needs for GemmBf16 (GemmF16Split: split_f16).
+size_t GemmScratchBytes(int64_t M, int64_t K, bool split_f16 = false);
 
 // y[m, n] for n in [n_begin, n_end) (n_begin a multiple of 32): x . W[n]^T (+ bias).
 // W is bfloat16 [N, K] row-major, read in place: each 32-row panel is put in
@@ -52,6 +57,16 @@ size_t GemmScratchBytes(int64_t M, int64_t K);
 // prefix of V^T's columns). Configures and releases the calling thread's tiles.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, void* scratch, int64_t ldw = 0);
+
+// GemmBf16 for float16 W without rounding W or x to 8 bits: each W element
+// is split exactly into bf16 hi + lo as its panel is packed (float16 has 11
+// significant bits: hi keeps 8, lo the rest), x comes from
+// PackSplitActivations, and y = x_hi W_hi + x_lo W_hi + x_hi W_lo: three tile
+// products per FLOP of the matmul, float32 accumulation: each product within
+// 2^-15 (x_lo's rounding, 2^-16, and x_lo W_lo, ~2^-16, left out), where
+// rounding x to bf16 alone costs 2^-8.
+void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+                  const float* bias, float* y, void* scratch);
 
 // Machine probe: `iterations` rounds of 4 independent tile products held in
 // registers (16 x 16 x 32 each); returns the FLOPs done.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -23,6 +24,9 @@ namespace {
 // 114.4 from 4 (Xeon with AMX, 2 threads, one run each).
 constexpr int64_t kAmxMinRows = 4;
 constexpr int64_t kAmxMinQuantRows = 128;
+// float16 W: three tile products per product (hi/lo splits of W and x), and
+// the split costs more per panel than bf16's reorder.
+constexpr int64_t kAmxMinF16Rows = 16;
 // W rows per AMX task: four 32-row panels, so two threads get ~40+ tasks at
 // Llama widths and the tail imbalance stays small.
 constexpr int64_t kAmxRowBlock = 128;
@@ -72,10 +76,23 @@ class CpuBackend final : public KernelBackend {
       return;
     }
     const int64_t K = w.cols;
+    if (MatMulUnit(M, w) == ComputeUnit::kAmxBf16 && w.dtype == DType::kF16) {
+      // float16 W on the bf16 tiles, W split exactly into hi + lo per panel
+      // and x into hi + lo (amx::GemmF16Split): no bit of W is lost.
+      auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, amx::PackedActivationElems(M, K)));
+      pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
+        amx::PackSplitActivations(x, M, K, b, e, xb);
+      });
+      const size_t scratch_floats = (amx::GemmScratchBytes(M, K, true) + 3) / 4;
+      pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
+        amx::GemmF16Split(xb, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
+      });
+      return;
+    }
     if (MatMulUnit(M, w) == ComputeUnit::kAmxBf16) {
       // Up to half a 32-row block, x runs as two bf16 rows, hi = bf16(x) and
       // lo = bf16(x - hi): both fit the block whose cost is paid anyway, and
-      // y = hi W^T + lo W^T carries x to ~2^-17 instead of bf16's 2^-9 (decode
+      // y = hi W^T + lo W^T carries x to ~2^-16 instead of bf16's 2^-8 (decode
       // batches and short prompts keep float32-like activations).
       const bool split = M <= amx::kBlock / 2;
       const int64_t rows = split ? 2 * M : M;
@@ -147,6 +164,7 @@ class CpuBackend final : public KernelBackend {
     }
     if (!amx::AmxEnabled()) return ComputeUnit::kFma;
     if (w.dtype == DType::kBF16 && M >= kAmxMinRows) return ComputeUnit::kAmxBf16;
+    if (w.dtype == DType::kF16 && M >= kAmxMinF16Rows) return ComputeUnit::kAmxBf16;
     // Quantized W of a bfloat16 model: dequantizing W costs about as much as
     // the FMA GEMM of ~100 rows, so only long prefill chunks go to the tiles.
     if (IsQuantized(w.dtype) && w.bf16_compute && M >= kAmxMinQuantRows) return ComputeUnit::kAmxBf16;
@@ -456,6 +474,11 @@ std::string CpuMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
     return "batches of 4+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+  }
+  if (dtype == DType::kF16 && amx::AmxEnabled()) {
+    return "batches of " + std::to_string(kAmxMinF16Rows) + "+ rows (prefill, batched decode) on AMX-BF16 tiles with W split exactly into bf16 hi + lo "
+           "and x into hi + lo (3 tile products per product: the AMX peak counts one), decode " + fma +
+           " (weights widened to float32)";
   }
   if (IsQuantized(dtype)) {
     const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
