@@ -1,5 +1,5 @@
-// This machine's limits, measured: read bandwidth (GB/s) and float32 FMA peak
-// (GFLOP/s) with the benchmark's thread count. The profiler's verdicts are
+// This machine's limits, measured: read bandwidth (GB/s) and the peak of each
+// arithmetic unit the kernels use (GFLOP/s) with the benchmark's thread count. The profiler's verdicts are
 // ratios to these. Results are cached per CPU, SIMD target and thread count in
 // $XDG_CACHE_HOME/llama-speedbench/calibration.json (else ~/.cache/...).
 #pragma once
@@ -17,6 +17,7 @@ struct Calibration {
   double read_gbps = 0;       // best of 10 passes over a 1 GiB buffer
   double fma_gflops = 0;      // best of 5
   double amx_bf16_gflops = 0; // best of 5 of AMX tile products; 0 where AMX is not usable
+  double bf16_dot_gflops = 0;  // best of 5 of AVX512-BF16 dot products (VDPBF16PS); 0 without them
   double int8_vnni_gops = 0;  // best of 5 of AVX-512 VNNI int8 dot products (2 ops per multiply-add); 0 without VNNI
   int threads = 0;
   std::string key;            // what the cache entry is valid for

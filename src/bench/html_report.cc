@@ -96,9 +96,11 @@ std::map<int, std::map<std::string, double>> LayerCategoryMs(const nlohmann::jso
 std::string ProfileSection(const nlohmann::json& stats, const nlohmann::json* trace) {
   std::string o = "<h2 id=\"profile\">Profile (one recorded run of the first test)</h2>\n";
   const nlohmann::json& cal = Obj(stats, "calibration");
-  const double bw = D(cal, "read_gbps"), fma = D(cal, "fma_gflops"), amx = D(cal, "amx_bf16_gflops");
-  o += fmt::format("<p class=\"meta\">Roofs: read bandwidth {:.1f} GB/s, FMA peak {:.0f} GFLOP/s{} ({})</p>\n", bw, fma,
-                   amx > 0 ? fmt::format(", AMX-BF16 peak {:.0f} GFLOP/s", amx) : "", E(S(cal, "source")));
+  const double bw = D(cal, "read_gbps"), fma = D(cal, "fma_gflops"), amx = D(cal, "amx_bf16_gflops"),
+               dots = D(cal, "bf16_dot_gflops");
+  o += fmt::format("<p class=\"meta\">Roofs: read bandwidth {:.1f} GB/s, FMA peak {:.0f} GFLOP/s{}{} ({})</p>\n", bw, fma,
+                   amx > 0 ? fmt::format(", AMX-BF16 peak {:.0f} GFLOP/s", amx) : "",
+                   dots > 0 ? fmt::format(", AVX512-BF16 peak {:.0f} GFLOP/s", dots) : "", E(S(cal, "source")));
   const nlohmann::json& phases = Obj(stats, "phases");
   std::vector<std::string> phase_names;
   for (const char* p : {"prefill", "decode"}) if (phases.contains(p)) phase_names.push_back(p);
@@ -196,6 +198,7 @@ std::string ProfileSection(const nlohmann::json& stats, const nlohmann::json* tr
       };
       if (fma > 0) roof(fmt::format("FMA roof {:.0f}", fma), fma, "#333333", false);
       if (amx > 0) roof(fmt::format("AMX-BF16 roof {:.0f}", amx), amx, "#8e44ad", true);
+      if (dots > 0) roof(fmt::format("AVX512-BF16 roof {:.0f}", dots), dots, "#16a085", true);
       ChartSpec spec{"chart-roofline", "Roofline: operators vs measured bandwidth and compute roofs",
                      "arithmetic intensity (FLOP/byte, log)", "GFLOP/s (log)", true, true};
       spec.width = 620;

@@ -289,6 +289,8 @@ std::string FormatProfileStats(const ProfileSummary& s, const Calibration& cal, 
                      cal.source, cal.read_gbps, cal.fma_gflops,
                      (cal.amx_bf16_gflops > 0 ? fmt::format("AMX-BF16 peak {:.1f} GFLOP/s, ", cal.amx_bf16_gflops)
                                               : std::string()) +
+                         (cal.bf16_dot_gflops > 0 ? fmt::format("AVX512-BF16 peak {:.1f} GFLOP/s, ", cal.bf16_dot_gflops)
+                                                  : std::string()) +
                          (cal.int8_vnni_gops > 0 ? fmt::format("VNNI-INT8 peak {:.1f} GOP/s, ", cal.int8_vnni_gops)
                                                  : std::string()),
                      cal.threads);
@@ -353,7 +355,8 @@ std::string ProfileStatsJson(const ProfileSummary& s, const Calibration& cal) {
   };
   nlohmann::json j;
   j["calibration"] = {{"read_gbps", cal.read_gbps}, {"fma_gflops", cal.fma_gflops},
-                      {"amx_bf16_gflops", cal.amx_bf16_gflops}, {"int8_vnni_gops", cal.int8_vnni_gops}, {"threads", cal.threads},
+                      {"amx_bf16_gflops", cal.amx_bf16_gflops}, {"int8_vnni_gops", cal.int8_vnni_gops},
+                      {"bf16_dot_gflops", cal.bf16_dot_gflops}, {"threads", cal.threads},
                       {"source", cal.source}};
   j["events"] = s.events;
   j["dropped"] = s.dropped;

@@ -73,6 +73,7 @@ struct Flags {
   std::string report;  // issue17: --report html
   std::string kernels = "cpu";
   std::string amx = "auto";
+  std::string bf16_dots = "auto";
   std::string int8_dot = "auto";
   std::string repack = "auto";
   bool verify = false;
@@ -128,6 +129,7 @@ Status ValidateFlags(const Flags& f) {
   }
   if (f.kernels != "cpu" && f.kernels != "reference") return bad("--kernels must be cpu or reference");
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
+  if (f.bf16_dots != "auto" && f.bf16_dots != "on" && f.bf16_dots != "off") return bad("--bf16-dots must be auto, on or off");
   if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
   if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
@@ -409,6 +411,14 @@ int Calibrate(const Flags& f) {
   std::printf("read bandwidth: %.2f GB/s (best of 10 passes over 1 GiB)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
               "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
   if (c.int8_vnni_gops > 0) std::printf("VNNI-INT8 peak: %.2f GOP/s (best of 5)\n", c.int8_vnni_gops);
+  if (c.bf16_dot_gflops > 0) {
+    std::printf("AVX512-BF16 peak: %.2f GFLOP/s (best of 5; dot products, one thread %.1fx the FMA rate: %s)\n",
+                c.bf16_dot_gflops, amx::Bf16DotsOverFma(),
+                amx::Bf16DotsOverFma() >= amx::kDotsMinSpeedup ? "bfloat16 prefill uses them where there are no AMX tiles"
+                                                               : "not used, FMA is faster");
+  } else {
+    std::printf("AVX512-BF16: not used (%s)\n", amx::Bf16DotsUnavailableReason());
+  }
   if (c.amx_bf16_gflops > 0) {
     std::printf("AMX-BF16 peak: %.2f GFLOP/s (best of 5)\n", c.amx_bf16_gflops);
   } else {
@@ -427,6 +437,7 @@ int Calibrate(const Flags& f) {
 int Run(const Flags& f) {
   if (Status s = ValidateFlags(f); !s.ok()) return Fail(s);
   if (f.amx == "off") amx::SetAmxEnabled(false);
+  if (f.bf16_dots != "auto") amx::SetBf16DotsMode(f.bf16_dots == "on" ? amx::DotsMode::kOn : amx::DotsMode::kOff);
   if (f.int8_dot == "off") SetCpuInt8DotEnabled(false);
   if (f.repack == "off") SetCpuRepackEnabled(false);
   if (f.calibrate) return Calibrate(f);
@@ -723,6 +734,10 @@ int main(int argc, char** argv) {
   app.add_option("--kernels", f.kernels, "cpu (SIMD, threads) | reference (scalar oracle, slow)");
   app.add_option("--amx", f.amx,
                  "auto: bfloat16 prefill on AMX tiles where the CPU and Linux allow | off: FMA only (A/B of the unit)");
+  app.add_option("--bf16-dots", f.bf16_dots,
+                 "auto: bfloat16 prefill (64+ rows) on AVX512-BF16 dot products where the CPU has no AMX tiles and a "
+                 "startup probe measures them 1.3x or more the FMA rate (Zen 4: ~2x; Xeons: ~0.5x) | on: wherever the CPU "
+                 "has them | off: FMA (A/B of the unit)");
   app.add_option("--int8-dot", f.int8_dot,
                  "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");

@@ -111,6 +111,7 @@ const char* ComputeUnitName(ComputeUnit unit) {
   switch (unit) {
     case ComputeUnit::kAmxBf16: return "AMX-BF16";
     case ComputeUnit::kInt8Vnni: return "VNNI-INT8";
+    case ComputeUnit::kBf16Dot: return "AVX512-BF16";
     default: return "FMA";
   }
 }

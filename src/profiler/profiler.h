@@ -67,8 +67,8 @@ std::string OpName(Op op, int layer, int step);
 
 // The arithmetic unit an operator's FLOPs ran on: its roof is that unit's
 // measured peak (float32 FMA vectors, or AMX tiles with bf16 inputs).
-enum class ComputeUnit : uint8_t { kFma, kAmxBf16, kInt8Vnni, kCount };
-const char* ComputeUnitName(ComputeUnit unit);  // "FMA", "AMX-BF16"
+enum class ComputeUnit : uint8_t { kFma, kAmxBf16, kInt8Vnni, kBf16Dot, kCount };
+const char* ComputeUnitName(ComputeUnit unit);  // "FMA", "AMX-BF16", "VNNI-INT8", "AVX512-BF16"
 
 // The work an operator must do, computed from its shapes (see profiler.cc for
 // the formula of each operator).

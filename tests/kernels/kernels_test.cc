@@ -31,8 +31,9 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
     if (!(hwy::SupportedTargets() & GetParam())) {
       GTEST_SKIP() << hwy::TargetName(GetParam()) << " is compiled in but this CPU cannot run it";
     }
-    // The Highway targets' own paths; the AMX path has its tests below.
+    // The Highway targets' own paths; the AMX and AVX512-BF16 paths have their tests below.
     amx::SetAmxEnabled(false);
+    amx::SetBf16DotsMode(amx::DotsMode::kOff);
     hwy::SetSupportedTargetsForTest(GetParam());
     ASSERT_STREQ(CpuSimdTargetName(), hwy::TargetName(GetParam())) << "dispatch did not switch target";
   }
@@ -40,6 +41,7 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
     if (IsSkipped()) return;
     hwy::SetSupportedTargetsForTest(0);
     amx::SetAmxEnabled(true);
+    amx::SetBf16DotsMode(amx::DotsMode::kAuto);
   }
   std::vector<float> Random(size_t n, float scale = 1.0f) {
     std::vector<float> v(n);
@@ -304,15 +306,15 @@ INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTarge
 // bound; against unrounded x, the error is that of one bf16 rounding. Up to 16
 // rows x runs as hi + lo bf16 parts: against unrounded x within the float32
 // bound plus the lo part's rounding (2^-16 of each product: bf16 keeps 8 bits).
-TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
-  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
-  amx::SetAmxEnabled(true);
+// The bf16 GEMM of `unit` over shapes, against the reference on bf16-rounded
+// x (on x itself up to 16 rows, where x runs as hi + lo).
+void ExpectBf16GemmMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
   std::mt19937 rng(7);
   std::normal_distribution<float> d(0.0f, 1.0f);
   ThreadPool pool(2);
   auto ref = MakeReferenceBackend();
   auto cpu = MakeCpuBackend(&pool);
-  for (int64_t M : {4, 5, 15, 16, 17, 31, 32, 33, 100}) {  // from 4 rows: decode batches
+  for (int64_t M : row_counts) {
     for (int64_t K : {1, 7, 31, 32, 33, 64, 300, 2100}) {  // 2100: two depth blocks
       for (int64_t N : {1, 17, 31, 32, 33, 130, 200}) {
         for (int offset : {0, 1}) {
@@ -329,6 +331,7 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
           ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
           ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
           const MatView w{wb.data() + offset, DType::kBF16, N, K};
+          ASSERT_EQ(cpu->MatMulUnit(M, w), unit) << "M=" << M;
           std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
           const bool split = M <= 16;
           const std::vector<float>& x_seen = split ? x : x_rounded;
@@ -347,6 +350,38 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
       }
     }
   }
+}
+
+// The AMX-BF16 GEMM rounds x to bfloat16 and accumulates in float32: against
+// the reference on the same rounded x, it must meet the float32 dot-product
+// bound; against unrounded x, the error is that of one bf16 rounding. Up to 16
+// rows x runs as hi + lo bf16 parts: against unrounded x within the float32
+// bound plus the lo part's rounding (2^-16 of each product: bf16 keeps 8 bits).
+TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  ExpectBf16GemmMatchesReference(ComputeUnit::kAmxBf16, {4, 5, 15, 16, 17, 31, 32, 33, 100});  // from 4 rows: decode batches
+}
+
+// Restores the dot products' default mode and the tiles when a test ends.
+struct Bf16DotsOn {
+  Bf16DotsOn() {
+    amx::SetAmxEnabled(false);
+    amx::SetBf16DotsMode(amx::DotsMode::kOn);
+  }
+  ~Bf16DotsOn() {
+    amx::SetBf16DotsMode(amx::DotsMode::kAuto);
+    amx::SetAmxEnabled(true);
+  }
+};
+
+// The same bound for the AVX512-BF16 dot products (forced on: on Xeons the
+// default leaves them off as slower than FMA), from the first row count that
+// uses them; 8-row and 4-row register blocks and the padding rows past M.
+TEST(Bf16Dots, MatchesReferenceOnBf16RoundedInputsOverShapes) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  Bf16DotsOn on;
+  ExpectBf16GemmMatchesReference(ComputeUnit::kBf16Dot, {64, 65, 70, 95, 100, 129});
 }
 
 // float16 W on the bf16 tiles is split into hi + lo bf16 parts: the split
@@ -472,14 +507,8 @@ TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
   }
 }
 
-// Fused prefill attention of a bf16 model on AMX (Q, K, P, V rounded to
-// bf16): against the float64 reference, the error of one bf16 rounding per
-// input (2^-9 relative) summed over the products; bounded at 1e-2 of the
-// output's norm (measured: 2.4e-3 to 3.2e-3). Also checks that the path taken
-// is the AMX one (the FMA path is within 1e-6 here).
-TEST(AmxGemm, PrefillAttentionMatchesReferenceWithinBf16Error) {
-  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
-  amx::SetAmxEnabled(true);
+// Fused prefill attention on `unit` against the reference (see below).
+void ExpectBf16AttentionMatchesReference(ComputeUnit unit) {
   std::mt19937 rng(11);
   std::normal_distribution<float> d(0.0f, 1.0f);
   ThreadPool pool(2);
@@ -494,7 +523,7 @@ TEST(AmxGemm, PrefillAttentionMatchesReferenceWithinBf16Error) {
     AttentionArgs args = testing::MakeAttentionArgs(q.data(), k.data(), v.data(), sh.kv_heads, capacity, sh.hd,
                                                     sh.tokens, sh.start, sh.heads);
     args.bf16_inputs = true;
-    ASSERT_EQ(cpu->AttentionUnit(args), ComputeUnit::kAmxBf16);
+    ASSERT_EQ(cpu->AttentionUnit(args), unit);
     std::vector<float> a(q.size()), b(q.size(), std::nanf(""));
     args.out = a.data();
     ref->Attention(args);
@@ -504,8 +533,56 @@ TEST(AmxGemm, PrefillAttentionMatchesReferenceWithinBf16Error) {
     std::printf("  tokens %d start %d heads %d/%d hd %d: rel err %.2e\n", sh.tokens, sh.start, sh.heads, sh.kv_heads,
                 sh.hd, err);
     EXPECT_LT(err, 1e-2);
-    EXPECT_GT(err, 1e-6) << "no bf16 rounding seen: the AMX path did not run";
+    EXPECT_GT(err, 1e-6) << "no bf16 rounding seen: the " << ComputeUnitName(unit) << " path did not run";
   }
+}
+
+// Fused prefill attention of a bf16 model on AMX (Q, K, P, V rounded to
+// bf16): against the float64 reference, the error of one bf16 rounding per
+// input (2^-9 relative) summed over the products; bounded at 1e-2 of the
+// output's norm (measured: 2.4e-3 to 3.2e-3). Also checks that the path taken
+// is the AMX one (the FMA path is within 1e-6 here).
+TEST(AmxGemm, PrefillAttentionMatchesReferenceWithinBf16Error) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  ExpectBf16AttentionMatchesReference(ComputeUnit::kAmxBf16);
+}
+
+// The same on the AVX512-BF16 dot products (the same operands and bound).
+TEST(Bf16Dots, PrefillAttentionMatchesReferenceWithinBf16Error) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  Bf16DotsOn on;
+  ExpectBf16AttentionMatchesReference(ComputeUnit::kBf16Dot);
+}
+
+// auto follows the startup probe, off and short batches stay on FMA, and the
+// tiles take precedence where they are on.
+TEST(Bf16Dots, ModesChooseTheUnit) {
+  ThreadPool pool(1);
+  auto cpu = MakeCpuBackend(&pool);
+  std::vector<uint16_t> wb(64 * 64);
+  const MatView w{wb.data(), DType::kBF16, 64, 64};
+  amx::SetAmxEnabled(false);
+  const bool faster = amx::Bf16DotsOverFma() >= amx::kDotsMinSpeedup;
+  EXPECT_EQ(amx::Bf16DotsOverFma() > 0, amx::Bf16DotsUsable());
+  std::printf("  AVX512-BF16 dot products: %.2fx the FMA rate (usable: %d)\n", amx::Bf16DotsOverFma(),
+              amx::Bf16DotsUsable());
+  EXPECT_EQ(cpu->MatMulUnit(512, w), amx::Bf16DotsUsable() && faster ? ComputeUnit::kBf16Dot : ComputeUnit::kFma);
+  amx::SetBf16DotsMode(amx::DotsMode::kOff);
+  EXPECT_EQ(cpu->MatMulUnit(512, w), ComputeUnit::kFma);
+  amx::SetBf16DotsMode(amx::DotsMode::kOn);
+  EXPECT_EQ(cpu->MatMulUnit(512, w), amx::Bf16DotsUsable() ? ComputeUnit::kBf16Dot : ComputeUnit::kFma);
+  EXPECT_EQ(cpu->MatMulUnit(63, w), ComputeUnit::kFma) << "decode GEMV below 64 rows";
+  const MatView w_f32{wb.data(), DType::kF32, 32, 64};
+  EXPECT_EQ(cpu->MatMulUnit(512, w_f32), ComputeUnit::kFma);
+  amx::SetAmxEnabled(true);
+  if (amx::AmxBf16Usable()) EXPECT_EQ(cpu->MatMulUnit(512, w), ComputeUnit::kAmxBf16);
+  amx::SetBf16DotsMode(amx::DotsMode::kAuto);
+}
+
+TEST(Bf16Dots, PeakProbeDoesWork) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  EXPECT_EQ(amx::Bf16DotPeakProbe(1000), 1000.0 * 24 * 64);
 }
 
 TEST(AmxGemm, OffMeansFmaPath) {

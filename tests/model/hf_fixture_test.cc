@@ -140,7 +140,8 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
     worst = std::max(worst, RelErr(model_->last_logits(), prefill.data() + static_cast<size_t>(i) * config_.vocab_size,
                                    config_.vocab_size));
   }
-  // Prefill on AMX rounds the activations entering each bf16 matmul (and
+  // Prefill on a bf16 unit (AMX tiles, or AVX512-BF16 dot products where
+  // they beat FMA) rounds the activations entering each bf16 matmul (and
   // attention's Q, K, P, V) to bfloat16, decode (GEMV) does not. Each is within
   // transformers' own bf16 error of the float64 reference (logits tests), so
   // by the triangle inequality they agree within twice that.
@@ -148,7 +149,8 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
   // instead of float32's 2^-24; W exact): measured 1.9e-5, bounded at 1e-4,
   // still far inside transformers' own float16 error.
   const bool on_tiles = !GetParam().reference_kernels && amx::AmxEnabled();
-  const bool rounds_activations = GetParam().dtype == DType::kBF16 && on_tiles;
+  const bool on_bf16_unit = !GetParam().reference_kernels && (amx::AmxEnabled() || amx::Bf16DotsEnabled());
+  const bool rounds_activations = GetParam().dtype == DType::kBF16 && on_bf16_unit;
   const bool splits_activations = GetParam().dtype == DType::kF16 && on_tiles;
   const double bound = rounds_activations ? 2 * Tolerance() : splits_activations ? 1e-4 : 1e-5;
   std::printf("  prefill vs decode: worst rel err %.3e over %d positions (bound %.1e)\n", worst, n, bound);

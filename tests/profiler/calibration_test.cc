@@ -1,6 +1,7 @@
 // Calibration probes: positive and repeatable. Runs alone (RUN_SERIAL): other
 // tests running beside it would move the bandwidth it measures.
 #include "bench/calibration.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 
 #include <gtest/gtest.h>
 
@@ -35,6 +36,12 @@ TEST(Calibration, PositiveAndRepeatable) {
       std::printf("  AMX-BF16: %.1f / %.1f GFLOP/s\n", a.amx_bf16_gflops, b.amx_bf16_gflops);
       agreed = agreed && std::fabs(a.amx_bf16_gflops / b.amx_bf16_gflops - 1.0) <= 0.2;
     }
+    // Likewise the AVX512-BF16 dot products where the CPU has them.
+    EXPECT_EQ(a.bf16_dot_gflops > 0, amx::Bf16DotsUsable());
+    if (a.bf16_dot_gflops > 0) {
+      std::printf("  AVX512-BF16: %.1f / %.1f GFLOP/s\n", a.bf16_dot_gflops, b.bf16_dot_gflops);
+      agreed = agreed && std::fabs(a.bf16_dot_gflops / b.bf16_dot_gflops - 1.0) <= 0.2;
+    }
   }
   EXPECT_TRUE(agreed) << "calibration not repeatable within 20% in three attempts";
 }
@@ -50,9 +57,11 @@ TEST(Calibration, CacheKeepsTheBestValueSeenPerMetric) {
   Calibration c = MeasureCalibration(&pool, size_t{1} << 20);  // for a valid machine key
   c.read_gbps = 10;
   c.fma_gflops = 100;
+  c.bf16_dot_gflops = 300;
   StoreCalibration(c);
   c.read_gbps = 20;
   c.fma_gflops = 50;
+  c.bf16_dot_gflops = 200;
   const Calibration kept = StoreCalibration(c);
   const Calibration loaded = LoadOrMeasureCalibration(&pool);
   if (old) {
@@ -64,6 +73,7 @@ TEST(Calibration, CacheKeepsTheBestValueSeenPerMetric) {
   EXPECT_DOUBLE_EQ(kept.fma_gflops, 100);
   EXPECT_DOUBLE_EQ(loaded.read_gbps, 20);
   EXPECT_DOUBLE_EQ(loaded.fma_gflops, 100);
+  EXPECT_DOUBLE_EQ(loaded.bf16_dot_gflops, 300);
   EXPECT_EQ(loaded.source.rfind("cache:", 0), 0u) << loaded.source;
 }
 

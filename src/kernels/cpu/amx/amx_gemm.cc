@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -235,6 +236,52 @@ __attribute__((target("amx-tile,amx-bf16"))) inline void PanelBlock(const uint16
   }
 }
 
+// PanelBlock on AVX512-BF16 dot products, for CPUs without tiles: the same
+// packed operands (a B-tile row of a panel is one zmm of 16 columns' depth
+// pairs, VDPBF16PS's B operand), C in registers for kRows rows x 32 columns:
+// per depth pair two panel loads and kRows broadcasts of x's pair feed
+// 2 kRows dot products.
+template <int kRows>
+__attribute__((target("avx512f,avx512bf16"))) inline void DotRows(const uint16_t* a, int64_t lda,
+                                                                  const uint32_t* panel, int64_t steps,
+                                                                  bool accumulate, float* c, int64_t ldc) {
+  __m512 c0[kRows], c1[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    c0[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+    c1[r] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t s = 0; s < steps; ++s) {
+    const uint32_t* b = panel + s * 512;
+    const uint16_t* as = a + s * kTileDepth;
+    for (int p = 0; p < 16; ++p) {
+      const __m512bh b0 = reinterpret_cast<__m512bh>(_mm512_load_si512(b + p * 16));
+      const __m512bh b1 = reinterpret_cast<__m512bh>(_mm512_load_si512(b + 256 + p * 16));
+      for (int r = 0; r < kRows; ++r) {
+        uint32_t pair;
+        std::memcpy(&pair, as + r * lda + 2 * p, 4);
+        const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
+        c0[r] = _mm512_dpbf16_ps(c0[r], x, b0);
+        c1[r] = _mm512_dpbf16_ps(c1[r], x, b1);
+      }
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    _mm512_storeu_ps(c + r * ldc, c0[r]);
+    _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+  }
+}
+
+// Rows t .. t + rows - 1 (at most a 32-row block) of C against one panel, in
+// register blocks of 8 rows (16 accumulators: enough in flight for the dot
+// product's latency) and one of 4 for the rest.
+__attribute__((target("avx512f,avx512bf16"))) void DotBlock(const uint16_t* a, int64_t lda, const uint32_t* panel,
+                                                            int64_t steps, int64_t rows, bool accumulate, float* c,
+                                                            int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) DotRows<8>(a + r * lda, lda, panel, steps, accumulate, c + r * ldc, ldc);
+  for (; r < rows; r += 4) DotRows<4>(a + r * lda, lda, panel, steps, accumulate, c + r * ldc, ldc);
+}
+
 __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) void RoundRow(const float* x, int64_t K,
                                                                              int64_t padded, uint16_t* out) {
   int64_t k = 0;
@@ -268,6 +315,109 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void SplitRow(const float
 }
 
 }  // namespace
+
+namespace {
+
+Availability ProbeDots() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return {false, "CPUID leaf 7 missing"};
+  const bool avx512f = b & (1u << 16), avx512bw = b & (1u << 30);
+  unsigned a1 = 0, b1, c1, d1;
+  __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+  if (!avx512f || !avx512bw || !(a1 & (1u << 5))) return {false, "the CPU has no AVX512-BF16"};
+  // The OS must save the zmm state (XCR0 bits 1, 2, 5, 6, 7).
+  unsigned eax, edx;
+  __asm__("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  if ((eax & 0xe6) != 0xe6) return {false, "the OS does not enable the AVX-512 state"};
+  return {true, ""};
+}
+
+const Availability& CachedDots() {
+  static const Availability avail = ProbeDots();
+  return avail;
+}
+
+// One thread's rate of 24 independent chains, in FLOPs per second.
+template <class F>
+double ChainRate(F body, int64_t iterations, double flops_per_iteration) {
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    volatile float sink = body(iterations);
+    (void)sink;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, iterations * flops_per_iteration / s);
+  }
+  return best;
+}
+
+// (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized on its own temporaries.)
+__attribute__((target("avx512f"))) inline float SumLanes(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float sum = 0;
+  for (float f : lanes) sum += f;
+  return sum;
+}
+
+__attribute__((target("avx512f"))) float FmaChains(int64_t iterations) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
+  __m512 a = _mm512_set1_ps(0.999f);
+  const __m512 b = _mm512_set1_ps(1e-4f);
+  for (int64_t k = 0; k < iterations; ++k) {
+#pragma GCC unroll 24  // the 24 chains in registers, not in a stack array
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(a, acc[i], b);
+    __asm__ volatile("" : "+v"(a));  // keeps the compiler from folding the chains
+  }
+  for (int i = 1; i < 24; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  return SumLanes(acc[0]);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) float DotChains(int64_t iterations) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
+  __m512i a = _mm512_set1_epi32(0x3f803f80);  // (1, 1) in bf16
+  const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x38d138d1));  // (1e-4, 1e-4)
+  for (int64_t k = 0; k < iterations; ++k) {
+#pragma GCC unroll 24  // the 24 chains in registers, not in a stack array
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], reinterpret_cast<__m512bh>(a), b);
+    __asm__ volatile("" : "+v"(a));
+  }
+  for (int i = 1; i < 24; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  return SumLanes(acc[0]);
+}
+
+std::atomic<int> g_dots_mode{static_cast<int>(DotsMode::kAuto)};
+
+}  // namespace
+
+bool Bf16DotsUsable() { return CachedDots().usable; }
+const char* Bf16DotsUnavailableReason() { return CachedDots().reason; }
+
+double Bf16DotsOverFma() {
+  // ~0.5 ms on Zen 4: paid once, at the first bf16 matmul that could use them.
+  static const double ratio = Bf16DotsUsable() ? ChainRate(DotChains, 20000, 24.0 * 64) /
+                                                     ChainRate(FmaChains, 20000, 24.0 * 32)
+                                               : 0.0;
+  return ratio;
+}
+
+void SetBf16DotsMode(DotsMode mode) { g_dots_mode.store(static_cast<int>(mode)); }
+
+bool Bf16DotsEnabled() {
+  switch (static_cast<DotsMode>(g_dots_mode.load())) {
+    case DotsMode::kOff: return false;
+    case DotsMode::kOn: return Bf16DotsUsable();
+    default: return Bf16DotsUsable() && Bf16DotsOverFma() >= kDotsMinSpeedup;
+  }
+}
+
+double Bf16DotPeakProbe(int64_t iterations) {
+  volatile float sink = DotChains(iterations);
+  (void)sink;
+  return static_cast<double>(iterations) * 24 * 64;
+}
 
 bool AmxBf16Usable() { return Cached().usable; }
 const char* AmxUnavailableReason() { return Cached().reason; }
@@ -325,7 +475,7 @@ namespace {
 // PaddedRows(M)), and C = x_hi W_hi + x_lo W_hi (the 2P rows against the hi
 // panels) + x_hi W_lo (the first P rows again, against the lo panels). The
 // fourth product, x_lo W_lo, is ~2^-16 of each product and left out.
-template <bool kSplitF16>
+template <bool kSplitF16, bool kDots>
 void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
           float* y, void* scratch, int64_t ldw) {
   const int64_t K = w.cols, N = w.rows;
@@ -340,7 +490,7 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
   const size_t panel_pairs = static_cast<size_t>(kBlock * std::min(kPassDepth, padded_depth)) / 2;
   uint32_t* panels_lo = panels + kPassPanels * panel_pairs;
   float* acc = reinterpret_cast<float*>(panels + (kSplitF16 ? 2 : 1) * kPassPanels * panel_pairs);
-  ConfigureTiles();
+  if (!kDots) ConfigureTiles();
   for (int64_t n0 = n_begin; n0 < n_end; n0 += acc_cols) {
     const int64_t cols = std::min(acc_cols, n_end - n0);
     const int64_t num_panels = (cols + kBlock - 1) / kBlock;
@@ -360,7 +510,11 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
         const uint16_t* a = xb + t * RowStride(K) + k0;
         for (int64_t p = 0; p < num_panels; ++p) {
           float* c = acc + t * acc_cols + p * kBlock;
-          if (rows_left > 16) {
+          if (kDots) {
+            // Rows past M are padding (zero in A): skipped, as C's rows past M are never read.
+            DotBlock(a, RowStride(K), pass_panels + p * panel_pairs, steps, std::min(kBlock, rows_left), accumulate,
+                     c, acc_cols);
+          } else if (rows_left > 16) {
             PanelBlock<2>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
           } else {
             PanelBlock<1>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
@@ -384,19 +538,24 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
       }
     }
   }
-  ReleaseTiles();
+  if (!kDots) ReleaseTiles();
 }
 
 }  // namespace
 
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
               float* y, void* scratch, int64_t ldw) {
-  Gemm<false>(xb, M, w, n_begin, n_end, bias, y, scratch, ldw);
+  Gemm<false, false>(xb, M, w, n_begin, n_end, bias, y, scratch, ldw);
+}
+
+void GemmBf16Dots(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+                  float* y, void* scratch, int64_t ldw) {
+  Gemm<false, true>(xb, M, w, n_begin, n_end, bias, y, scratch, ldw);
 }
 
 void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
                   const float* bias, float* y, void* scratch) {
-  Gemm<true>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
+  Gemm<true, false>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
 }
 
 __attribute__((target("amx-tile,amx-bf16"))) double PeakProbe(int64_t iterations) {

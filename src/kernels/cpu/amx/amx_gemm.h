@@ -22,6 +22,26 @@ const char* AmxUnavailableReason();
 void SetAmxEnabled(bool enabled);
 bool AmxEnabled();
 
+// AVX512-BF16 dot products (VDPBF16PS), for bfloat16 GEMMs on CPUs without
+// tiles: CPUID has AVX-512 F/BW and AVX512-BF16, and the OS saves zmm state.
+bool Bf16DotsUsable();
+const char* Bf16DotsUnavailableReason();
+// Their FLOP rate over AVX-512 FMA's, measured once per process on the
+// calling thread (24 independent chains of each, best of 3; 0 where not
+// usable). They do twice FMA's FLOPs per instruction, but CPUs issue them
+// at different rates: Zen 4 measured 2.0x here, a Xeon (Sapphire Rapids
+// class) 0.5x.
+double Bf16DotsOverFma();
+// auto: used where usable and Bf16DotsOverFma() >= kDotsMinSpeedup (the GEMM
+// around them then wins too); on: wherever usable (tests, A/B); off: never.
+enum class DotsMode { kAuto, kOn, kOff };
+constexpr double kDotsMinSpeedup = 1.3;
+void SetBf16DotsMode(DotsMode mode);
+bool Bf16DotsEnabled();
+// Machine probe: `iterations` rounds of 24 independent VDPBF16PS zmm chains;
+// returns the FLOPs done.
+double Bf16DotPeakProbe(int64_t iterations);
+
 // Activations as the A operand: x[M, K] float32 rounded to bfloat16 (round to
 // nearest even) into xb[PaddedRows(M)][RowStride(K)], zero beyond M and K.
 // The row stride is padded by one cache line so that the 16 rows of an A tile
@@ -57,6 +77,12 @@ size_t GemmScratchBytes(int64_t M, int64_t K, bool split_f16 = false);
 // prefix of V^T's columns). Configures and releases the calling thread's tiles.
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, void* scratch, int64_t ldw = 0);
+
+// GemmBf16 on AVX512-BF16 dot products (VDPBF16PS) instead of tiles, same
+// operands, same results up to float32 summation order; needs only
+// Bf16DotsUsable().
+void GemmBf16Dots(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+                  const float* bias, float* y, void* scratch, int64_t ldw = 0);
 
 // GemmBf16 for float16 W without rounding W or x to 8 bits: each W element
 // is split exactly into bf16 hi + lo as its panel is packed (float16 has 11

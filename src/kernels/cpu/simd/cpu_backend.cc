@@ -2,6 +2,7 @@
 // Decides how each op is split into tasks; the arithmetic lives in the kernels.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -30,6 +31,15 @@ constexpr int64_t kAmxMinF16Rows = 16;
 // W rows per AMX task: four 32-row panels, so two threads get ~40+ tasks at
 // Llama widths and the tail imbalance stays small.
 constexpr int64_t kAmxRowBlock = 128;
+// From this many rows bfloat16 matmuls go to the AVX512-BF16 dot products on
+// CPUs where they beat FMA and there are no tiles (Zen 4); below, decode's
+// GEMV reads W at the bandwidth limit.
+constexpr int64_t kDotsMinRows = 64;
+
+using Bf16Gemm = void (*)(const uint16_t*, int64_t, const MatView&, int64_t, int64_t, const float*, float*, void*,
+                          int64_t);
+// The bf16 GEMM of a matrix unit: tiles or dot products, same operands.
+Bf16Gemm Bf16GemmOn(ComputeUnit unit) { return unit == ComputeUnit::kBf16Dot ? amx::GemmBf16Dots : amx::GemmBf16; }
 // Prefill attention switches to GEMMs from this many query tokens, in blocks
 // of this many (query token, head) rows per task.
 constexpr int kGemmAttentionMinTokens = 16;
@@ -45,7 +55,8 @@ class CpuBackend final : public KernelBackend {
     const int64_t N = w.rows;
     // Decode (of one sequence or a batch): memory-bound, W streams once and
     // serves every row; packing W for the register-tiled GEMM pays only above.
-    if (M < simd::GemvMaxRows() && MatMulUnit(M, w) != ComputeUnit::kAmxBf16) {
+    const ComputeUnit unit = MatMulUnit(M, w);
+    if (M < simd::GemvMaxRows() && unit != ComputeUnit::kAmxBf16 && unit != ComputeUnit::kBf16Dot) {
       // Enough tasks for load balance, each long enough to amortise the hand-off.
       const int64_t grain = std::max<int64_t>(16, N / (8 * pool_->num_threads()) / 4 * 4);
       if (IsQuantized(w.dtype)) {
@@ -76,7 +87,7 @@ class CpuBackend final : public KernelBackend {
       return;
     }
     const int64_t K = w.cols;
-    if (MatMulUnit(M, w) == ComputeUnit::kAmxBf16 && w.dtype == DType::kF16) {
+    if (unit == ComputeUnit::kAmxBf16 && w.dtype == DType::kF16) {
       // float16 W on the bf16 tiles, W split exactly into hi + lo per panel
       // and x into hi + lo (amx::GemmF16Split): no bit of W is lost.
       auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, amx::PackedActivationElems(M, K)));
@@ -89,7 +100,8 @@ class CpuBackend final : public KernelBackend {
       });
       return;
     }
-    if (MatMulUnit(M, w) == ComputeUnit::kAmxBf16) {
+    if (unit == ComputeUnit::kAmxBf16 || unit == ComputeUnit::kBf16Dot) {
+      const Bf16Gemm gemm = Bf16GemmOn(unit);
       // Up to half a 32-row block, x runs as two bf16 rows, hi = bf16(x) and
       // lo = bf16(x - hi): both fit the block whose cost is paid anyway, and
       // y = hi W^T + lo W^T carries x to ~2^-16 instead of bf16's 2^-8 (decode
@@ -126,8 +138,8 @@ class CpuBackend final : public KernelBackend {
             ConvertFloats(row, DType::kF32, panel + r * K, DType::kBF16, static_cast<size_t>(K));
           }
           float* y_block = Scratch(worker, kQuantOut, static_cast<size_t>(rows * nb));
-          amx::GemmBf16(xb, rows, MatView{panel, DType::kBF16, nb, K}, 0, nb, nullptr, y_block,
-                        Scratch(worker, kPack, scratch_floats));
+          gemm(xb, rows, MatView{panel, DType::kBF16, nb, K}, 0, nb, nullptr, y_block,
+               Scratch(worker, kPack, scratch_floats), 0);
           for (int64_t m = 0; m < M; ++m) {
             for (int64_t n = 0; n < nb; ++n) {
               y[m * N + b + n] = y_block[m * nb + n] + (split ? y_block[(M + m) * nb + n] : 0.f) +
@@ -136,7 +148,7 @@ class CpuBackend final : public KernelBackend {
           }
           return;
         }
-        amx::GemmBf16(xb, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y, Scratch(worker, kPack, scratch_floats));
+        gemm(xb, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y, Scratch(worker, kPack, scratch_floats), 0);
         for (int64_t m = 0; split && m < M; ++m) {
           for (size_t n = b; n < e; ++n) {
             y[m * N + n] = y_parts[m * N + n] + y_parts[(M + m) * N + n] + (bias ? bias[n] : 0.f);
@@ -162,7 +174,10 @@ class CpuBackend final : public KernelBackend {
         simd::Int8DotsOnVnni()) {
       return ComputeUnit::kInt8Vnni;
     }
-    if (!amx::AmxEnabled()) return ComputeUnit::kFma;
+    if (!amx::AmxEnabled()) {
+      return w.dtype == DType::kBF16 && M >= kDotsMinRows && amx::Bf16DotsEnabled() ? ComputeUnit::kBf16Dot
+                                                                                    : ComputeUnit::kFma;
+    }
     if (w.dtype == DType::kBF16 && M >= kAmxMinRows) return ComputeUnit::kAmxBf16;
     if (w.dtype == DType::kF16 && M >= kAmxMinF16Rows) return ComputeUnit::kAmxBf16;
     // Quantized W of a bfloat16 model: dequantizing W costs about as much as
@@ -171,8 +186,9 @@ class CpuBackend final : public KernelBackend {
     return ComputeUnit::kFma;
   }
   ComputeUnit AttentionUnit(const AttentionArgs& a) const override {
-    return a.bf16_inputs && a.num_tokens >= kGemmAttentionMinTokens && amx::AmxEnabled() ? ComputeUnit::kAmxBf16
-                                                                                         : ComputeUnit::kFma;
+    if (!a.bf16_inputs || a.num_tokens < kGemmAttentionMinTokens) return ComputeUnit::kFma;
+    if (amx::AmxEnabled()) return ComputeUnit::kAmxBf16;
+    return amx::Bf16DotsEnabled() ? ComputeUnit::kBf16Dot : ComputeUnit::kFma;
   }
 
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
@@ -213,7 +229,7 @@ class CpuBackend final : public KernelBackend {
   // Scores of every (token, head) sit in one scratch matrix [T * H, cache
   // capacity] (sized once: no allocation per token).
   void Attention(const AttentionArgs& a) override {
-    if (AttentionUnit(a) == ComputeUnit::kAmxBf16) return AttentionAmx(a);
+    if (const ComputeUnit unit = AttentionUnit(a); unit != ComputeUnit::kFma) return AttentionBf16(a, unit);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
@@ -320,14 +336,16 @@ class CpuBackend final : public KernelBackend {
     }
   }
 
-  // Prefill attention of a bf16 model on AMX, fused per task (KV head, block
+  // Prefill attention of a bf16 model on a bf16 matrix unit (AMX tiles or
+  // AVX512-BF16 dot products), fused per task (KV head, block
   // of query rows): S = Q Kᵀ, the causal softmax and O = P V run back to back
   // on the worker's own scratch, so the block's scores stay in L2 instead of
   // passing through a [T * H, capacity] matrix three times. K and Vᵀ of each
   // KV head are rounded to bf16 once per call and shared by its blocks. The
   // profile shows the fused work as one operator, `sdpa.fused`.
-  void AttentionAmx(const AttentionArgs& a) {
-    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).total, ComputeUnit::kAmxBf16));
+  void AttentionBf16(const AttentionArgs& a, ComputeUnit unit) {
+    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).total, unit));
+    const Bf16Gemm gemm = Bf16GemmOn(unit);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
@@ -360,12 +378,12 @@ class CpuBackend final : public KernelBackend {
       float* qo = Scratch(worker, kRowsA, static_cast<size_t>(rows) * hd);  // Q rows, later O rows
       float* s = Scratch(worker, kRowsB, static_cast<size_t>(rows) * need);
       auto* xb = reinterpret_cast<uint16_t*>(
-          Scratch(worker, kAmxRows, (amx::PackedActivationElems(rows, std::max<int64_t>(need, hd)) + 1) / 2));
+          Scratch(worker, kBf16Rows, (amx::PackedActivationElems(rows, std::max<int64_t>(need, hd)) + 1) / 2));
       void* gemm_scratch = Scratch(worker, kPack, (amx::GemmScratchBytes(rows, std::max<int64_t>(need, hd)) + 3) / 4);
       for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
       amx::PackActivations(qo, rows, hd, 0, amx::PaddedRows(rows), xb);
-      amx::GemmBf16(xb, rows, MatView{keys_bf16 + kvh * head_elems, DType::kBF16, need, hd}, 0, need, nullptr, s,
-                    gemm_scratch);
+      gemm(xb, rows, MatView{keys_bf16 + kvh * head_elems, DType::kBF16, need, hd}, 0, need, nullptr, s,
+           gemm_scratch, 0);
       float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(rows));
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t seen = a.start_pos + (r0 + r) / group + 1;  // causal: positions 0 .. pos
@@ -375,8 +393,8 @@ class CpuBackend final : public KernelBackend {
         std::fill(row + seen, row + need, 0.f);
       }
       amx::PackActivations(s, rows, need, 0, amx::PaddedRows(rows), xb);
-      amx::GemmBf16(xb, rows, MatView{values_t_bf16 + kvh * head_elems, DType::kBF16, hd, need}, 0, hd, nullptr, qo,
-                    gemm_scratch, ctx);
+      gemm(xb, rows, MatView{values_t_bf16 + kvh * head_elems, DType::kBF16, hd, need}, 0, hd, nullptr, qo,
+           gemm_scratch, ctx);
       for (int64_t r = 0; r < rows; ++r) {
         float* dst = a.out + row_of(kvh, r0 + r) * hd;
         for (int d = 0; d < hd; ++d) dst[d] = qo[r * hd + d] * inv_sum[r];
@@ -438,7 +456,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kAmxRows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
@@ -474,6 +492,12 @@ std::string CpuMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
     return "batches of 4+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+  }
+  if (dtype == DType::kBF16 && amx::Bf16DotsEnabled()) {
+    char ratio[16];
+    std::snprintf(ratio, sizeof ratio, "%.1f", amx::Bf16DotsOverFma());
+    return "batches of " + std::to_string(kDotsMinRows) + "+ rows (prefill) and prefill attention on AVX512-BF16 dot products (activations rounded to bf16, " +
+           "float32 accumulation; " + ratio + "x the FMA rate, measured at startup), decode " + fma;
   }
   if (dtype == DType::kF16 && amx::AmxEnabled()) {
     return "batches of " + std::to_string(kAmxMinF16Rows) + "+ rows (prefill, batched decode) on AMX-BF16 tiles with W split exactly into bf16 hi + lo "
