@@ -2,8 +2,9 @@
 // MatMul: decode (M=1) and prefill (M=512) for TinyLlama (2048 -> 5632) and
 // Llama-2-7B (4096 -> 11008); GB/s of weights and GFLOP/s. The last argument
 // picks the path: 0 the machine's best (AMX tiles for bf16 prefill where
-// usable; f16 there as exact bf16 hi + lo parts), 1 the best SIMD target's FMA with AMX off, 2 AVX2 FMA (what an
-// AVX2-only CPU runs), so one run compares the units on the same machine.
+// usable; f16 there as exact bf16 hi + lo parts; without tiles, AVX512-BF16
+// dot products for bf16 where they beat FMA), 1 the best SIMD target's FMA with AMX and the dot products
+// off, 2 AVX2 FMA (what an AVX2-only CPU runs), so one run compares the units on the same machine.
 // MatMul_Quant: block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) at decode
 // (M=1) and a decode batch of 16, TinyLlama and Llama-2-7B shapes, GB/s of
 // quantized bytes, with int8 or float32 activations; enough matrices that each call reads from memory, not a
@@ -60,6 +61,7 @@ void BM_MatMul_Cpu(benchmark::State& state) {
     return;
   }
   amx::SetAmxEnabled(path == 0);
+  amx::SetBf16DotsMode(path == 0 ? amx::DotsMode::kAuto : amx::DotsMode::kOff);
   if (path == 2) hwy::SetSupportedTargetsForTest(HWY_AVX2);
   ThreadPool pool(AvailableCpuThreads());
   auto backend = MakeCpuBackend(&pool);
@@ -75,9 +77,10 @@ void BM_MatMul_Cpu(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   const ComputeUnit unit = backend->MatMulUnit(M, view);
-  state.SetLabel(std::string(CpuSimdTargetName()) + (unit == ComputeUnit::kAmxBf16 ? " + AMX-BF16" : " FMA"));
+  state.SetLabel(std::string(CpuSimdTargetName()) + (unit == ComputeUnit::kFma ? " FMA" : std::string(" + ") + ComputeUnitName(unit)));
   hwy::SetSupportedTargetsForTest(0);
   amx::SetAmxEnabled(true);
+  amx::SetBf16DotsMode(amx::DotsMode::kAuto);
   state.SetBytesProcessed(state.iterations() * N * K * static_cast<int64_t>(DTypeSize(dtype)));
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K * state.iterations(), benchmark::Counter::kIsRate,
                                                  benchmark::Counter::kIs1000);
