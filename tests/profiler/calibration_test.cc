@@ -17,12 +17,12 @@ namespace llm {
 namespace {
 
 // Two calibrations in a row agree within 20%. The machines are shared, and a
-// neighbour's memory traffic can last for seconds, so the pair gets three
-// chances; a probe that measured the wrong thing would disagree every time.
+// neighbour's memory traffic can last for seconds (Zen 4 VM: 14-38 GB/s within
+// a minute), so the pair gets five chances; a probe that measured the wrong thing would disagree every time.
 TEST(Calibration, PositiveAndRepeatable) {
   ThreadPool pool(2);
   bool agreed = false;
-  for (int attempt = 0; attempt < 3 && !agreed; ++attempt) {
+  for (int attempt = 0; attempt < 5 && !agreed; ++attempt) {
     const Calibration a = MeasureCalibration(&pool, size_t{256} << 20);
     const Calibration b = MeasureCalibration(&pool, size_t{256} << 20);
     std::printf("  calibration: %.1f / %.1f GB/s, %.1f / %.1f GFLOP/s\n", a.read_gbps, b.read_gbps, a.fma_gflops,
@@ -43,7 +43,7 @@ TEST(Calibration, PositiveAndRepeatable) {
       agreed = agreed && std::fabs(a.bf16_dot_gflops / b.bf16_dot_gflops - 1.0) <= 0.2;
     }
   }
-  EXPECT_TRUE(agreed) << "calibration not repeatable within 20% in three attempts";
+  EXPECT_TRUE(agreed) << "calibration not repeatable within 20% in five attempts";
 }
 
 // A probe taken while the machine was busy does not lower the cached roof:
