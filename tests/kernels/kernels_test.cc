@@ -576,7 +576,9 @@ TEST(Bf16Dots, ModesChooseTheUnit) {
   const MatView w_f32{wb.data(), DType::kF32, 32, 64};
   EXPECT_EQ(cpu->MatMulUnit(512, w_f32), ComputeUnit::kFma);
   amx::SetAmxEnabled(true);
-  if (amx::AmxBf16Usable()) EXPECT_EQ(cpu->MatMulUnit(512, w), ComputeUnit::kAmxBf16);
+  if (amx::AmxBf16Usable()) {
+    EXPECT_EQ(cpu->MatMulUnit(512, w), ComputeUnit::kAmxBf16);
+  }
   amx::SetBf16DotsMode(amx::DotsMode::kAuto);
 }
 

@@ -1753,7 +1753,7 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 // two accumulators each and a software prefetch 1 KiB ahead of every stream:
 // more independent misses in flight than one sequential stream gets from the
 // hardware prefetcher alone.
-float ReadSum(const float* x, int64_t n) {
+float ReadSum(const float* x, int64_t n, bool prefetch) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const int64_t quarter = n / 4 / (2 * L) * (2 * L);
@@ -1765,10 +1765,12 @@ float ReadSum(const float* x, int64_t n) {
   VF a[8];
   for (auto& v : a) v = hn::Zero(df);
   for (int64_t i = 0; i < quarter; i += 2 * L) {
-    hwy::Prefetch(s0 + i + kAhead);
-    hwy::Prefetch(s1 + i + kAhead);
-    hwy::Prefetch(s2 + i + kAhead);
-    hwy::Prefetch(s3 + i + kAhead);
+    if (prefetch) {
+      hwy::Prefetch(s0 + i + kAhead);
+      hwy::Prefetch(s1 + i + kAhead);
+      hwy::Prefetch(s2 + i + kAhead);
+      hwy::Prefetch(s3 + i + kAhead);
+    }
     a[0] = hn::Add(a[0], hn::LoadU(df, s0 + i));
     a[1] = hn::Add(a[1], hn::LoadU(df, s0 + i + L));
     a[2] = hn::Add(a[2], hn::LoadU(df, s1 + i));
@@ -1845,7 +1847,7 @@ HWY_EXPORT(Int8DotPeak);
 HWY_EXPORT(Int8DotsOnVnni);
 bool Int8DotsOnVnni() { return HWY_DYNAMIC_DISPATCH(Int8DotsOnVnni)(); }
 double Int8DotPeak(int64_t iterations, int seed) { return HWY_DYNAMIC_DISPATCH(Int8DotPeak)(iterations, seed); }
-float ReadSum(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n); }
+float ReadSum(const float* x, int64_t n, bool prefetch) { return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n, prefetch); }
 float FmaPeak(int64_t iterations, float seed) { return HWY_DYNAMIC_DISPATCH(FmaPeak)(iterations, seed); }
 int64_t FloatLanes() { return HWY_DYNAMIC_DISPATCH(FloatLanes)(); }
 

@@ -110,9 +110,10 @@ void WidenRow(const void* src, DType dtype, int64_t n, float* out);
 
 const char* TargetName();
 
-// Machine probes (calibration): streaming read, and FMA throughput with twelve
+// Machine probes (calibration): streaming read (4 streams, software prefetches
+// 1 KiB ahead or none), and FMA throughput with twelve
 // independent chains (FLOPs = FloatLanes() * 24 * iterations).
-float ReadSum(const float* x, int64_t n);
+float ReadSum(const float* x, int64_t n, bool prefetch = true);
 float FmaPeak(int64_t iterations, float seed);
 // Int8 ops (2 per multiply-add) of `iterations` rounds of twelve independent
 // VPDPBUSD chains; 0 where the target or CPU has no AVX-512 VNNI.
