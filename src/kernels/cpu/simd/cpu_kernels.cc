@@ -133,6 +133,14 @@ inline bool HardwarePrefetchOnly() {
 }
 #endif
 
+HWY_INLINE bool SoftwarePrefetch() {
+#if HWY_TARGET <= HWY_AVX3
+  return !HardwarePrefetchOnly();
+#else
+  return true;
+#endif
+}
+
 template <class WT>
 void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y) {
@@ -142,11 +150,7 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
   if (M >= 2) {
     for (; n + 4 <= n_end; n += 4) GemvBatch(x, M, w, K, N, n, bias, y);
   }
-#if HWY_TARGET <= HWY_AVX3
-  const bool prefetch = !HardwarePrefetchOnly();
-#else
-  constexpr bool prefetch = true;
-#endif
+  const bool prefetch = SoftwarePrefetch();
   for (; n + 4 <= n_end; n += 4) {
     const WT* w0 = w + n * K;
     const WT* w1 = w0 + K;
@@ -899,6 +903,7 @@ LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t g
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[G * R];
   for (int i = 0; i < G * R; ++i) acc[i] = _mm512_setzero_ps();
+  const bool sw_prefetch = SoftwarePrefetch();
   for (int64_t b = 0; b < blocks; ++b) {
     const int32_t* xw[R];
     __m512 dx[R], corr[R];
@@ -910,7 +915,9 @@ LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t g
     }
     for (int j = 0; j < G; ++j) {
       const uint8_t* p = group + j * group_bytes + b * bb;
-      for (int64_t l = 0; l < bb; l += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetch + l), _MM_HINT_T0);
+      for (int64_t l = 0; sw_prefetch && l < bb; l += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetch + l), _MM_HINT_T0);
+      }
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
       __m512i dot[R];
       if (q4) {
