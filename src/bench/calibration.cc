@@ -104,45 +104,27 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
     const double s = (NowNs() - t0) * 1e-9;
     c.fma_gflops = std::max(c.fma_gflops, flops / s / 1e9);
   }
+  // A unit's peak: each thread runs `probe` (which returns the operations it
+  // did), best of 5 of their sum over the wall time, in G per second.
+  const auto best_of_5 = [&](auto probe) {
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<double> done(c.threads);
+      const int64_t t0 = NowNs();
+      pool->ParallelFor(c.threads, [&](size_t t, int) { done[t] = probe(static_cast<int>(t)); });
+      const double s = (NowNs() - t0) * 1e-9;
+      double total = 0;
+      for (double d : done) total += d;
+      best = std::max(best, total / s / 1e9);
+    }
+    return best;
+  };
   // AMX: four independent tile products per thread (16x16x32 each), ~0.1 s.
-  if (amx::AmxBf16Usable()) {
-    const int64_t tile_iters = 4'000'000;
-    for (int rep = 0; rep < 5; ++rep) {
-      std::vector<double> done(c.threads);
-      const int64_t t0 = NowNs();
-      pool->ParallelFor(c.threads, [&](size_t t, int) { done[t] = amx::PeakProbe(tile_iters); });
-      const double s = (NowNs() - t0) * 1e-9;
-      double total = 0;
-      for (double d : done) total += d;
-      c.amx_bf16_gflops = std::max(c.amx_bf16_gflops, total / s / 1e9);
-    }
-  }
+  if (amx::AmxBf16Usable()) c.amx_bf16_gflops = best_of_5([](int) { return amx::PeakProbe(4'000'000); });
   // AVX512-BF16: 24 independent VDPBF16PS chains per thread, ~0.1 s.
-  if (amx::Bf16DotsUsable()) {
-    const int64_t dot_iters = 4'000'000;
-    for (int rep = 0; rep < 5; ++rep) {
-      std::vector<double> done(c.threads);
-      const int64_t t0 = NowNs();
-      pool->ParallelFor(c.threads, [&](size_t t, int) { done[t] = amx::Bf16DotPeakProbe(dot_iters); });
-      const double s = (NowNs() - t0) * 1e-9;
-      double total = 0;
-      for (double d : done) total += d;
-      c.bf16_dot_gflops = std::max(c.bf16_dot_gflops, total / s / 1e9);
-    }
-  }
+  if (amx::Bf16DotsUsable()) c.bf16_dot_gflops = best_of_5([](int) { return amx::Bf16DotPeakProbe(4'000'000); });
   // VNNI: twelve independent VPDPBUSD chains per thread (the unit quantized decode's dot products run on).
-  if (simd::Int8DotsOnVnni()) {
-    const int64_t dot_iters = 10'000'000;
-    for (int rep = 0; rep < 5; ++rep) {
-      std::vector<double> ops(c.threads);
-      const int64_t t0 = NowNs();
-      pool->ParallelFor(c.threads, [&](size_t t, int) { ops[t] = simd::Int8DotPeak(dot_iters, static_cast<int>(t)); });
-      const double s = (NowNs() - t0) * 1e-9;
-      double total = 0;
-      for (double o : ops) total += o;
-      c.int8_vnni_gops = std::max(c.int8_vnni_gops, total / s / 1e9);
-    }
-  }
+  if (simd::Int8DotsOnVnni()) c.int8_vnni_gops = best_of_5([](int t) { return simd::Int8DotPeak(10'000'000, t); });
   return c;
 }
 
