@@ -116,12 +116,12 @@ void GemvBatch(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int
   }
 }
 
-
 #if HWY_TARGET <= HWY_AVX3
 // AMD CPUs with AVX-512 (Zen 4): decode reads more without the software
 // prefetches than with them. Zen 4, 2 threads, bf16 from DRAM, medians of 5
-// sweeps in alternating runs: 2048x5632 27-32 vs 22-24 GB/s, 5632x2048
-// 25-30 vs 21-27; a plain linear read there: 46-55 with none, 28 with
+// sweeps in alternating runs: 2048x5632 25-28 vs 19-24 GB/s, 2048x2048 28
+// vs 19, 5632x2048 unchanged; Q8_0 / Q4_0 (PackedTile) 25-33 / 22-29 vs
+// 17-26 / 18-25; a plain linear read there: 46-55 with none, 28 with
 // prefetches 1 KiB ahead. Intel's AVX-512 CPUs keep them (not measured).
 inline bool HardwarePrefetchOnly() {
   static const bool amd = [] {
@@ -1757,9 +1757,10 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 // Sum of n floats: a pure streaming read, as four interleaved streams (the
 // quarters of the range, like the four weight rows a GEMV tile reads) with
-// two accumulators each and a software prefetch 1 KiB ahead of every stream:
-// more independent misses in flight than one sequential stream gets from the
-// hardware prefetcher alone.
+// two accumulators each and (with `prefetch`) a software prefetch 1 KiB ahead
+// of every stream: more independent misses in flight than one sequential
+// stream gets from the hardware prefetcher alone on Intel and Zen 3; on Zen 4
+// the prefetches cost a third, so the calibration runs both.
 float ReadSum(const float* x, int64_t n, bool prefetch) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
