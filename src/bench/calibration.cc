@@ -94,16 +94,6 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
       c.read_gbps = std::max(c.read_gbps, n * sizeof(float) / s / 1e9);
     }
   }
-  // Arithmetic: long enough (~0.2 s) to reach steady clocks.
-  const int64_t iters = 20'000'000;
-  const double flops = static_cast<double>(simd::FloatLanes()) * 24.0 * iters * c.threads;
-  for (int rep = 0; rep < 5; ++rep) {
-    volatile float sink = 0;
-    const int64_t t0 = NowNs();
-    pool->ParallelFor(c.threads, [&](size_t t, int) { sink = sink + simd::FmaPeak(iters, static_cast<float>(t)); });
-    const double s = (NowNs() - t0) * 1e-9;
-    c.fma_gflops = std::max(c.fma_gflops, flops / s / 1e9);
-  }
   // A unit's peak: each thread runs `probe` (which returns the operations it
   // did), best of 5 of their sum over the wall time, in G per second.
   const auto best_of_5 = [&](auto probe) {
@@ -119,6 +109,13 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
     }
     return best;
   };
+  // FMA: twelve independent chains per thread, long enough (~0.2 s) to reach steady clocks.
+  const int64_t iters = 20'000'000;
+  c.fma_gflops = best_of_5([&](int t) {
+    volatile float sink = simd::FmaPeak(iters, static_cast<float>(t));
+    (void)sink;
+    return static_cast<double>(simd::FloatLanes()) * 24.0 * iters;
+  });
   // AMX: four independent tile products per thread (16x16x32 each), ~0.1 s.
   if (amx::AmxBf16Usable()) c.amx_bf16_gflops = best_of_5([](int) { return amx::PeakProbe(4'000'000); });
   // AVX512-BF16: 24 independent VDPBF16PS chains per thread, ~0.1 s.

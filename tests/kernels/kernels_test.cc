@@ -301,11 +301,6 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
 
-// The AMX-BF16 GEMM rounds x to bfloat16 and accumulates in float32: against
-// the reference on the same rounded x, it must meet the float32 dot-product
-// bound; against unrounded x, the error is that of one bf16 rounding. Up to 16
-// rows x runs as hi + lo bf16 parts: against unrounded x within the float32
-// bound plus the lo part's rounding (2^-16 of each product: bf16 keeps 8 bits).
 // The bf16 GEMM of `unit` over shapes, against the reference on bf16-rounded
 // x (on x itself up to 16 rows, where x runs as hi + lo).
 void ExpectBf16GemmMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {

@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "kernels/cpu/simd/cpu_kernels.h"
+
 namespace llm {
 namespace amx {
 namespace {
@@ -337,7 +339,7 @@ const Availability& CachedDots() {
   return avail;
 }
 
-// One thread's rate of 24 independent chains, in FLOPs per second.
+// One thread's rate of a probe's independent chains, in FLOPs per second (best of 3).
 template <class F>
 double ChainRate(F body, int64_t iterations, double flops_per_iteration) {
   double best = 0;
@@ -358,20 +360,6 @@ __attribute__((target("avx512f"))) inline float SumLanes(__m512 v) {
   float sum = 0;
   for (float f : lanes) sum += f;
   return sum;
-}
-
-__attribute__((target("avx512f"))) float FmaChains(int64_t iterations) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
-  __m512 a = _mm512_set1_ps(0.999f);
-  const __m512 b = _mm512_set1_ps(1e-4f);
-  for (int64_t k = 0; k < iterations; ++k) {
-#pragma GCC unroll 24  // the 24 chains in registers, not in a stack array
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(a, acc[i], b);
-    __asm__ volatile("" : "+v"(a));  // keeps the compiler from folding the chains
-  }
-  for (int i = 1; i < 24; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  return SumLanes(acc[0]);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) float DotChains(int64_t iterations) {
@@ -397,9 +385,12 @@ const char* Bf16DotsUnavailableReason() { return CachedDots().reason; }
 
 double Bf16DotsOverFma() {
   // ~0.5 ms on Zen 4: paid once, at the first bf16 matmul that could use them.
-  static const double ratio = Bf16DotsUsable() ? ChainRate(DotChains, 20000, 24.0 * 64) /
-                                                     ChainRate(FmaChains, 20000, 24.0 * 32)
-                                               : 0.0;
+  // Against the calibration's FMA probe (twelve chains of the best target's FMA).
+  static const double ratio =
+      Bf16DotsUsable() ? ChainRate(DotChains, 20000, 24.0 * 64) /
+                             ChainRate([](int64_t n) { return simd::FmaPeak(n, 1.0f); }, 40000,
+                                       24.0 * static_cast<double>(simd::FloatLanes()))
+                       : 0.0;
   return ratio;
 }
 

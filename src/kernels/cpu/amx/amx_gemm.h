@@ -26,9 +26,9 @@ bool AmxEnabled();
 // tiles: CPUID has AVX-512 F/BW and AVX512-BF16, and the OS saves zmm state.
 bool Bf16DotsUsable();
 const char* Bf16DotsUnavailableReason();
-// Their FLOP rate over AVX-512 FMA's, measured once per process on the
-// calling thread (24 independent chains of each, best of 3; 0 where not
-// usable). They do twice FMA's FLOPs per instruction, but CPUs issue them
+// Their FLOP rate over FMA's, measured once per process on the calling
+// thread (24 independent dot-product chains against simd::FmaPeak, best of 3
+// each; 0 where not usable). They do twice FMA's FLOPs per instruction, but CPUs issue them
 // at different rates: Zen 4 measured 2.0x here, a Xeon (Sapphire Rapids
 // class) 0.5x.
 double Bf16DotsOverFma();

@@ -116,26 +116,20 @@ void GemvBatch(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int
   }
 }
 
-#if HWY_TARGET <= HWY_AVX3
-// AMD CPUs with AVX-512 (Zen 4): decode reads more without the software
-// prefetches than with them. Zen 4, 2 threads, bf16 from DRAM, medians of 5
+// Whether decode kernels issue their software prefetches. AMD CPUs with
+// AVX-512 (Zen 4) read more without them. Zen 4, 2 threads, bf16 from DRAM, medians of 5
 // sweeps in alternating runs: 2048x5632 25-28 vs 19-24 GB/s, 2048x2048 28
 // vs 19, 5632x2048 unchanged; Q8_0 / Q4_0 (PackedTile) 25-33 / 22-29 vs
 // 17-26 / 18-25; a plain linear read there: 46-55 with none, 28 with
-// prefetches 1 KiB ahead. Intel's AVX-512 CPUs keep them (not measured).
-inline bool HardwarePrefetchOnly() {
+// prefetches 1 KiB ahead. Intel's AVX-512 CPUs and AVX2 keep them.
+HWY_INLINE bool SoftwarePrefetch() {
+#if HWY_TARGET <= HWY_AVX3
   static const bool amd = [] {
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
     return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
   }();
-  return amd;
-}
-#endif
-
-HWY_INLINE bool SoftwarePrefetch() {
-#if HWY_TARGET <= HWY_AVX3
-  return !HardwarePrefetchOnly();
+  return !amd;
 #else
   return true;
 #endif

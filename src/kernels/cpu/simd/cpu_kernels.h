@@ -113,7 +113,7 @@ const char* TargetName();
 // Machine probes (calibration): streaming read (4 streams, software prefetches
 // 1 KiB ahead or none), and FMA throughput with twelve
 // independent chains (FLOPs = FloatLanes() * 24 * iterations).
-float ReadSum(const float* x, int64_t n, bool prefetch = true);
+float ReadSum(const float* x, int64_t n, bool prefetch);
 float FmaPeak(int64_t iterations, float seed);
 // Int8 ops (2 per multiply-add) of `iterations` rounds of twelve independent
 // VPDPBUSD chains; 0 where the target or CPU has no AVX-512 VNNI.
