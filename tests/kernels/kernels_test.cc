@@ -454,12 +454,10 @@ TEST(AmxGemm, Float16WeightsMatchReferenceOnUnroundedInputs) {
   EXPECT_EQ(cpu->MatMulUnit(1, MatView{nullptr, DType::kF16, 64, 64}), ComputeUnit::kFma);
 }
 
-// Quantized W of a bfloat16 model on AMX (long prefill chunks): W dequantized
-// exactly, then rounded to bf16 with x; against the reference on those same
-// rounded inputs, within the float32 dot-product bound.
-TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
-  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
-  amx::SetAmxEnabled(true);
+// Quantized W of a bfloat16 model on `unit` (long prefill chunks): W
+// dequantized exactly, then rounded to bf16 with x; against the reference on
+// those same rounded inputs, within the float32 dot-product bound.
+void ExpectQuantizedBf16MatMulMatchesReference(ComputeUnit unit) {
   std::mt19937 rng(5);
   std::normal_distribution<float> d(0.0f, 1.0f);
   ThreadPool pool(2);
@@ -470,7 +468,7 @@ TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
     auto bytes = RandomQuantRows(t, N, K, rng);
     MatView w{bytes.data(), t, N, K};
     w.bf16_compute = true;
-    ASSERT_EQ(cpu->MatMulUnit(M, w), ComputeUnit::kAmxBf16);
+    ASSERT_EQ(cpu->MatMulUnit(M, w), unit);
     // The same values as a bf16 matrix: dequantized, rounded.
     std::vector<float> wf(N * K);
     std::vector<uint16_t> wb(N * K);
@@ -500,6 +498,18 @@ TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
     w.bf16_compute = false;
     EXPECT_EQ(cpu->MatMulUnit(M, w), ComputeUnit::kFma);
   }
+}
+
+TEST(AmxGemm, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  ExpectQuantizedBf16MatMulMatchesReference(ComputeUnit::kAmxBf16);
+}
+
+TEST(Bf16Dots, QuantizedWeightsOfABf16ModelMatchReferenceOnRoundedInputs) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  Bf16DotsOn on;
+  ExpectQuantizedBf16MatMulMatchesReference(ComputeUnit::kBf16Dot);
 }
 
 // Fused prefill attention on `unit` against the reference (see below).
