@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Same GGUF file, same run: llama.cpp's llama-bench against our speed_benchmark (issue #16).
+
+Writes an F16 GGUF of a Llama architecture with random weights (llamacpp_compare.write_gguf),
+makes the quantized files with llama.cpp's own `llama-quantize`, measures the read roof with
+`speed_benchmark --calibrate`, then alternates `llama-bench -p P -n G -t T -r R` and ours
+(`--model-path FILE --dtype bfloat16 --prompt-lengths P --gen-lengths G --repetitions R`)
+round by round, so that both see the same machine state. Prints one markdown table: medians
+(min-max) of every sample, the ratios, and the bytes our decode reads per second
+(`model.weight_bytes` x tokens/s) over the roof. A dev tool, never a test dependency.
+
+llama-bench and llama-quantize come from the llama.cpp source llama-cpp-python ships:
+    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36
+    (untar; cd vendor/llama.cpp)
+    cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF && cmake --build build -j2 --target llama-bench llama-quantize
+On AMX Xeons add -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF (README).
+
+    tools/llamabench_gguf_compare.py --llama-cpp-bin DIR/build/bin --arch tinyllama-1.1b \
+        --types Q8_0,Q4_0,Q4_K_M --rounds 2
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llamacpp_compare import write_gguf  # noqa: E402
+
+
+def llama_bench(binary, path, n_prompt, n_gen, threads, reps, extra):
+    res = subprocess.run([binary, "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads),
+                          "-r", str(reps), "-o", "json"] + extra, capture_output=True, text=True, check=True)
+    rows = json.loads(res.stdout)
+    pp = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == 0)
+    tg = next(r for r in rows if r["n_gen"] == n_gen and r["n_prompt"] == 0)
+    return pp["samples_ts"], tg["samples_ts"]
+
+
+def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir):
+    res = subprocess.run([binary, "--model-path", path, "--device", "cpu", "--dtype", "bfloat16", "--threads",
+                          str(threads), "--prompt-lengths", str(n_prompt), "--gen-lengths", str(n_gen),
+                          "--warmup", "1", "--repetitions", str(reps), "--max-seq-len", str(max(n_prompt, n_gen) + 8),
+                          "--quiet", "--format", "json", "--output-dir", out_dir] + extra,
+                         capture_output=True, text=True, check=True)
+    doc = json.loads(res.stdout)
+    runs = {r["name"]: r for r in doc["runs"]}
+    pp, tg = runs[f"pp{n_prompt}"], runs[f"tg{n_gen}"]
+    pp_samples = [rep["prefill_tokens_per_sec"] for rep in pp["repetitions"]]
+    tg_samples = [rep["decode_tokens_per_sec"] for rep in tg["repetitions"]]
+    return pp_samples, tg_samples, doc["model"]["weight_bytes"]
+
+
+def read_roof(binary, threads):
+    res = subprocess.run([binary, "--calibrate", "--threads", str(threads)], capture_output=True, text=True, check=True)
+    m = re.search(r"read bandwidth: ([0-9.]+) GB/s", res.stdout + res.stderr)
+    return float(m.group(1))
+
+
+def fmt(samples):
+    return f"{statistics.median(samples):.3g} ({min(samples):.3g}-{max(samples):.3g})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llama-cpp-bin", required=True, help="folder holding llama-bench and llama-quantize")
+    ap.add_argument("--arch", default="tinyllama-1.1b", choices=["tinyllama-1.1b", "llama2-7b", "small-124m"])
+    ap.add_argument("--types", default="Q8_0,Q4_0,Q4_K_M", help="llama-quantize type names")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of both engines")
+    ap.add_argument("--reps", type=int, default=2, help="repetitions within one run of each engine")
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--binary", default="build/speed_benchmark")
+    ap.add_argument("--gguf-dir", default="/tmp/llamabench_gguf")
+    ap.add_argument("--ours-args", default="", help="extra speed_benchmark arguments, split on spaces")
+    ap.add_argument("--ours-alt-args", default=None,
+                    help="if given, a second configuration of ours run in the same rounds (its own column)")
+    ap.add_argument("--llama-bench-args", default="", help="extra llama-bench arguments, split on spaces")
+    args = ap.parse_args()
+
+    os.makedirs(args.gguf_dir, exist_ok=True)
+    f16 = os.path.join(args.gguf_dir, f"{args.arch}-F16.gguf")
+    if not os.path.exists(f16):
+        write_gguf(f16 + ".part", args.arch, "float16")
+        os.replace(f16 + ".part", f16)
+    files = {}
+    for t in args.types.split(","):
+        path = os.path.join(args.gguf_dir, f"{args.arch}-{t}.gguf")
+        if t != "F16" and not os.path.exists(path):
+            subprocess.run([os.path.join(args.llama_cpp_bin, "llama-quantize"), f16, path + ".part", t],
+                           check=True, capture_output=True)
+            os.replace(path + ".part", path)
+        files[t] = f16 if t == "F16" else path
+
+    bench = os.path.join(args.llama_cpp_bin, "llama-bench")
+    ours_extra = args.ours_args.split()
+    alt_extra = args.ours_alt_args.split() if args.ours_alt_args is not None else None
+    lb_extra = args.llama_bench_args.split()
+    roofs = [read_roof(args.binary, args.threads)]
+    samples = {t: {"lpp": [], "ltg": [], "opp": [], "otg": [], "app": [], "atg": [], "bytes": 0} for t in files}
+    out_dir = os.path.join(args.gguf_dir, "ours_out")
+    for rnd in range(args.rounds):
+        for t, path in files.items():
+            s = samples[t]
+            order = ["llama", "ours"] if rnd % 2 == 0 else ["ours", "llama"]
+            for who in order:
+                if who == "llama":
+                    pp, tg = llama_bench(bench, path, args.prompt, args.gen, args.threads, args.reps, lb_extra)
+                    s["lpp"] += pp
+                    s["ltg"] += tg
+                else:
+                    pp, tg, s["bytes"] = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps,
+                                              ours_extra, out_dir)
+                    s["opp"] += pp
+                    s["otg"] += tg
+                    if alt_extra is not None:
+                        pp, tg, _ = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
+                                         out_dir)
+                        s["app"] += pp
+                        s["atg"] += tg
+            print(f"round {rnd + 1} {t}: llama-bench pp {s['lpp'][-1]:.1f} tg {s['ltg'][-1]:.2f}; "
+                  f"ours pp {s['opp'][-1]:.1f} tg {s['otg'][-1]:.2f}", file=sys.stderr, flush=True)
+    roofs.append(read_roof(args.binary, args.threads))
+    roof = max(roofs)
+
+    alt = alt_extra is not None
+    print(f"read roof: {roof:.1f} GB/s (--calibrate before and after: {roofs[0]:.1f}, {roofs[1]:.1f})")
+    print(f"{args.arch}, {args.threads} threads, {args.rounds} alternating rounds x {args.reps} repetitions")
+    head = (f"| file | pp{args.prompt} ours | pp{args.prompt} llama.cpp | ratio | tg{args.gen} ours | "
+            f"tg{args.gen} llama.cpp | ratio |")
+    if alt:
+        head += f" pp ours {args.ours_alt_args} | tg ours {args.ours_alt_args} |"
+    head += " decode reads |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for t, s in samples.items():
+        opp, lpp, otg, ltg = (statistics.median(s[k]) for k in ("opp", "lpp", "otg", "ltg"))
+        gbs = s["bytes"] * otg / 1e9
+        row = (f"| {args.arch} {t} | {fmt(s['opp'])} | {fmt(s['lpp'])} | {opp / lpp:.2f}x | {fmt(s['otg'])} | "
+               f"{fmt(s['ltg'])} | {otg / ltg:.2f}x |")
+        if alt:
+            row += f" {fmt(s['app'])} | {fmt(s['atg'])} |"
+        row += f" {gbs:.1f} GB/s, {100 * gbs / roof:.0f}% of roof |"
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
