@@ -38,6 +38,12 @@ constexpr int64_t kDotsMinRows = 64;
 
 using Bf16Gemm = void (*)(const uint16_t*, int64_t, const MatView&, int64_t, int64_t, const float*, float*, void*,
                           int64_t);
+// The unit of bf16 matrix products: the tiles where enabled, else the dot
+// products where enabled (they beat FMA there), else FMA.
+ComputeUnit Bf16MatrixUnit() {
+  if (amx::AmxEnabled()) return ComputeUnit::kAmxBf16;
+  return amx::Bf16DotsEnabled() ? ComputeUnit::kBf16Dot : ComputeUnit::kFma;
+}
 // The bf16 GEMM of a matrix unit: tiles or dot products, same operands.
 Bf16Gemm Bf16GemmOn(ComputeUnit unit) { return unit == ComputeUnit::kBf16Dot ? amx::GemmBf16Dots : amx::GemmBf16; }
 // Prefill attention switches to GEMMs from this many query tokens, in blocks
@@ -174,25 +180,19 @@ class CpuBackend final : public KernelBackend {
         simd::Int8DotsOnVnni()) {
       return ComputeUnit::kInt8Vnni;
     }
-    if (!amx::AmxEnabled()) {
-      if (!amx::Bf16DotsEnabled()) return ComputeUnit::kFma;
-      if (w.dtype == DType::kBF16 && M >= kDotsMinRows) return ComputeUnit::kBf16Dot;
-      // Quantized W of a bfloat16 model, as on the tiles below: TinyLlama
-      // Q4_0 pp512 on Zen 4 was 88 tok/s on the FMA GEMM.
-      if (IsQuantized(w.dtype) && w.bf16_compute && M >= kAmxMinQuantRows) return ComputeUnit::kBf16Dot;
-      return ComputeUnit::kFma;
-    }
+    // Quantized W of a bfloat16 model: dequantizing W costs about as much as
+    // the FMA GEMM of ~100 rows, so only long prefill chunks go to the bf16
+    // unit (TinyLlama Q4_0 pp512 on Zen 4: 88 tok/s on the FMA GEMM, ~155 on
+    // the dot products).
+    if (IsQuantized(w.dtype) && w.bf16_compute && M >= kAmxMinQuantRows) return Bf16MatrixUnit();
+    if (!amx::AmxEnabled()) return w.dtype == DType::kBF16 && M >= kDotsMinRows ? Bf16MatrixUnit() : ComputeUnit::kFma;
     if (w.dtype == DType::kBF16 && M >= kAmxMinRows) return ComputeUnit::kAmxBf16;
     if (w.dtype == DType::kF16 && M >= kAmxMinF16Rows) return ComputeUnit::kAmxBf16;
-    // Quantized W of a bfloat16 model: dequantizing W costs about as much as
-    // the FMA GEMM of ~100 rows, so only long prefill chunks go to the tiles.
-    if (IsQuantized(w.dtype) && w.bf16_compute && M >= kAmxMinQuantRows) return ComputeUnit::kAmxBf16;
     return ComputeUnit::kFma;
   }
   ComputeUnit AttentionUnit(const AttentionArgs& a) const override {
     if (!a.bf16_inputs || a.num_tokens < kGemmAttentionMinTokens) return ComputeUnit::kFma;
-    if (amx::AmxEnabled()) return ComputeUnit::kAmxBf16;
-    return amx::Bf16DotsEnabled() ? ComputeUnit::kBf16Dot : ComputeUnit::kFma;
+    return Bf16MatrixUnit();
   }
 
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
@@ -494,8 +494,9 @@ void SetCpuRepackEnabled(bool on) { simd::SetRepackEnabled(on); }
 
 // Where a bfloat16 model's quantized matrices run long prefill chunks (MatMulUnit).
 static std::string QuantBf16Prefill() {
-  const char* unit = amx::AmxEnabled() ? "AMX-BF16 tiles" : amx::Bf16DotsEnabled() ? "AVX512-BF16 dot products" : nullptr;
-  if (unit == nullptr) return "";
+  const ComputeUnit matrix_unit = Bf16MatrixUnit();
+  if (matrix_unit == ComputeUnit::kFma) return "";
+  const char* unit = matrix_unit == ComputeUnit::kAmxBf16 ? "AMX-BF16 tiles" : "AVX512-BF16 dot products";
   return std::string(" (a bfloat16 model's: from ") + std::to_string(kAmxMinQuantRows) +
          " rows, W dequantized exactly, rounded to bf16, on the " + unit + ")";
 }
