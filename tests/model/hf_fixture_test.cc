@@ -80,6 +80,31 @@ TEST_P(HfFixtureTest, LogitsOfEveryPositionMatchTransformers) {
   }
 }
 
+// Decode, one token at a time over the same prompts, against transformers'
+// logits of every position, with the prefill test's tolerance: decode kernels
+// differ from prefill's (GEMV; on CPUs whose AVX512-BF16 dot products beat FMA,
+// a bfloat16 model's decode rounds x to bf16 as its prefill does there).
+TEST_P(HfFixtureTest, DecodeLogitsMatchTransformers) {
+  if (RopeDependsOnSequenceLength(config_)) {
+    GTEST_SKIP() << RopeScalingName(config_.rope_scaling) << " rope: transformers' prefill logits are not a decode's";
+  }
+  const int num_prompts = static_cast<int>(ref_.meta["prompts"].size());
+  for (int p = 0; p < num_prompts; ++p) {
+    const auto ids = ref_.Ids("prompt" + std::to_string(p) + ".ids");
+    const auto expected = ref_.Floats("prompt" + std::to_string(p) + ".logits");
+    std::vector<float> decoded(expected.size());
+    model_->Reset();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ASSERT_TRUE(model_->Forward(&ids[i], 1).ok());
+      std::copy_n(model_->last_logits(), config_.vocab_size, decoded.begin() + i * config_.vocab_size);
+    }
+    const double err = RelErr(decoded.data(), expected.data(), expected.size());
+    std::printf("  %s prompt%d (%zu tokens): decode logits rel err %.3e (tolerance %.3e)\n",
+                CaseName({GetParam(), 0}).c_str(), p, ids.size(), err, Tolerance());
+    EXPECT_LT(err, Tolerance()) << "prompt " << p;
+  }
+}
+
 TEST_P(HfFixtureTest, HiddenStatesMatchLayerByLayer) {
   const auto ids = ref_.Ids("prompt0.ids");
   const int stages = ref_.meta["hidden_stages"].get<int>();
