@@ -75,6 +75,7 @@ struct Flags {
   std::string amx = "auto";
   std::string bf16_dots = "auto";
   std::string int8_dot = "auto";
+  std::string decode_x = "float32";
   std::string repack = "auto";
   bool verify = false;
   std::string profile_steps;
@@ -131,6 +132,7 @@ Status ValidateFlags(const Flags& f) {
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
   if (f.bf16_dots != "auto" && f.bf16_dots != "on" && f.bf16_dots != "off") return bad("--bf16-dots must be auto, on or off");
   if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
+  if (f.decode_x != "float32" && f.decode_x != "bf16") return bad("--decode-x must be float32 or bf16");
   if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
@@ -439,6 +441,7 @@ int Run(const Flags& f) {
   if (f.amx == "off") amx::SetAmxEnabled(false);
   if (f.bf16_dots != "auto") amx::SetBf16DotsMode(f.bf16_dots == "on" ? amx::DotsMode::kOn : amx::DotsMode::kOff);
   if (f.int8_dot == "off") SetCpuInt8DotEnabled(false);
+  if (f.decode_x == "bf16") SetCpuBf16DecodeX(true);
   if (f.repack == "off") SetCpuRepackEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
@@ -741,6 +744,11 @@ int main(int argc, char** argv) {
   app.add_option("--int8-dot", f.int8_dot,
                  "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
+  app.add_option("--decode-x", f.decode_x,
+                 "float32: decode keeps activations float32 (within transformers' own bf16 error on every fixture) | "
+                 "bf16: a bfloat16 model's one-sequence decode rounds x to bf16 for AVX512-BF16 dot products where the "
+                 "CPU has them, as llama.cpp does (Zen 4: less work per weight byte, x in half the L1; one fixture "
+                 "then exceeds transformers' error by 5%)");
   app.add_option("--repack", f.repack,
                  "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");

@@ -120,6 +120,10 @@ std::string CpuMatMulPath(DType dtype);
 // auto (default): quantized decode quantizes activations to int8 where the
 // CPU has integer dot products (AVX-512 VNNI, AVX2); off: float32 activations everywhere.
 void SetCpuInt8DotEnabled(bool on);
+// On (--decode-x bf16): a bfloat16 matmul of one row (decode of one sequence)
+// rounds x to bf16 for AVX512-BF16 dot products where the CPU has them, as
+// llama.cpp does; off (default): float32 x.
+void SetCpuBf16DecodeX(bool on);
 // Off: quantized matrices are not repacked for the VNNI decode kernel at
 // model creation (--repack off: the A/B of the layout, and half the weight memory).
 void SetCpuRepackEnabled(bool on);

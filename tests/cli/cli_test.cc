@@ -114,6 +114,16 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
   const RunResult bad = RunCli(run + " --amx maybe" + Fast());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.out.rfind("error: --amx must be auto or off", 0), 0) << bad.out;
+  // --decode-x bf16 names the rounded decode where the CPU has AVX512-BF16.
+  const RunResult bf16_x = RunCli(run + " --decode-x bf16" + Fast());
+  ASSERT_EQ(bf16_x.exit_code, 0) << bf16_x.out;
+  EXPECT_EQ(json::parse(bf16_x.out)["system"]["matmul_bfloat16"].get<std::string>().find("x rounded to bf16 (--decode-x") !=
+                std::string::npos,
+            static_cast<bool>(__builtin_cpu_supports("avx512bf16")));
+  EXPECT_EQ(sys["matmul_bfloat16"].get<std::string>().find("--decode-x"), std::string::npos) << "float32 x by default";
+  const RunResult bad_x = RunCli(run + " --decode-x half" + Fast());
+  EXPECT_EQ(bad_x.exit_code, 2);
+  EXPECT_EQ(bad_x.out.rfind("error: --decode-x must be float32 or bf16", 0), 0) << bad_x.out;
 }
 
 // Quantized decode names its unit: int8 VNNI dot products where the CPU has

@@ -379,6 +379,52 @@ TEST(Bf16Dots, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   ExpectBf16GemmMatchesReference(ComputeUnit::kBf16Dot, {64, 65, 70, 95, 100, 129});
 }
 
+// --decode-x bf16: one row of a bf16 matmul on the dot products with x rounded
+// to bf16 (wherever AVX512-BF16 exists, probe or not); against the reference on
+// the same rounded x, the float32 dot-product bound. Default and batches: FMA.
+TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  std::vector<uint16_t> probe_w(64 * 64);
+  const MatView probe{probe_w.data(), DType::kBF16, 64, 64};
+  EXPECT_NE(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot) << "float32 x by default";
+  SetCpuBf16DecodeX(true);
+  EXPECT_EQ(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot);
+  EXPECT_NE(cpu->MatMulUnit(2, probe), ComputeUnit::kBf16Dot) << "batches keep their kernels";
+  for (int64_t K : {1, 7, 31, 32, 33, 127, 128, 129, 300, 2100}) {  // the 4-chain body, 32-steps, masked tails
+    for (int64_t N : {1, 5, 33, 200}) {
+      for (int offset : {0, 1}) {
+        const bool with_bias = (K + N + offset) % 2 == 0;
+        std::vector<float> wf(N * K), x(K), bias(N);
+        for (auto& v : wf) v = d(rng);
+        for (auto& v : x) v = d(rng);
+        for (auto& v : bias) v = d(rng);
+        std::vector<uint16_t> wb(N * K + offset), xb(K);
+        ConvertFloats(wf.data(), DType::kF32, wb.data() + offset, DType::kBF16, wf.size());
+        ConvertFloats(wb.data() + offset, DType::kBF16, wf.data(), DType::kF32, wf.size());
+        std::vector<float> x_rounded(K);
+        ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
+        ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+        const MatView w{wb.data() + offset, DType::kBF16, N, K};
+        std::vector<float> y_ref(N), y(N, std::nanf(""));
+        ref->MatMul(x_rounded.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
+        cpu->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
+        for (int64_t n = 0; n < N; ++n) {
+          double abs_sum = 0;
+          for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x_rounded[k] * wf[n * K + k]);
+          ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6)
+              << "K=" << K << " N=" << N << " offset=" << offset << " row " << n;
+        }
+      }
+    }
+  }
+  SetCpuBf16DecodeX(false);
+}
+
 // float16 W on the bf16 tiles is split into hi + lo bf16 parts: the split
 // must be exact for every finite float16 value, so x = the identity gives
 // W^T back bit for bit (1024 rows x 64 columns hold all 65536 codes).

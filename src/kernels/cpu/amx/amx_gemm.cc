@@ -549,6 +549,40 @@ void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t
   Gemm<true, false>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
 }
 
+void RoundToBf16(const float* x, int64_t K, uint16_t* xb) { RoundRow(x, K, K, xb); }
+
+__attribute__((target("avx512f,avx512bf16"))) inline __m512bh LoadPairs(const uint16_t* p) {
+  return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
+}
+
+// One row after the other (one linear stream per thread), 128 elements per
+// step in four chains; the row's last K % 32 elements by masked loads, which
+// read nothing past the row (a mapping may end there).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void GemvBf16Dots(const uint16_t* xb, const MatView& w,
+                                                                       int64_t n_begin, int64_t n_end,
+                                                                       const float* bias, float* y) {
+  const int64_t K = w.cols;
+  const auto* rows = static_cast<const uint16_t*>(w.data);
+  const __mmask32 tail = static_cast<__mmask32>((uint64_t{1} << (K % 32)) - 1);
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    const uint16_t* row = rows + n * K;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 128 <= K; k += 128) {
+      a0 = _mm512_dpbf16_ps(a0, LoadPairs(row + k), LoadPairs(xb + k));
+      a1 = _mm512_dpbf16_ps(a1, LoadPairs(row + k + 32), LoadPairs(xb + k + 32));
+      a2 = _mm512_dpbf16_ps(a2, LoadPairs(row + k + 64), LoadPairs(xb + k + 64));
+      a3 = _mm512_dpbf16_ps(a3, LoadPairs(row + k + 96), LoadPairs(xb + k + 96));
+    }
+    for (; k + 32 <= K; k += 32) a0 = _mm512_dpbf16_ps(a0, LoadPairs(row + k), LoadPairs(xb + k));
+    if (k < K) {
+      a1 = _mm512_dpbf16_ps(a1, reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, row + k)),
+                            reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(tail, xb + k)));
+    }
+    y[n] = SumLanes(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + (bias ? bias[n] : 0.f);
+  }
+}
+
 __attribute__((target("amx-tile,amx-bf16"))) double PeakProbe(int64_t iterations) {
   alignas(64) static const uint16_t zeros[16 * 32] = {};
   ConfigureTiles();

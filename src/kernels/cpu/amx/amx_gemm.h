@@ -94,6 +94,15 @@ void GemmBf16Dots(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_beg
 void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
                   const float* bias, float* y, void* scratch);
 
+// Decode (one row of x) on AVX512-BF16 dot products, as llama.cpp decodes
+// bf16 weights: x rounded to bfloat16 once per matmul (RoundToBf16: K
+// elements, round to nearest even), then y[n] = xb . W[n] (+ bias[n]) for n in
+// [n_begin, n_end), float32 accumulation, W bfloat16 [N, K] read in place.
+// One instruction does 32 multiply-adds and x takes half the L1 of float32 x,
+// so more of each core's time goes to keeping loads in flight (see cpu_backend.cc).
+void RoundToBf16(const float* x, int64_t K, uint16_t* xb);
+void GemvBf16Dots(const uint16_t* xb, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias, float* y);
+
 // Machine probe: `iterations` rounds of 4 independent tile products held in
 // registers (16 x 16 x 32 each); returns the FLOPs done.
 double PeakProbe(int64_t iterations);
