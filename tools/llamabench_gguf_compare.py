@@ -17,6 +17,8 @@ On AMX Xeons add -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF (RE
 
     tools/llamabench_gguf_compare.py --llama-cpp-bin DIR/build/bin --arch tinyllama-1.1b \
         --types Q8_0,Q4_0,Q4_K_M --rounds 2
+Float files too: --types BF16,F16,F32 (written directly; ours runs them with --dtype of their type).
+--alt-binary OLD/speed_benchmark puts a previous build in the same rounds (its own columns).
 """
 import argparse
 import json
@@ -39,8 +41,13 @@ def llama_bench(binary, path, n_prompt, n_gen, threads, reps, extra):
     return pp["samples_ts"], tg["samples_ts"]
 
 
-def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir):
-    res = subprocess.run([binary, "--model-path", path, "--device", "cpu", "--dtype", "bfloat16", "--threads",
+# Float files are written directly (no llama-quantize) and run in their own type by both engines;
+# a quantized file's float tensors (norms, embeddings) run in bfloat16 on ours.
+FLOAT_FILES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
+
+
+def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir, dtype="bfloat16"):
+    res = subprocess.run([binary, "--model-path", path, "--device", "cpu", "--dtype", dtype, "--threads",
                           str(threads), "--prompt-lengths", str(n_prompt), "--gen-lengths", str(n_gen),
                           "--warmup", "1", "--repetitions", str(reps), "--max-seq-len", str(max(n_prompt, n_gen) + 8),
                           "--quiet", "--format", "json", "--output-dir", out_dir] + extra,
@@ -78,6 +85,8 @@ def main():
     ap.add_argument("--ours-args", default="", help="extra speed_benchmark arguments, split on spaces")
     ap.add_argument("--ours-alt-args", default=None,
                     help="if given, a second configuration of ours run in the same rounds (its own column)")
+    ap.add_argument("--alt-binary", default=None,
+                    help="the second configuration runs this binary (e.g. the previous build); implies --ours-alt-args ''")
     ap.add_argument("--llama-bench-args", default="", help="extra llama-bench arguments, split on spaces")
     args = ap.parse_args()
 
@@ -89,7 +98,10 @@ def main():
     files = {}
     for t in args.types.split(","):
         path = os.path.join(args.gguf_dir, f"{args.arch}-{t}.gguf")
-        if t != "F16" and not os.path.exists(path):
+        if t in ("BF16", "F32") and not os.path.exists(path):
+            write_gguf(path + ".part", args.arch, FLOAT_FILES[t])
+            os.replace(path + ".part", path)
+        elif t != "F16" and not os.path.exists(path):
             subprocess.run([os.path.join(args.llama_cpp_bin, "llama-quantize"), f16, path + ".part", t],
                            check=True, capture_output=True)
             os.replace(path + ".part", path)
@@ -97,7 +109,10 @@ def main():
 
     bench = os.path.join(args.llama_cpp_bin, "llama-bench")
     ours_extra = args.ours_args.split()
+    if args.alt_binary is not None and args.ours_alt_args is None:
+        args.ours_alt_args = ""
     alt_extra = args.ours_alt_args.split() if args.ours_alt_args is not None else None
+    alt_binary = args.alt_binary or args.binary
     lb_extra = args.llama_bench_args.split()
     roofs = [read_roof(args.binary, args.threads)]
     samples = {t: {"lpp": [], "ltg": [], "opp": [], "otg": [], "app": [], "atg": [], "bytes": 0} for t in files}
@@ -112,13 +127,14 @@ def main():
                     s["lpp"] += pp
                     s["ltg"] += tg
                 else:
+                    dtype = FLOAT_FILES.get(t, "bfloat16")
                     pp, tg, s["bytes"] = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps,
-                                              ours_extra, out_dir)
+                                              ours_extra, out_dir, dtype)
                     s["opp"] += pp
                     s["otg"] += tg
                     if alt_extra is not None:
-                        pp, tg, _ = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
-                                         out_dir)
+                        pp, tg, _ = ours(alt_binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
+                                         out_dir, dtype)
                         s["app"] += pp
                         s["atg"] += tg
             print(f"round {rnd + 1} {t}: llama-bench pp {s['lpp'][-1]:.1f} tg {s['ltg'][-1]:.2f}; "
@@ -127,12 +143,13 @@ def main():
     roof = max(roofs)
 
     alt = alt_extra is not None
+    alt_name = f"{args.alt_binary} {args.ours_alt_args}".strip() if args.alt_binary else args.ours_alt_args
     print(f"read roof: {roof:.1f} GB/s (--calibrate before and after: {roofs[0]:.1f}, {roofs[1]:.1f})")
     print(f"{args.arch}, {args.threads} threads, {args.rounds} alternating rounds x {args.reps} repetitions")
     head = (f"| file | pp{args.prompt} ours | pp{args.prompt} llama.cpp | ratio | tg{args.gen} ours | "
             f"tg{args.gen} llama.cpp | ratio |")
     if alt:
-        head += f" pp ours {args.ours_alt_args} | tg ours {args.ours_alt_args} |"
+        head += f" pp ours {alt_name} | tg ours {alt_name} |"
     head += " decode reads |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
