@@ -59,6 +59,29 @@ HWY_INLINE void WithWeightType(const void* data, DType dtype, F fn) {
 
 // --- GEMV: four weight rows at a time share each load of x ---------------------
 
+// Whether decode kernels issue their software prefetches. AMD CPUs with
+// AVX-512 (Zen 4) read more without them. Zen 4, 2 threads, bf16 from DRAM, medians of 5
+// sweeps in alternating runs: 2048x5632 25-28 vs 19-24 GB/s, 2048x2048 28
+// vs 19, 5632x2048 unchanged; Q8_0 / Q4_0 (PackedTile) 25-33 / 22-29 vs
+// 17-26 / 18-25; a plain linear read there: 46-55 with none, 28 with
+// prefetches 1 KiB ahead; decode batches (GemvBatchTile), TinyLlama bf16
+// S_TG, 4 alternating runs: B = 4 42.4-44.8 vs 36.6-38.9 tok/s, B = 16
+// 70.4-75.4 vs 65.7-71.0. Intel's AVX-512 CPUs and AVX2 keep them. Where
+// this is false, float decode also reads one row at a time (GemvT).
+HWY_INLINE bool SoftwarePrefetch() {
+#if HWY_TARGET <= HWY_AVX3
+  static const bool amd = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
+  }();
+  return !amd;
+#else
+  return true;
+#endif
+}
+
+
 // A batch of decode rows (M = 2 .. a few dozen): each weight vector is loaded
 // and widened once and serves R rows of x (4 W rows x R x rows of
 // accumulators), so W streams from memory once per call and the x rows stay
@@ -77,12 +100,15 @@ HWY_INLINE void GemvBatchTile(const float* x, const WT* w0, int64_t K, int64_t N
   for (int j = 0; j < 4; ++j) {
     for (int i = 0; i < R; ++i) acc[j][i] = hn::Zero(df);
   }
+  const bool prefetch = SoftwarePrefetch();
   int64_t k = 0;
   for (; k + L <= K; k += L) {
-    hwy::Prefetch(reinterpret_cast<const char*>(w0 + k) + 1024);
-    hwy::Prefetch(reinterpret_cast<const char*>(w1 + k) + 1024);
-    hwy::Prefetch(reinterpret_cast<const char*>(w2 + k) + 1024);
-    hwy::Prefetch(reinterpret_cast<const char*>(w3 + k) + 1024);
+    if (prefetch) {
+      hwy::Prefetch(reinterpret_cast<const char*>(w0 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w1 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w2 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w3 + k) + 1024);
+    }
     const VF a = LoadW(df, w0 + k), b = LoadW(df, w1 + k), c = LoadW(df, w2 + k), d = LoadW(df, w3 + k);
     for (int i = 0; i < R; ++i) {
       const VF xv = hn::LoadU(df, x + i * K + k);
@@ -114,26 +140,6 @@ void GemvBatch(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int
     case 1: GemvBatchTile<1>(x + m * K, w + n * K, K, N, n, bias, y + m * N); break;
     default: break;
   }
-}
-
-// Whether decode kernels issue their software prefetches. AMD CPUs with
-// AVX-512 (Zen 4) read more without them. Zen 4, 2 threads, bf16 from DRAM, medians of 5
-// sweeps in alternating runs: 2048x5632 25-28 vs 19-24 GB/s, 2048x2048 28
-// vs 19, 5632x2048 unchanged; Q8_0 / Q4_0 (PackedTile) 25-33 / 22-29 vs
-// 17-26 / 18-25; a plain linear read there: 46-55 with none, 28 with
-// prefetches 1 KiB ahead. Intel's AVX-512 CPUs and AVX2 keep them. Where
-// this is false, float decode also reads one row at a time (GemvT).
-HWY_INLINE bool SoftwarePrefetch() {
-#if HWY_TARGET <= HWY_AVX3
-  static const bool amd = [] {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "AuthenticAMD"
-  }();
-  return !amd;
-#else
-  return true;
-#endif
 }
 
 // One row . x with four independent FMA chains.
