@@ -17,6 +17,8 @@ On AMX Xeons add -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF (RE
 
     tools/llamabench_gguf_compare.py --llama-cpp-bin DIR/build/bin --arch tinyllama-1.1b \
         --types Q8_0,Q4_0,Q4_K_M --rounds 2
+The paired ratio is the median over rounds of each round's ratio (robust to the machine's drifts);
+--prompt 0 --gen 64 --reps 1 --rounds 10 alternates short decode runs only.
 Float files too: --types BF16,F16,F32 (written directly; ours runs them with --dtype of their type).
 --alt-binary OLD/speed_benchmark puts a previous build in the same rounds (its own columns).
 """
@@ -36,8 +38,10 @@ def llama_bench(binary, path, n_prompt, n_gen, threads, reps, extra):
     res = subprocess.run([binary, "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-t", str(threads),
                           "-r", str(reps), "-o", "json"] + extra, capture_output=True, text=True, check=True)
     rows = json.loads(res.stdout)
-    pp = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == 0)
     tg = next(r for r in rows if r["n_gen"] == n_gen and r["n_prompt"] == 0)
+    if n_prompt == 0:
+        return [], tg["samples_ts"]
+    pp = next(r for r in rows if r["n_prompt"] == n_prompt and r["n_gen"] == 0)
     return pp["samples_ts"], tg["samples_ts"]
 
 
@@ -47,15 +51,16 @@ FLOAT_FILES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
 
 
 def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir, dtype="bfloat16"):
+    pp_flags = ["--prompt-lengths", str(n_prompt)] if n_prompt > 0 else []
     res = subprocess.run([binary, "--model-path", path, "--device", "cpu", "--dtype", dtype, "--threads",
-                          str(threads), "--prompt-lengths", str(n_prompt), "--gen-lengths", str(n_gen),
+                          str(threads)] + pp_flags + ["--gen-lengths", str(n_gen),
                           "--warmup", "1", "--repetitions", str(reps), "--max-seq-len", str(max(n_prompt, n_gen) + 8),
                           "--quiet", "--format", "json", "--output-dir", out_dir] + extra,
                          capture_output=True, text=True, check=True)
     doc = json.loads(res.stdout)
     runs = {r["name"]: r for r in doc["runs"]}
-    pp, tg = runs[f"pp{n_prompt}"], runs[f"tg{n_gen}"]
-    pp_samples = [rep["prefill_tokens_per_sec"] for rep in pp["repetitions"]]
+    tg = runs[f"tg{n_gen}"]
+    pp_samples = [rep["prefill_tokens_per_sec"] for rep in runs[f"pp{n_prompt}"]["repetitions"]] if n_prompt else []
     tg_samples = [rep["decode_tokens_per_sec"] for rep in tg["repetitions"]]
     return pp_samples, tg_samples, doc["model"]["weight_bytes"]
 
@@ -67,7 +72,20 @@ def read_roof(binary, threads):
 
 
 def fmt(samples):
+    if not samples:
+        return "-"
     return f"{statistics.median(samples):.3g} ({min(samples):.3g}-{max(samples):.3g})"
+
+
+def ratio(a, b):
+    return f"{statistics.median(a) / statistics.median(b):.2f}x" if a and b else "-"
+
+
+def paired(rounds_a, rounds_b):
+    """Median over rounds of the ratio of the two engines' medians in that round: the machine's
+    slow drifts (this VM's read bandwidth moves by 1.5x over minutes) cancel within a round."""
+    r = [statistics.median(a) / statistics.median(b) for a, b in zip(rounds_a, rounds_b) if a and b]
+    return f"{statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f})" if r else "-"
 
 
 def main():
@@ -78,7 +96,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of both engines")
     ap.add_argument("--reps", type=int, default=2, help="repetitions within one run of each engine")
-    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("--prompt", type=int, default=512, help="0: generation only")
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--binary", default="build/speed_benchmark")
     ap.add_argument("--gguf-dir", default="/tmp/llamabench_gguf")
@@ -126,19 +144,22 @@ def main():
                     pp, tg = llama_bench(bench, path, args.prompt, args.gen, args.threads, args.reps, lb_extra)
                     s["lpp"] += pp
                     s["ltg"] += tg
+                    s.setdefault("ltg_rounds", []).append(tg)
                 else:
                     dtype = FLOAT_FILES.get(t, "bfloat16")
                     pp, tg, s["bytes"] = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps,
                                               ours_extra, out_dir, dtype)
                     s["opp"] += pp
                     s["otg"] += tg
+                    s.setdefault("otg_rounds", []).append(tg)
                     if alt_extra is not None:
                         pp, tg, _ = ours(alt_binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
                                          out_dir, dtype)
                         s["app"] += pp
                         s["atg"] += tg
-            print(f"round {rnd + 1} {t}: llama-bench pp {s['lpp'][-1]:.1f} tg {s['ltg'][-1]:.2f}; "
-                  f"ours pp {s['opp'][-1]:.1f} tg {s['otg'][-1]:.2f}", file=sys.stderr, flush=True)
+                        s.setdefault("atg_rounds", []).append(tg)
+            print(f"round {rnd + 1} {t}: llama-bench pp {fmt(s['lpp'][-args.reps:])} tg {s['ltg'][-1]:.2f}; "
+                  f"ours pp {fmt(s['opp'][-args.reps:])} tg {s['otg'][-1]:.2f}", file=sys.stderr, flush=True)
     roofs.append(read_roof(args.binary, args.threads))
     roof = max(roofs)
 
@@ -147,19 +168,19 @@ def main():
     print(f"read roof: {roof:.1f} GB/s (--calibrate before and after: {roofs[0]:.1f}, {roofs[1]:.1f})")
     print(f"{args.arch}, {args.threads} threads, {args.rounds} alternating rounds x {args.reps} repetitions")
     head = (f"| file | pp{args.prompt} ours | pp{args.prompt} llama.cpp | ratio | tg{args.gen} ours | "
-            f"tg{args.gen} llama.cpp | ratio |")
+            f"tg{args.gen} llama.cpp | ratio | paired tg ratio |")
     if alt:
-        head += f" pp ours {alt_name} | tg ours {alt_name} |"
+        head += f" pp ours {alt_name} | tg ours {alt_name} | paired tg ratio ours / {alt_name} |"
     head += " decode reads |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for t, s in samples.items():
-        opp, lpp, otg, ltg = (statistics.median(s[k]) for k in ("opp", "lpp", "otg", "ltg"))
+        otg = statistics.median(s["otg"])
         gbs = s["bytes"] * otg / 1e9
-        row = (f"| {args.arch} {t} | {fmt(s['opp'])} | {fmt(s['lpp'])} | {opp / lpp:.2f}x | {fmt(s['otg'])} | "
-               f"{fmt(s['ltg'])} | {otg / ltg:.2f}x |")
+        row = (f"| {args.arch} {t} | {fmt(s['opp'])} | {fmt(s['lpp'])} | {ratio(s['opp'], s['lpp'])} | {fmt(s['otg'])} | "
+               f"{fmt(s['ltg'])} | {ratio(s['otg'], s['ltg'])} | {paired(s['otg_rounds'], s['ltg_rounds'])} |")
         if alt:
-            row += f" {fmt(s['app'])} | {fmt(s['atg'])} |"
+            row += f" {fmt(s['app'])} | {fmt(s['atg'])} | {paired(s['otg_rounds'], s['atg_rounds'])} |"
         row += f" {gbs:.1f} GB/s, {100 * gbs / roof:.0f}% of roof |"
         print(row)
 
