@@ -746,9 +746,10 @@ int main(int argc, char** argv) {
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
   app.add_option("--decode-x", f.decode_x,
                  "float32: decode keeps activations float32 (within transformers' own bf16 error on every fixture) | "
-                 "bf16: a bfloat16 model's one-sequence decode rounds x to bf16 for AVX512-BF16 dot products where the "
-                 "CPU has them, as llama.cpp does (Zen 4: less work per weight byte, x in half the L1; one fixture "
-                 "then exceeds transformers' error by 5%)");
+                 "bf16: every one-row bfloat16 matmul (decode of one sequence, a prompt's last-row lm_head) rounds x to "
+                 "bf16 for AVX512-BF16 dot products wherever the CPU has them, whatever --bf16-dots says, as llama.cpp "
+                 "does (Zen 4: less work per weight byte, x in half the L1; one fixture then exceeds transformers' "
+                 "error by 7%)");
   app.add_option("--repack", f.repack,
                  "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");

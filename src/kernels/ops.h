@@ -120,8 +120,9 @@ std::string CpuMatMulPath(DType dtype);
 // auto (default): quantized decode quantizes activations to int8 where the
 // CPU has integer dot products (AVX-512 VNNI, AVX2); off: float32 activations everywhere.
 void SetCpuInt8DotEnabled(bool on);
-// On (--decode-x bf16): a bfloat16 matmul of one row (decode of one sequence)
-// rounds x to bf16 for AVX512-BF16 dot products where the CPU has them, as
+// On (--decode-x bf16): every bfloat16 matmul of one row (the decode of one
+// sequence, a prompt's last-row lm_head) rounds x to bf16 for AVX512-BF16 dot
+// products wherever the CPU has them (the dots mode governs prefill only), as
 // llama.cpp does; off (default): float32 x.
 void SetCpuBf16DecodeX(bool on);
 // Off: quantized matrices are not repacked for the VNNI decode kernel at

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "test_util.h"
 
 namespace llm {
@@ -119,7 +120,7 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
   ASSERT_EQ(bf16_x.exit_code, 0) << bf16_x.out;
   EXPECT_EQ(json::parse(bf16_x.out)["system"]["matmul_bfloat16"].get<std::string>().find("x rounded to bf16 (--decode-x") !=
                 std::string::npos,
-            static_cast<bool>(__builtin_cpu_supports("avx512bf16")));
+            amx::Bf16DotsUsable());
   EXPECT_EQ(sys["matmul_bfloat16"].get<std::string>().find("--decode-x"), std::string::npos) << "float32 x by default";
   const RunResult bad_x = RunCli(run + " --decode-x half" + Fast());
   EXPECT_EQ(bad_x.exit_code, 2);

@@ -392,6 +392,9 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
   std::vector<uint16_t> probe_w(64 * 64);
   const MatView probe{probe_w.data(), DType::kBF16, 64, 64};
   EXPECT_NE(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot) << "float32 x by default";
+  struct Restore {
+    ~Restore() { SetCpuBf16DecodeX(false); }  // also when an ASSERT returns early
+  } restore;
   SetCpuBf16DecodeX(true);
   EXPECT_EQ(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot);
   EXPECT_NE(cpu->MatMulUnit(2, probe), ComputeUnit::kBf16Dot) << "batches keep their kernels";
@@ -422,7 +425,6 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
       }
     }
   }
-  SetCpuBf16DecodeX(false);
 }
 
 // float16 W on the bf16 tiles is split into hi + lo bf16 parts: the split

@@ -67,7 +67,8 @@ HWY_INLINE void WithWeightType(const void* data, DType dtype, F fn) {
 // prefetches 1 KiB ahead; decode batches (GemvBatchTile), TinyLlama bf16
 // S_TG, 4 alternating runs: B = 4 42.4-44.8 vs 36.6-38.9 tok/s, B = 16
 // 70.4-75.4 vs 65.7-71.0. Intel's AVX-512 CPUs and AVX2 keep them. Where
-// this is false, float decode also reads one row at a time (GemvT).
+// this is false, a float decode GEMV of one row of x with K <= 4096 also reads
+// one weight row at a time (GemvT).
 HWY_INLINE bool SoftwarePrefetch() {
 #if HWY_TARGET <= HWY_AVX3
   static const bool amd = [] {
