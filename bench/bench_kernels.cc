@@ -147,6 +147,7 @@ void BM_MatMul_Quant(benchmark::State& state) {
   std::vector<float> x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
   // As a model does at load: the backend may keep its own layout (Q4_0 and Q8_0 on VNNI: 16-row groups).
+  backend->ReserveWeights(copies * backend->PrepareWeightsBytes(MatView{bytes, dtype, N, K}));
   for (int c = 0; c < copies; ++c) backend->PrepareWeights(MatView{bytes + matrix_bytes * c, dtype, N, K});
   int copy = 0;
   for (auto _ : state) {

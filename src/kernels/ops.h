@@ -98,6 +98,9 @@ class KernelBackend {
   // bytes go to the memory ledger as weights. Counted: a matrix prepared twice
   // needs two releases.
   virtual void PrepareWeights(const MatView& w) {}
+  // Called before a model's PrepareWeights calls with the sum of their
+  // PrepareWeightsBytes: a backend may hold them all in one allocation.
+  virtual void ReserveWeights(size_t bytes) {}
   virtual void ReleaseWeights(const MatView& w) {}
   virtual size_t prepared_weight_bytes() const { return 0; }  // held by PrepareWeights
   virtual size_t PrepareWeightsBytes(const MatView& w) const { return 0; }  // what PrepareWeights(w) would add

@@ -179,6 +179,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Create(const LlamaConfig& config
   for (const Tensor* t : m->Matrices()) prepared_bytes += backend->PrepareWeightsBytes(t->view());
   if (prepared_bytes > 0 && prepared_bytes < AvailableMemoryBytes() / 10 * 9) {
     const auto start = std::chrono::steady_clock::now();
+    backend->ReserveWeights(prepared_bytes);
     for (const Tensor* t : m->Matrices()) backend->PrepareWeights(t->view());
     m->prepared_weights_ = true;
     m->prepare_weights_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

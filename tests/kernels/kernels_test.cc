@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/memory_ledger.h"
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
@@ -296,6 +297,58 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) {
     EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
   }
+}
+
+// ReserveWeights: a model's repacked matrices share one allocation (huge
+// pages), hold exactly what they did alone, give the same decode bit for bit,
+// and leave nothing in the ledger once released; a matrix the reservation has
+// no room for gets its own buffer.
+TEST_P(KernelsTest, ReservedWeightsShareOneAllocationAndDecodeAlike) {
+  const std::vector<std::pair<DType, std::pair<int64_t, int64_t>>> shapes = {
+      {DType::kQ4_0, {16, 64}}, {DType::kQ4_K, {80, 256}}, {DType::kQ6_K, {32, 512}}, {DType::kQ8_0, {48, 96}}};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<MatView> views;
+  size_t need = 0;
+  for (const auto& [t, nk] : shapes) {
+    bytes.push_back(RandomQuantRows(t, nk.first, nk.second, rng_));
+    views.push_back(MatView{bytes.back().data(), t, nk.first, nk.second});
+    need += cpu_->PrepareWeightsBytes(views.back());
+  }
+  const size_t first_bytes = cpu_->PrepareWeightsBytes(views[0]);
+  if (need == 0) {  // this target keeps quantized W row-major (no VNNI): nothing is held
+    const int64_t before = MemoryLedger::Get().current(MemCategory::kWeights);
+    cpu_->ReserveWeights(need);
+    for (const MatView& w : views) cpu_->PrepareWeights(w);
+    EXPECT_EQ(cpu_->prepared_weight_bytes(), 0u);
+    EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights), before);
+    for (const MatView& w : views) cpu_->ReleaseWeights(w);
+    return;
+  }
+  ThreadPool alone_pool(2);
+  auto alone = MakeCpuBackend(&alone_pool);  // each matrix in its own buffer
+  for (const MatView& w : views) alone->PrepareWeights(w);
+  const int64_t before = MemoryLedger::Get().current(MemCategory::kWeights);
+  // One matrix short: the last one does not fit and is allocated alone.
+  cpu_->ReserveWeights(need - cpu_->PrepareWeightsBytes(views.back()));
+  for (const MatView& w : views) cpu_->PrepareWeights(w);
+  EXPECT_EQ(cpu_->prepared_weight_bytes(), need);
+  EXPECT_EQ(cpu_->prepared_weight_bytes(), alone->prepared_weight_bytes());
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, static_cast<int64_t>(need));
+  for (const MatView& w : views) {
+    const auto x = Random(w.cols);
+    std::vector<float> a(w.rows), b(w.rows);
+    alone->MatMul(x.data(), 1, w, nullptr, a.data());
+    cpu_->MatMul(x.data(), 1, w, nullptr, b.data());
+    EXPECT_EQ(a, b) << DTypeName(w.dtype);
+  }
+  // Prepared twice, released twice; the arena goes with the last of its matrices.
+  cpu_->PrepareWeights(views[0]);
+  for (const MatView& w : views) cpu_->ReleaseWeights(w);
+  EXPECT_EQ(cpu_->prepared_weight_bytes(), first_bytes);
+  cpu_->ReleaseWeights(views[0]);
+  EXPECT_EQ(cpu_->prepared_weight_bytes(), 0u);
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights), before);
+  for (const MatView& w : views) alone->ReleaseWeights(w);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),

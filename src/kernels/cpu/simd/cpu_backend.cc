@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -93,7 +94,7 @@ class CpuBackend final : public KernelBackend {
         }
         if (packed != packed_.end()) {
           const int64_t groups = N / simd::kPackedRows;
-          const void* rows = packed->second.buffer.data();
+          const void* rows = packed->second.rows;
           // Tasks of whole 4-group tiles (64 rows), ~8 per thread.
           const int64_t grain_groups = std::max<int64_t>(4, groups / (8 * pool_->num_threads()) / 4 * 4);
           pool_->ParallelRange(groups, grain_groups, [&](size_t b, size_t e, int) {
@@ -439,36 +440,51 @@ class CpuBackend final : public KernelBackend {
   // Q4_0 / Q8_0 / Q4_K / Q6_K matrices in the 16-row groups of the VNNI decode kernel
   // (simd::PackQuantRows), where this CPU runs it; MatMul reads them from
   // then on for decode, while prefill keeps the row-major original.
+  void ReserveWeights(size_t bytes) override {
+    arena_.reset();
+    auto arena = std::make_shared<WeightArena>();
+    arena->buffer.set_category(MemCategory::kWeights);
+    if (bytes > 0 && arena->buffer.Allocate(bytes)) arena_ = std::move(arena);
+  }
+
   void PrepareWeights(const MatView& w) override {
     auto it = packed_.find(w.data);
     if (it != packed_.end()) {
       ++it->second.refs;
       return;
     }
-    const size_t bytes = simd::PackedQuantBytes(w);
+    const size_t bytes = PackedBytes(w);
     if (bytes == 0) return;
     Packed p;
-    p.buffer.set_category(MemCategory::kWeights);
-    if (!p.buffer.Allocate(bytes)) return;  // no room: the row-major kernels serve it
-    void* dst = p.buffer.data();
+    if (arena_ && arena_->buffer.size() - arena_->used >= bytes) {
+      p.rows = static_cast<uint8_t*>(arena_->buffer.data()) + arena_->used;
+      arena_->used += bytes;
+      p.arena = arena_;
+      if (arena_->used == arena_->buffer.size()) arena_.reset();  // full: its matrices hold it from here on
+    } else {
+      p.own.set_category(MemCategory::kWeights);
+      if (!p.own.Allocate(bytes)) return;  // no room: the row-major kernels serve it
+      p.rows = p.own.data();
+    }
+    p.bytes = bytes;
+    void* dst = p.rows;
     pool_->ParallelRange(static_cast<size_t>(w.rows / simd::kPackedRows), 16,
                          [&](size_t b, size_t e, int) { simd::PackQuantRows(w, b, e, dst); });
     packed_.emplace(w.data, std::move(p));
   }
 
-  size_t PrepareWeightsBytes(const MatView& w) const override {
-    return packed_.count(w.data) ? 0 : simd::PackedQuantBytes(w);
-  }
+  size_t PrepareWeightsBytes(const MatView& w) const override { return packed_.count(w.data) ? 0 : PackedBytes(w); }
 
   size_t prepared_weight_bytes() const override {
     size_t total = 0;
-    for (const auto& [data, p] : packed_) total += p.buffer.size();
+    for (const auto& [data, p] : packed_) total += p.bytes;
     return total;
   }
 
   void ReleaseWeights(const MatView& w) override {
     auto it = packed_.find(w.data);
     if (it != packed_.end() && --it->second.refs == 0) packed_.erase(it);
+    if (arena_ && arena_.use_count() == 1) arena_.reset();  // a reservation none of whose matrices is left
   }
 
   void Embedding(const MatView& table, const int32_t* ids, int64_t n, float* out) override {
@@ -498,10 +514,24 @@ class CpuBackend final : public KernelBackend {
   ThreadPool* pool_;
   Profiler* profiler_ = nullptr;
   std::vector<WorkerScratch> scratch_;
-  struct Packed {
+  // Packed matrices in 64-byte steps, so that consecutive ones in an arena stay aligned.
+  static size_t PackedBytes(const MatView& w) { return (simd::PackedQuantBytes(w) + 63) / 64 * 64; }
+
+  // One allocation for all the matrices a model prepares (ReserveWeights): it
+  // is large enough for huge pages, where TinyLlama's matrices alone (0.3-6.5
+  // MB) are below AlignedBuffer's threshold and would stream from 4 KiB pages.
+  struct WeightArena {
     AlignedBuffer buffer;
+    size_t used = 0;
+  };
+  struct Packed {
+    void* rows = nullptr;
+    size_t bytes = 0;
+    std::shared_ptr<WeightArena> arena;  // holds rows, or
+    AlignedBuffer own;                   // when there was no reservation (or no room left in it)
     int refs = 1;
   };
+  std::shared_ptr<WeightArena> arena_;  // the reservation being filled
   std::unordered_map<const void*, Packed> packed_;  // by the row-major matrix's data
 };
 
