@@ -997,10 +997,15 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
   // flight: a whole super-block per group at a time left one stream busy
   // (Q6_K 18 -> 26 GB/s from memory), Q4_K's 512-byte runs per group 19.5 ->
   // 24 (2048 x 5632) and 23 -> 30 (4096 x 11008), bench_kernels, Xeon with AMX.
-  // Kept on Zen 4 too (unlike PackedTile): Q4_K 4096 x 11008 read 29-30 GB/s
-  // with them, 27 without; Q6_K even.
+  // On Zen 4 (no SoftwarePrefetch()) Q4_K goes without them since its packed
+  // rows sit on huge pages (the backend's weight arena): bench_kernels from
+  // memory, 7 alternating rounds over 5 shapes, 1.02-1.10x paired medians
+  // without; on 4 KiB pages they had helped (4096 x 11008: 29-30 GB/s with,
+  // 27 without). Q6_K keeps them (0.84-1.10x without: no gain).
   constexpr int ahead = kPackedPrefetch;
+  const bool pf = dtype == DType::kQ6_K || SoftwarePrefetch();
   const auto prefetch = [&](const uint8_t* at, int lines) {
+    if (!pf) return;
     for (int l = 0; l < lines; ++l) _mm_prefetch(reinterpret_cast<const char*>(at + ahead + 64 * l), _MM_HINT_T0);
   };
   __m512 acc[G * R];
@@ -1023,7 +1028,7 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
         for (int c = 0; c < 8; ++c) {
           for (int j = 0; j < G; ++j) {
             const uint8_t* q = blk[j] + 64 + 256 + 512 * pair + 64 * c;
-            _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
+            if (pf) _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
             const __m512i v = _mm512_loadu_si512(q);
             const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
             for (int r = 0; r < R; ++r) {
