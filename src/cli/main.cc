@@ -410,8 +410,8 @@ int EffectiveThreads(const Flags& f) {
 int Calibrate(const Flags& f) {
   ThreadPool pool(EffectiveThreads(f));
   const Calibration c = MeasureCalibration(&pool);
-  std::printf("read bandwidth: %.2f GB/s (best of 14 passes over 1 GiB, with and without software prefetches)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
-              "threads: %d\n", c.read_gbps, c.fma_gflops, c.threads);
+  std::printf("read bandwidth: %.2f GB/s (best of 15 passes over 1 GiB: %s)\nfloat32 FMA peak: %.2f GFLOP/s (best of 5)\n"
+              "threads: %d\n", c.read_gbps, c.read_ways.c_str(), c.fma_gflops, c.threads);
   if (c.int8_vnni_gops > 0) std::printf("VNNI-INT8 peak: %.2f GOP/s (best of 5)\n", c.int8_vnni_gops);
   if (c.bf16_dot_gflops > 0) {
     std::printf("AVX512-BF16 peak: %.2f GFLOP/s (best of 5; dot products, one thread %.1fx the FMA rate: %s)\n",
