@@ -135,7 +135,7 @@ std::vector<nlohmann::ordered_json> LlamaBenchRows(const std::vector<BenchResult
     j["devices"] = gpu ? "CUDA0" : "auto";
     j["tensor_split"] = "0.00";
     j["tensor_buft_overrides"] = "none";
-    j["load_mode"] = "mmap";  // safetensors are memory-mapped
+    j["load_mode"] = info.mmap ? "mmap" : "none";  // --mmap off copies the weights out of the file
     j["lazy_mode"] = "off";
     j["embeddings"] = false;
     j["no_op_offload"] = 0;

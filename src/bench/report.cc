@@ -249,7 +249,7 @@ std::string ResultsJson(const std::vector<BenchResult>& results, const RunInfo& 
   j["settings"] = {{"device", info.device}, {"kernels", info.kernels}, {"threads", info.threads},
                    {"max_seq_len", info.max_seq_len}, {"max_gen_len", info.max_gen_len}, {"warmup", info.warmup},
                    {"repetitions", info.repetitions}, {"seed", info.seed}, {"temperature", info.temperature},
-                   {"top_k", info.top_k}, {"top_p", info.top_p}};
+                   {"top_k", info.top_k}, {"top_p", info.top_p}, {"mmap", info.mmap}};
   j["system"] = SystemInfo();
   if (!info.gpu_name.empty()) {
     j["gpu"] = {{"name", info.gpu_name}, {"weight_bytes", info.gpu_weight_bytes},

@@ -77,6 +77,7 @@ struct Flags {
   std::string int8_dot = "auto";
   std::string decode_x = "float32";
   std::string repack = "auto";
+  std::string mmap = "on";
   bool verify = false;
   std::string profile_steps;
   bool profile_overhead = false;
@@ -134,6 +135,7 @@ Status ValidateFlags(const Flags& f) {
   if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
   if (f.decode_x != "float32" && f.decode_x != "bf16") return bad("--decode-x must be float32 or bf16");
   if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
+  if (f.mmap != "on" && f.mmap != "off") return bad("--mmap must be on or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
   if (!f.report.empty() && f.report != "html") return bad("--report must be html");  // issue17
@@ -181,6 +183,7 @@ Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) 
   ModelSource src;
   src.dtype = dtype;
   src.seed = f.seed;
+  src.mmap = f.mmap == "on";
   if (f.load_format == "dummy") {
     src.format = LoadFormat::kDummy;
     src.model_config = f.model_config;
@@ -607,6 +610,7 @@ int Run(const Flags& f) {
   info.scratch_bytes = m.scratch_bytes();
   info.repacked_weight_bytes = m.backend() ? m.backend()->prepared_weight_bytes() : 0;
   info.repack_time_s = m.prepare_weights_s();
+  info.mmap = f.mmap == "on";
   info.peak_rss_bytes = PeakRssBytes();
   info.verify_compared = verified.compared;
   info.verify_agreeing_prefix = verified.agreeing_prefix;
@@ -753,6 +757,9 @@ int main(int argc, char** argv) {
   app.add_option("--repack", f.repack,
                  "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");
+  app.add_option("--mmap", f.mmap,
+                 "on: weights stored as the run uses them are read from the file mapping (like llama-bench -mmp 1) | "
+                 "off: copied at load into memory of the model's own, on huge pages (-mmp 0)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

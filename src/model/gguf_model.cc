@@ -192,6 +192,7 @@ Result<Tensor> QuantizedGgufTensor(const std::shared_ptr<const GgufFile>& file, 
     t.cols = cols;
     t.data = src;
     t.owner = std::shared_ptr<const void>(file, t.data);
+    t.mapped = true;
     return t;
   }
   LLM_ASSIGN_OR_RETURN(Tensor t, AllocateTensor(stored, rows, cols, info.name));
@@ -434,6 +435,7 @@ Result<ModelWeights> LoadGgufWeights(const std::shared_ptr<const GgufFile>& file
       z.cols = spec.cols;
       z.data = file->TensorData(*t);
       z.owner = std::shared_ptr<const void>(file, z.data);
+      z.mapped = true;
       *spec.slot = std::move(z);
     } else {
       LLM_ASSIGN_OR_RETURN(*spec.slot, ConvertGgufTensor(*file, *t, spec, want, permute_heads, pool));

@@ -280,6 +280,7 @@ Result<LoadedModel> LoadModel(const ModelSource& src, ThreadPool* pool) {
     }
     m.description = dir;
   }
+  if (!src.mmap) LLM_RETURN_IF_ERROR(CopyMappedWeights(m.config, &m.weights, pool));
   if (m.tokenizer && m.tokenizer->vocab_size() > m.config.vocab_size) {
     return InvalidArgument(m.description + ": tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
                            " tokens but the model's vocab_size is " + std::to_string(m.config.vocab_size));

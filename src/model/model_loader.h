@@ -32,6 +32,9 @@ struct ModelSource {
   int max_seq_len = 0;
   bool kv_on_host = true;
   int max_sequences = 1;  // a batch: one KV cache per sequence
+  // false (--mmap off): weights that would point into the file mapping are
+  // copied into memory of the model's own (huge pages), as llama-bench -mmp 0.
+  bool mmap = true;
 };
 
 // Memory this process can still take: MemAvailable of /proc/meminfo, lowered to

@@ -13,6 +13,7 @@
 #include "core/quant.h"
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
+#include "model/model_loader.h"
 
 namespace llm {
 
@@ -177,6 +178,54 @@ size_t ModelWeights::DecodeBytesPerToken(const LlamaConfig& c) const {
   return bytes;
 }
 
+Status CopyMappedWeights(const LlamaConfig& config, ModelWeights* w, ThreadPool* pool) {
+  std::vector<Tensor*> tensors;
+  for (const TensorSpec& spec : ListTensors(config, w)) tensors.push_back(spec.slot);
+  if (config.tie_word_embeddings) tensors.push_back(&w->lm_head);  // the same bytes as embed_tokens
+  // Distinct mapped tensors (by their data), each at a 64-byte step of one buffer.
+  struct Slice {
+    const void* from;
+    size_t offset;
+    bool copied = false;
+  };
+  std::vector<Slice> slices;
+  const auto slice_of = [&](const void* from) {
+    return std::find_if(slices.begin(), slices.end(), [&](const Slice& s) { return s.from == from; });
+  };
+  size_t total = 0;
+  for (Tensor* t : tensors) {
+    if (!t->mapped || slice_of(t->data) != slices.end()) continue;
+    slices.push_back({t->data, total});
+    total += (t->nbytes() + 63) / 64 * 64;
+  }
+  if (total == 0) return OkStatus();
+  LLM_RETURN_IF_ERROR(CheckMemoryBudget(total, AvailableMemoryBytes(), "the weights copied out of the file (--mmap off)",
+                                        "use --mmap on (the default) or a smaller model"));
+  auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
+  if (!buf->Allocate(total)) {
+    return IoError("out of memory allocating " + std::to_string(total >> 20) +
+                   " MiB for the weights copied out of the file (--mmap off); use --mmap on");
+  }
+  auto* base = static_cast<uint8_t*>(buf->data());
+  for (Tensor* t : tensors) {
+    if (!t->mapped) continue;
+    Slice& s = *slice_of(t->data);
+    uint8_t* dst = base + s.offset;
+    if (!s.copied) {  // in parallel, 1 MiB at a time
+      const auto* src = static_cast<const uint8_t*>(t->data);
+      const size_t bytes = t->nbytes();
+      pool->ParallelRange((bytes + (1 << 20) - 1) >> 20, 1, [&](size_t b, size_t e, int) {
+        std::memcpy(dst + (b << 20), src + (b << 20), std::min(bytes, e << 20) - (b << 20));
+      });
+      s.copied = true;
+    }
+    t->data = dst;
+    t->owner = std::shared_ptr<const void>(buf, dst);
+    t->mapped = false;
+  }
+  return OkStatus();
+}
+
 size_t ModelWeights::TotalBytes() const {
   size_t bytes = embed_tokens.nbytes() + norm.nbytes();
   if (lm_head.data != embed_tokens.data) bytes += lm_head.nbytes();
@@ -293,6 +342,7 @@ Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaC
       t.cols = spec.cols;
       t.data = file.TensorData(e);
       t.owner = file.mapped();
+      t.mapped = true;
       *spec.slot = std::move(t);
     } else {
       LLM_ASSIGN_OR_RETURN(*spec.slot, ConvertTensor(file, e, spec, want, pool));

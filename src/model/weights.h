@@ -26,6 +26,7 @@ struct Tensor {
   int64_t cols = 0;
   const void* data = nullptr;
   std::shared_ptr<const void> owner;
+  bool mapped = false;  // data points into a file mapping (zero-copy load)
 
   bool empty() const { return data == nullptr; }
   size_t nbytes() const { return static_cast<size_t>(rows) * DTypeRowBytes(dtype, cols); }
@@ -77,6 +78,11 @@ Result<Tensor> AllocateTensor(DType dtype, int64_t rows, int64_t cols, const std
 // tensor's name, shape and dtype against `config`, converting to `dtype`.
 Result<ModelWeights> LoadSafetensorsWeights(const std::string& dir, const LlamaConfig& config, DType dtype,
                                             ThreadPool* pool);
+
+// --mmap off: every tensor that points into a file mapping is copied into
+// one allocation of the model's own (huge pages; the mappings are released
+// where nothing else holds them). Refused with the figures when memory is short.
+Status CopyMappedWeights(const LlamaConfig& config, ModelWeights* w, ThreadPool* pool);
 
 // "tensor 'NAME' holds nan at element I" for the first weight holding NaN or
 // Inf, else "". A full scan: for explaining non-finite logits, not for every load.

@@ -178,6 +178,32 @@ TEST_F(Cli, RepackIsRecordedAndOffKeepsRowMajorWeights) {
   EXPECT_EQ(bad.out.rfind("error: --repack must be auto or off", 0), 0) << bad.out;
 }
 
+// --mmap off copies the weights out of the file: the same tokens, recorded in
+// settings.mmap (and as llama-bench's load_mode); a bad value is refused.
+TEST_F(Cli, MmapOffGivesTheSameTokensAndIsRecorded) {
+  const std::string base = "--model-path " + FixtureModel("mha_tied_f32") +
+                           " --dtype float32 --prompt-lengths 8 --gen-lengths 4 --quiet";
+  const std::string run = base + " --format json";
+  const RunResult on = RunCli(run + Fast());
+  const RunResult off = RunCli(run + " --mmap off" + Fast());
+  ASSERT_EQ(on.exit_code, 0) << on.out;
+  ASSERT_EQ(off.exit_code, 0) << off.out;
+  const json j_on = json::parse(on.out), j_off = json::parse(off.out);
+  EXPECT_EQ(j_on["settings"]["mmap"], true);
+  EXPECT_EQ(j_off["settings"]["mmap"], false);
+  ASSERT_EQ(j_on["runs"].size(), j_off["runs"].size());
+  for (size_t i = 0; i < j_on["runs"].size(); ++i) {
+    EXPECT_EQ(j_on["runs"][i]["generated_token_ids"], j_off["runs"][i]["generated_token_ids"]) << i;
+    EXPECT_FALSE(j_off["runs"][i]["generated_token_ids"].empty());
+  }
+  const RunResult lb = RunCli(base + " --mmap off --format llama-bench-jsonl" + Fast());
+  ASSERT_EQ(lb.exit_code, 0) << lb.out;
+  EXPECT_EQ(json::parse(lb.out.substr(0, lb.out.find('\n')))["load_mode"], "none") << lb.out;
+  const RunResult bad = RunCli(run + " --mmap maybe" + Fast());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.out.rfind("error: --mmap must be on or off", 0), 0) << bad.out;
+}
+
 TEST_F(Cli, ModelPathPriority) {
   const std::string env = "LLAMA_MODEL_PATH=" + FixtureModel("mha_tied_f32");
   RunResult r = RunCli("--dtype float32 --max-gen-len 2 --prompt hi" + Fast(), env);

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "core/memory_ledger.h"
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "model/generate.h"
@@ -39,10 +40,11 @@ std::string PairName(const ::testing::TestParamInfo<Pair>& info) {
 
 class GgufVsSafetensorsTest : public ::testing::TestWithParam<Pair> {
  protected:
-  std::unique_ptr<LlamaModel> Make(const std::string& path, LoadedModel* out) {
+  std::unique_ptr<LlamaModel> Make(const std::string& path, LoadedModel* out, bool mmap = true) {
     ModelSource src;
     src.model_dir = path;
     src.dtype = GetParam().dtype;
+    src.mmap = mmap;
     auto loaded = LoadModel(src, &pool_);
     EXPECT_TRUE(loaded.ok()) << loaded.status().message();
     if (!loaded.ok()) return nullptr;
@@ -106,6 +108,44 @@ TEST_P(GgufVsSafetensorsTest, SameConfigAndLogitsWithin1e5) {
     std::printf("  %s prompt%zu (%d tokens): max |logit difference| %.3e\n", GetParam().gguf.c_str(), p, n, worst);
     EXPECT_LE(worst, 1e-5) << "prompt " << p << ", position " << at / a.vocab_size << ", token " << at % a.vocab_size;
   }
+}
+
+int MappedTensors(LoadedModel& m) {
+  int n = m.weights.lm_head.mapped;
+  for (const TensorSpec& spec : ListTensors(m.config, &m.weights)) n += spec.slot->mapped;
+  return n;
+}
+
+// --mmap off: no tensor is left pointing into the file, a tied lm_head still
+// shares embed_tokens' bytes, the weights ledger holds the copies, and the
+// logits are the mapped model's bit for bit; for the safetensors checkpoint
+// and the GGUF file alike.
+TEST_P(GgufVsSafetensorsTest, MmapOffCopiesTheMappedTensorsAndGivesTheSameLogits) {
+  int mapped_seen = 0;
+  for (const std::string& path : {testing::FixtureModel(GetParam().hf_model), GgufFixture(GetParam().gguf)}) {
+    LoadedModel on, off;
+    auto on_model = Make(path, &on, true);
+    const int64_t weights_before = MemoryLedger::Get().current(MemCategory::kWeights);
+    auto off_model = Make(path, &off, false);
+    ASSERT_TRUE(on_model && off_model);
+    const int mapped_on = MappedTensors(on);
+    mapped_seen += mapped_on;
+    EXPECT_EQ(MappedTensors(off), 0) << path;
+    if (off.config.tie_word_embeddings) {
+      EXPECT_EQ(off.weights.lm_head.data, off.weights.embed_tokens.data) << path;
+    }
+    if (mapped_on > 0) {  // the copies are weights of their own (the mapping may stay: other tensors, the tokenizer)
+      EXPECT_GT(MemoryLedger::Get().current(MemCategory::kWeights), weights_before) << path;
+    }
+    const testing::Reference ref = testing::LoadReference(GetParam().hf_model);
+    const auto ids = ref.Ids("prompt0.ids");
+    const int n = static_cast<int>(ids.size());
+    ASSERT_TRUE(on_model->Forward(ids.data(), n).ok());
+    ASSERT_TRUE(off_model->Forward(ids.data(), n).ok());
+    const size_t count = static_cast<size_t>(n) * on.config.vocab_size;
+    EXPECT_EQ(0, std::memcmp(on_model->all_logits(), off_model->all_logits(), count * sizeof(float))) << path;
+  }
+  EXPECT_GT(mapped_seen, 0) << "no tensor of either file was mapped: the copy never ran";
 }
 
 INSTANTIATE_TEST_SUITE_P(
