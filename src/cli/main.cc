@@ -759,7 +759,7 @@ int main(int argc, char** argv) {
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");
   app.add_option("--mmap", f.mmap,
                  "on: weights stored as the run uses them are read from the file mapping (like llama-bench -mmp 1) | "
-                 "off: copied at load into memory of the model's own, on huge pages (-mmp 0)");
+                 "off: copied at load into one buffer of the model's own, on huge pages where THP allows (-mmp 0)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

@@ -329,7 +329,8 @@ TEST_P(KernelsTest, ReservedWeightsShareOneAllocationAndDecodeAlike) {
   for (const MatView& w : views) alone->PrepareWeights(w);
   const int64_t before = MemoryLedger::Get().current(MemCategory::kWeights);
   // One matrix short: the last one does not fit and is allocated alone.
-  cpu_->ReserveWeights(need - cpu_->PrepareWeightsBytes(views.back()));
+  const size_t last_size = cpu_->PrepareWeightsBytes(views.back());
+  cpu_->ReserveWeights(need - last_size);
   for (const MatView& w : views) cpu_->PrepareWeights(w);
   EXPECT_EQ(cpu_->prepared_weight_bytes(), need);
   EXPECT_EQ(cpu_->prepared_weight_bytes(), alone->prepared_weight_bytes());
@@ -341,12 +342,23 @@ TEST_P(KernelsTest, ReservedWeightsShareOneAllocationAndDecodeAlike) {
     cpu_->MatMul(x.data(), 1, w, nullptr, b.data());
     EXPECT_EQ(a, b) << DTypeName(w.dtype);
   }
-  // Prepared twice, released twice; the arena goes with the last of its matrices.
+  // Prepared twice, released twice; the arena goes with the last of its
+  // matrices. While views[0] is held, the whole arena is (shared, all but the
+  // last matrix) and the last matrix's own buffer is not: per-matrix buffers
+  // would leave first_bytes.
   cpu_->PrepareWeights(views[0]);
   for (const MatView& w : views) cpu_->ReleaseWeights(w);
   EXPECT_EQ(cpu_->prepared_weight_bytes(), first_bytes);
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, static_cast<int64_t>(need - last_size));
   cpu_->ReleaseWeights(views[0]);
   EXPECT_EQ(cpu_->prepared_weight_bytes(), 0u);
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights), before);
+  // A reservation larger than what is prepared: released with its last matrix
+  // (nothing else may keep it).
+  cpu_->ReserveWeights(need + 4096);
+  cpu_->PrepareWeights(views[1]);
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, static_cast<int64_t>(need + 4096));
+  cpu_->ReleaseWeights(views[1]);
   EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights), before);
   for (const MatView& w : views) alone->ReleaseWeights(w);
 }

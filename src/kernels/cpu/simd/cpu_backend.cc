@@ -437,9 +437,8 @@ class CpuBackend final : public KernelBackend {
     pool_->ParallelRange(n, 1 << 16, [&](size_t b, size_t e, int) { simd::Add(x + b, y + b, e - b); });
   }
 
-  // Q4_0 / Q8_0 / Q4_K / Q6_K matrices in the 16-row groups of the VNNI decode kernel
-  // (simd::PackQuantRows), where this CPU runs it; MatMul reads them from
-  // then on for decode, while prefill keeps the row-major original.
+  // The model's sum of PrepareWeightsBytes, before its PrepareWeights calls:
+  // one arena for them all (see WeightArena).
   void ReserveWeights(size_t bytes) override {
     arena_.reset();
     auto arena = std::make_shared<WeightArena>();
@@ -447,6 +446,9 @@ class CpuBackend final : public KernelBackend {
     if (bytes > 0 && arena->buffer.Allocate(bytes)) arena_ = std::move(arena);
   }
 
+  // Q4_0 / Q8_0 / Q4_K / Q6_K matrices in the 16-row groups of the VNNI decode kernel
+  // (simd::PackQuantRows), where this CPU runs it; MatMul reads them from
+  // then on for decode, while prefill keeps the row-major original.
   void PrepareWeights(const MatView& w) override {
     auto it = packed_.find(w.data);
     if (it != packed_.end()) {

@@ -997,11 +997,13 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
   // flight: a whole super-block per group at a time left one stream busy
   // (Q6_K 18 -> 26 GB/s from memory), Q4_K's 512-byte runs per group 19.5 ->
   // 24 (2048 x 5632) and 23 -> 30 (4096 x 11008), bench_kernels, Xeon with AMX.
-  // On Zen 4 (no SoftwarePrefetch()) Q4_K goes without them since its packed
-  // rows sit on huge pages (the backend's weight arena): bench_kernels from
-  // memory, 7 alternating rounds over 5 shapes, 1.02-1.10x paired medians
-  // without; on 4 KiB pages they had helped (4096 x 11008: 29-30 GB/s with,
-  // 27 without). Q6_K keeps them (0.84-1.10x without: no gain).
+  // On AMD (no SoftwarePrefetch(); measured on Zen 4 only) Q4_K goes without
+  // them, as its packed rows now sit on huge pages (a model's reservation, the
+  // backend's weight arena): bench_kernels from memory, 7 alternating rounds
+  // over 5 shapes, 1.02-1.10x paired medians without. On 4 KiB pages (a
+  // matrix prepared without a reservation, or THP off) they had helped
+  // (4096 x 11008: 29-30 GB/s with, 27 without): those lose a little. Q6_K
+  // keeps them (0.84-1.10x without: no gain).
   constexpr int ahead = kPackedPrefetch;
   const bool pf = dtype == DType::kQ6_K || SoftwarePrefetch();
   const auto prefetch = [&](const uint8_t* at, int lines) {
@@ -1786,10 +1788,11 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 // Sum of n floats: a pure streaming read, as four interleaved streams (the
 // quarters of the range, like the four weight rows a GEMV tile reads) with
-// two accumulators each and (with `prefetch`) a software prefetch 1 KiB ahead
-// of every stream: more independent misses in flight than one sequential
+// two accumulators each, or as one; with `prefetch`, a software prefetch 1 KiB
+// ahead of every stream: more independent misses in flight than one sequential
 // stream gets from the hardware prefetcher alone on Intel and Zen 3; on Zen 4
-// the prefetches cost a third, so the calibration runs both.
+// the prefetches cost a third and one stream reads most, so the calibration
+// takes three ways and keeps the best.
 float ReadSum(const float* x, int64_t n, int streams, bool prefetch) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
