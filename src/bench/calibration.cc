@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <fmt/format.h>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -95,9 +96,8 @@ Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
     } ways[] = {{"four streams per thread with prefetches", 4, true},
                 {"four streams without", 4, false},
                 {"one stream without", 1, false}};
-    constexpr int kWays = 3;
-    for (int rep = 0; rep < 5 * kWays; ++rep) {
-      Way& way = ways[rep % kWays];
+    for (size_t rep = 0; rep < 5 * std::size(ways); ++rep) {
+      Way& way = ways[rep % std::size(ways)];
       const int64_t t0 = NowNs();
       pool->ParallelFor(c.threads, [&](size_t t, int) {
         const size_t b = t * slice, e = std::min(n, b + slice);

@@ -12,6 +12,10 @@
 
 namespace llm {
 
+// `bytes` rounded up to AlignedBuffer's 64-byte alignment: the step at which
+// several tensors placed one after another in one buffer all stay aligned.
+constexpr size_t AlignedSize(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };

@@ -196,7 +196,7 @@ Status CopyMappedWeights(const LlamaConfig& config, ModelWeights* w, ThreadPool*
   for (Tensor* t : tensors) {
     if (!t->mapped || slice_of(t->data) != slices.end()) continue;
     slices.push_back({t->data, total});
-    total += (t->nbytes() + 63) / 64 * 64;
+    total += AlignedSize(t->nbytes());
   }
   if (total == 0) return OkStatus();
   LLM_RETURN_IF_ERROR(CheckMemoryBudget(total, AvailableMemoryBytes(), "the weights copied out of the file (--mmap off)",

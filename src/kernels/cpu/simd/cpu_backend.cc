@@ -517,7 +517,7 @@ class CpuBackend final : public KernelBackend {
   Profiler* profiler_ = nullptr;
   std::vector<WorkerScratch> scratch_;
   // Packed matrices in 64-byte steps, so that consecutive ones in an arena stay aligned.
-  static size_t PackedBytes(const MatView& w) { return (simd::PackedQuantBytes(w) + 63) / 64 * 64; }
+  static size_t PackedBytes(const MatView& w) { return AlignedSize(simd::PackedQuantBytes(w)); }
 
   // One allocation for all the matrices a model prepares (ReserveWeights): it
   // is large enough for huge pages, where TinyLlama's matrices alone (0.3-6.5

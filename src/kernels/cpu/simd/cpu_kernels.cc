@@ -82,7 +82,6 @@ HWY_INLINE bool SoftwarePrefetch() {
 #endif
 }
 
-
 // A batch of decode rows (M = 2 .. a few dozen): each weight vector is loaded
 // and widened once and serves R rows of x (4 W rows x R x rows of
 // accumulators), so W streams from memory once per call and the x rows stay
