@@ -14,6 +14,8 @@
 // prefill, TinyLlama (32 heads, 4 KV heads, head_dim 64) and Llama-2-7B (32,
 // 32, 128); GB/s of K/V read and GFLOP/s. Each iteration uses the next of
 // several layers' caches, so that, as in a real decode, K/V come from memory.
+// Gemv_DecodeX: decode of float16 / bfloat16 W from memory, x float32 against
+// x rounded to float16 (--decode-x), at the TinyLlama and Llama-2-7B shapes.
 // RmsNorm, RoPE, SiluMul: one decode token and a 512-token prefill.
 #include <benchmark/benchmark.h>
 
@@ -185,6 +187,48 @@ void QuantShapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_MatMul_Quant)->Apply(QuantShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Decode (M = 1) of float16 / bfloat16 W from memory with x kept float32 or
+// rounded to float16 (--decode-x). Args: K, N, DType, mode (0 float32, 1
+// float16, 2 auto: this CPU's choice per K).
+void BM_Gemv_DecodeX(benchmark::State& state) {
+  const int64_t K = state.range(0), N = state.range(1);
+  const DType dtype = static_cast<DType>(state.range(2));
+  const DecodeX mode = state.range(3) == 0 ? DecodeX::kFloat32 : state.range(3) == 1 ? DecodeX::kFloat16 : DecodeX::kAuto;
+  ThreadPool pool(AvailableCpuThreads());
+  auto backend = MakeCpuBackend(&pool);
+  const size_t matrix_bytes = static_cast<size_t>(N * K) * DTypeSize(dtype);
+  const int copies = static_cast<int>(std::max<size_t>(2, FromMemoryBytes() / matrix_bytes + 1));
+  AlignedBuffer w;
+  w.Allocate(matrix_bytes * copies);
+  std::vector<float> src(static_cast<size_t>(N * K));
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  auto* bytes = static_cast<uint8_t*>(w.data());
+  for (int c = 0; c < copies; ++c) ConvertFloats(src.data(), DType::kF32, bytes + matrix_bytes * c, dtype, src.size());
+  std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  SetCpuDecodeX(mode);
+  int copy = 0;
+  for (auto _ : state) {
+    backend->MatMul(x.data(), 1, MatView{bytes + matrix_bytes * copy, dtype, N, K}, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+    copy = (copy + 1) % copies;
+  }
+  SetCpuDecodeX(DecodeX::kAuto);
+  const bool half = mode == DecodeX::kFloat16 || (mode == DecodeX::kAuto && CpuDecodeHalfX(K));
+  state.SetLabel(std::string(CpuSimdTargetName()) + (half ? " float16 x" : " float32 x") + ", from memory");
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(matrix_bytes));
+}
+
+void DecodeXShapes(benchmark::internal::Benchmark* b) {
+  for (int dt : {1, 2}) {  // kF16, kBF16
+    for (auto kn : {std::pair<int, int>{2048, 5632}, {5632, 2048}, {4096, 4096}, {4096, 11008}, {11008, 4096}}) {
+      for (int mode : {0, 1, 2}) b->Args({kn.first, kn.second, dt, mode});
+    }
+  }
+}
+
+BENCHMARK(BM_Gemv_DecodeX)->Apply(DecodeXShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 std::vector<float> Filled(size_t n, float scale) {
   std::vector<float> v(n);

@@ -75,7 +75,7 @@ struct Flags {
   std::string amx = "auto";
   std::string bf16_dots = "auto";
   std::string int8_dot = "auto";
-  std::string decode_x = "float32";
+  std::string decode_x = "auto";
   std::string repack = "auto";
   std::string mmap = "on";
   bool verify = false;
@@ -133,7 +133,9 @@ Status ValidateFlags(const Flags& f) {
   if (f.amx != "auto" && f.amx != "off") return bad("--amx must be auto or off");
   if (f.bf16_dots != "auto" && f.bf16_dots != "on" && f.bf16_dots != "off") return bad("--bf16-dots must be auto, on or off");
   if (f.int8_dot != "auto" && f.int8_dot != "off") return bad("--int8-dot must be auto or off");
-  if (f.decode_x != "float32" && f.decode_x != "bf16") return bad("--decode-x must be float32 or bf16");
+  if (f.decode_x != "auto" && f.decode_x != "float32" && f.decode_x != "float16" && f.decode_x != "bf16") {
+    return bad("--decode-x must be auto, float32, float16 or bf16");
+  }
   if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
   if (f.mmap != "on" && f.mmap != "off") return bad("--mmap must be on or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
@@ -444,7 +446,10 @@ int Run(const Flags& f) {
   if (f.amx == "off") amx::SetAmxEnabled(false);
   if (f.bf16_dots != "auto") amx::SetBf16DotsMode(f.bf16_dots == "on" ? amx::DotsMode::kOn : amx::DotsMode::kOff);
   if (f.int8_dot == "off") SetCpuInt8DotEnabled(false);
-  if (f.decode_x == "bf16") SetCpuBf16DecodeX(true);
+  SetCpuDecodeX(f.decode_x == "float32"   ? DecodeX::kFloat32
+                : f.decode_x == "float16" ? DecodeX::kFloat16
+                : f.decode_x == "bf16"    ? DecodeX::kBf16
+                                          : DecodeX::kAuto);
   if (f.repack == "off") SetCpuRepackEnabled(false);
   if (f.calibrate) return Calibrate(f);
   DType dtype;
@@ -749,11 +754,12 @@ int main(int argc, char** argv) {
                  "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
   app.add_option("--decode-x", f.decode_x,
-                 "float32: decode keeps activations float32 (within transformers' own bf16 error on every fixture) | "
-                 "bf16: every one-row bfloat16 matmul (decode of one sequence, a prompt's last-row lm_head) rounds x to "
-                 "bf16 for AVX512-BF16 dot products wherever the CPU has them, whatever --bf16-dots says, as llama.cpp "
-                 "does (Zen 4: less work per weight byte, x in half the L1; one fixture then exceeds transformers' "
-                 "error by 7%)");
+                 "x of one-row float16/bfloat16 matmuls (decode of one sequence, a prompt's last-row lm_head). "
+                 "auto: float32, but float16 where that reads faster (AMD with AVX-512, rows longer than 4096: "
+                 "float32 x no longer fits in L1 beside the weight stream) and every |x| <= 65504 | float32: always | "
+                 "float16: float16 at every size where |x| fits | bf16: bfloat16 W on AVX512-BF16 dot products with x "
+                 "rounded to bf16 wherever the CPU has them, whatever --bf16-dots says, as llama.cpp does (one "
+                 "fixture then exceeds transformers' error by 7%)");
   app.add_option("--repack", f.repack,
                  "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");

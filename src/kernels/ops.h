@@ -123,11 +123,21 @@ std::string CpuMatMulPath(DType dtype);
 // auto (default): quantized decode quantizes activations to int8 where the
 // CPU has integer dot products (AVX-512 VNNI, AVX2); off: float32 activations everywhere.
 void SetCpuInt8DotEnabled(bool on);
-// On (--decode-x bf16): every bfloat16 matmul of one row (the decode of one
-// sequence, a prompt's last-row lm_head) rounds x to bf16 for AVX512-BF16 dot
-// products wherever the CPU has them (the dots mode governs prefill only), as
-// llama.cpp does; off (default): float32 x.
-void SetCpuBf16DecodeX(bool on);
+// The x of a float16 or bfloat16 matmul of one row (the decode of one
+// sequence, a prompt's last-row lm_head), --decode-x:
+// kAuto (default): float32, except where the one-row GEMV reads faster with
+//   x in float16 (CpuDecodeHalfX) and every |x| fits float16 (<= 65504);
+// kFloat32: always float32;
+// kFloat16: float16 wherever |x| fits, any K (the A/B, and the fixture tests
+//   hold it to transformers' bounds);
+// kBf16: bfloat16 W on AVX512-BF16 dot products with x rounded to bf16,
+//   wherever the CPU has them (the dots mode governs prefill only), as
+//   llama.cpp does; float16 W as kAuto.
+enum class DecodeX { kAuto, kFloat32, kFloat16, kBf16 };
+void SetCpuDecodeX(DecodeX mode);
+// Whether kAuto rounds x to float16 for a one-row matmul of K columns on this
+// CPU (AMD with AVX-512: at every K measured, 2048 to 11008).
+bool CpuDecodeHalfX(int64_t K);
 // Off: quantized matrices are not repacked for the VNNI decode kernel at
 // model creation (--repack off: the A/B of the layout, and half the weight memory).
 void SetCpuRepackEnabled(bool on);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/cpu/amx/amx_gemm.h"
+#include "kernels/ops.h"
 #include "test_util.h"
 
 namespace llm {
@@ -124,7 +125,18 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
   EXPECT_EQ(sys["matmul_bfloat16"].get<std::string>().find("--decode-x"), std::string::npos) << "float32 x by default";
   const RunResult bad_x = RunCli(run + " --decode-x half" + Fast());
   EXPECT_EQ(bad_x.exit_code, 2);
-  EXPECT_EQ(bad_x.out.rfind("error: --decode-x must be float32 or bf16", 0), 0) << bad_x.out;
+  EXPECT_EQ(bad_x.out.rfind("error: --decode-x must be auto, float32, float16 or bf16", 0), 0) << bad_x.out;
+  // float16 x: named where auto rounds (AMD AVX-512), always with --decode-x float16, never with float32.
+  EXPECT_EQ(sys["matmul_float16"].get<std::string>().find("x rounded to float16") != std::string::npos,
+            CpuDecodeHalfX(2048))
+      << sys["matmul_float16"];
+  const RunResult f16_x = RunCli(run + " --decode-x float16" + Fast());
+  ASSERT_EQ(f16_x.exit_code, 0) << f16_x.out;
+  EXPECT_NE(json::parse(f16_x.out)["system"]["matmul_float16"].get<std::string>().find("(--decode-x float16)"),
+            std::string::npos);
+  const RunResult f32_x = RunCli(run + " --decode-x float32" + Fast());
+  ASSERT_EQ(f32_x.exit_code, 0) << f32_x.out;
+  EXPECT_EQ(json::parse(f32_x.out)["system"]["matmul_bfloat16"].get<std::string>().find("float16"), std::string::npos);
 }
 
 // Quantized decode names its unit: int8 VNNI dot products where the CPU has

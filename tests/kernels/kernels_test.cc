@@ -35,6 +35,8 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
     // The Highway targets' own paths; the AMX and AVX512-BF16 paths have their tests below.
     amx::SetAmxEnabled(false);
     amx::SetBf16DotsMode(amx::DotsMode::kOff);
+    // Decode with float32 x; float16 x (--decode-x auto on AMD AVX-512) has its own test.
+    SetCpuDecodeX(DecodeX::kFloat32);
     hwy::SetSupportedTargetsForTest(GetParam());
     ASSERT_STREQ(CpuSimdTargetName(), hwy::TargetName(GetParam())) << "dispatch did not switch target";
   }
@@ -43,6 +45,7 @@ class KernelsTest : public ::testing::TestWithParam<int64_t> {
     hwy::SetSupportedTargetsForTest(0);
     amx::SetAmxEnabled(true);
     amx::SetBf16DotsMode(amx::DotsMode::kAuto);
+    SetCpuDecodeX(DecodeX::kAuto);
   }
   std::vector<float> Random(size_t n, float scale = 1.0f) {
     std::vector<float> v(n);
@@ -363,6 +366,77 @@ TEST_P(KernelsTest, ReservedWeightsShareOneAllocationAndDecodeAlike) {
   for (const MatView& w : views) alone->ReleaseWeights(w);
 }
 
+// --decode-x float16 (and auto where CpuDecodeHalfX): one row of a float16 or
+// bfloat16 matmul with x rounded to float16, one W row after the other;
+// against the reference on the same rounded x, the float32 dot-product bound,
+// over the 4-chain body, 16-lane steps and scalar tails. Where some |x| does
+// not fit float16 (past 65504, NaN) the matmul keeps float32 x. TearDown
+// restores the default.
+TEST_P(KernelsTest, DecodeWithFloat16XMatchesReferenceOnRoundedInputs) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  for (DType dtype : {DType::kF16, DType::kBF16}) {
+    for (int64_t K : {1, 7, 15, 16, 17, 63, 64, 65, 300, 2100, 5632, 8193}) {  // 8193: four rows at a time
+      for (int64_t N : {1, 5, 33}) {
+        for (int offset : {0, 1}) {
+          const bool with_bias = (K + N + offset) % 2 == 0;
+          std::vector<float> wf(N * K), x(K), bias(N);
+          for (auto& v : wf) v = d(rng);
+          for (auto& v : x) v = d(rng) * 100.f;
+          for (auto& v : bias) v = d(rng);
+          std::vector<uint16_t> wb(N * K + offset), xh(K);
+          ConvertFloats(wf.data(), DType::kF32, wb.data() + offset, dtype, wf.size());
+          ConvertFloats(wb.data() + offset, dtype, wf.data(), DType::kF32, wf.size());
+          std::vector<float> x_rounded(K);
+          ConvertFloats(x.data(), DType::kF32, xh.data(), DType::kF16, x.size());
+          ConvertFloats(xh.data(), DType::kF16, x_rounded.data(), DType::kF32, x.size());
+          const MatView w{wb.data() + offset, dtype, N, K};
+          // One |x| past float16's range: float32 x instead (the reference on x as is).
+          std::vector<float> x_big = x;
+          x_big[K / 2] = 70000.f;
+          for (const auto& [input, expected_x] :
+               {std::pair<const std::vector<float>*, const std::vector<float>*>{&x, &x_rounded}, {&x_big, &x_big}}) {
+            std::vector<float> y_ref(N), y(N, std::nanf(""));
+            SetCpuDecodeX(DecodeX::kFloat16);
+            ref->MatMul(expected_x->data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
+            cpu->MatMul(input->data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
+            for (int64_t n = 0; n < N; ++n) {
+              double abs_sum = 0;
+              for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs((*expected_x)[k] * wf[n * K + k]);
+              ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6)
+                  << DTypeName(dtype) << " K=" << K << " N=" << N << " offset=" << offset << " row " << n
+                  << (input == &x_big ? " (|x| past float16: float32 x)" : "");
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The rounding itself: nearest-even float16 of every element, and false
+// where some |x| exceeds 65504 or is NaN (65504 itself fits).
+TEST_P(KernelsTest, RoundToF16RoundsAndRefusesWhatDoesNotFit) {
+  for (int64_t n : {1, 15, 16, 17, 100}) {
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = (i % 2 ? -1.f : 1.f) * (0.1f + 37.3f * i) * (i == n - 1 ? 1.f : 1.0001f);
+    x[0] = 65504.f;
+    std::vector<uint16_t> out(n);
+    ASSERT_TRUE(simd::RoundToF16(x.data(), n, out.data())) << n;
+    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(out[i], F32ToF16(x[i])) << "n=" << n << " i=" << i;
+    for (float bad : {65536.f, -70000.f, std::nanf(""), INFINITY}) {
+      for (int64_t at : {int64_t{0}, n - 1}) {
+        std::vector<float> y = x;
+        y[at] = bad;
+        EXPECT_FALSE(simd::RoundToF16(y.data(), n, out.data())) << "n=" << n << " at " << at << " value " << bad;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
 
@@ -458,9 +532,9 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
   const MatView probe{probe_w.data(), DType::kBF16, 64, 64};
   EXPECT_NE(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot) << "float32 x by default";
   struct Restore {
-    ~Restore() { SetCpuBf16DecodeX(false); }  // also when an ASSERT returns early
+    ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }  // also when an ASSERT returns early
   } restore;
-  SetCpuBf16DecodeX(true);
+  SetCpuDecodeX(DecodeX::kBf16);
   EXPECT_EQ(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot);
   EXPECT_NE(cpu->MatMulUnit(2, probe), ComputeUnit::kBf16Dot) << "batches keep their kernels";
   for (int64_t K : {1, 7, 31, 32, 33, 127, 128, 129, 300, 2100}) {  // the 4-chain body, 32-steps, masked tails

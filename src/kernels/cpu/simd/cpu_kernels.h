@@ -68,6 +68,19 @@ void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const v
                     int64_t n_end, const float* bias, float* y);
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y);
+// One row of x, rounded to float16 (RoundToF16), against float16 or bfloat16
+// W: x takes half the L1 of float32 x.
+void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+                   float* y);
+// x rounded to nearest-even float16; false (out unspecified) where some |x|
+// exceeds float16's largest finite value 65504 (or is NaN).
+bool RoundToF16(const float* x, int64_t n, uint16_t* out);
+// Whether one-row decode with K columns reads faster with float16 x here
+// (the CPUs of the one-row GEMV rule: AMD with AVX-512).
+bool HalfXPays(int64_t K);
+// GemvRowsHalfX reads one W row after the other up to this K (x in half the
+// L1), four rows at a time past it.
+constexpr int64_t kHalfXOneRowMaxK = 8192;
 // Same result through a packed, register-tiled GEMM (compute-bound path for
 // prefill). x comes packed by PackGemmRows; `pack` is scratch of
 // GemmPackFloats() floats owned by the caller.
