@@ -190,14 +190,18 @@ TEST_F(Cli, RepackIsRecordedAndOffKeepsRowMajorWeights) {
   EXPECT_EQ(bad.out.rfind("error: --repack must be auto or off", 0), 0) << bad.out;
 }
 
-// --mmap off copies the weights out of the file: the same tokens, recorded in
-// settings.mmap (and as llama-bench's load_mode); a bad value is refused.
+// --mmap off (the default) copies the weights out of the file, --mmap on reads
+// them from the mapping: the same tokens, recorded in settings.mmap (and as
+// llama-bench's load_mode); a bad value is refused.
 TEST_F(Cli, MmapOffGivesTheSameTokensAndIsRecorded) {
   const std::string base = "--model-path " + FixtureModel("mha_tied_f32") +
                            " --dtype float32 --prompt-lengths 8 --gen-lengths 4 --quiet";
   const std::string run = base + " --format json";
-  const RunResult on = RunCli(run + Fast());
-  const RunResult off = RunCli(run + " --mmap off" + Fast());
+  const RunResult on = RunCli(run + " --mmap on" + Fast());
+  const RunResult off = RunCli(run + Fast());
+  const RunResult explicit_off = RunCli(run + " --mmap off" + Fast());
+  ASSERT_EQ(explicit_off.exit_code, 0) << explicit_off.out;
+  EXPECT_EQ(json::parse(explicit_off.out)["settings"]["mmap"], false);
   ASSERT_EQ(on.exit_code, 0) << on.out;
   ASSERT_EQ(off.exit_code, 0) << off.out;
   const json j_on = json::parse(on.out), j_off = json::parse(off.out);
@@ -208,9 +212,12 @@ TEST_F(Cli, MmapOffGivesTheSameTokensAndIsRecorded) {
     EXPECT_EQ(j_on["runs"][i]["generated_token_ids"], j_off["runs"][i]["generated_token_ids"]) << i;
     EXPECT_FALSE(j_off["runs"][i]["generated_token_ids"].empty());
   }
-  const RunResult lb = RunCli(base + " --mmap off --format llama-bench-jsonl" + Fast());
+  const RunResult lb = RunCli(base + " --format llama-bench-jsonl" + Fast());
   ASSERT_EQ(lb.exit_code, 0) << lb.out;
   EXPECT_EQ(json::parse(lb.out.substr(0, lb.out.find('\n')))["load_mode"], "none") << lb.out;
+  const RunResult lb_on = RunCli(base + " --mmap on --format llama-bench-jsonl" + Fast());
+  ASSERT_EQ(lb_on.exit_code, 0) << lb_on.out;
+  EXPECT_EQ(json::parse(lb_on.out.substr(0, lb_on.out.find('\n')))["load_mode"], "mmap") << lb_on.out;
   const RunResult bad = RunCli(run + " --mmap maybe" + Fast());
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_EQ(bad.out.rfind("error: --mmap must be on or off", 0), 0) << bad.out;

@@ -252,9 +252,9 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
 // takes half the L1 of float32 x, so one W row after the other works up to
 // K = 8192 (float32 x: 4096), and past it four rows share each load of x.
 // Zen 4, 2 threads, from memory (bench_kernels BM_Gemv_DecodeX, interleaved
-// repetitions, medians, GB/s): float16 W 2048x5632 (N x K: 5632 rows of 2048)
-// 36.9 against 31.7 with float32 x, 5632 columns 35.6 against 31.3, 4096x4096
-// 35.3 against 32.9; bfloat16 W 38.8 against 31.8 at 5632 columns; 11008
+// repetitions, medians, GB/s): float16 W of 2048 columns x 5632 rows 36.9
+// against 31.7 with float32 x, 5632 columns 35.6 against 31.3, 4096 x 4096
+// 35.3 against 32.9; bfloat16 W of 5632 columns 38.8 against 31.8; 11008
 // columns (four rows) 34.8 / 34.3 against 33.0 / 33.1 (one row there: 28.6).
 // In a profiled TinyLlama F16 decode down_proj (5632 columns) read 33-36 GB/s
 // with float32 x against up_proj's 49-61 in the same steps, at up_proj's rate
