@@ -60,6 +60,27 @@ class HfFixtureTest : public ::testing::TestWithParam<Case> {
   // Our tolerance for logits in this case's dtype.
   double Tolerance() const { return testing::LogitTolerance(ref_, GetParam().dtype); }
 
+  // Every prompt decoded one token at a time against transformers' logits of
+  // every position, within Tolerance(); `what` labels the printed errors.
+  void ExpectDecodeLogitsMatchTransformers(const char* what) {
+    const int num_prompts = static_cast<int>(ref_.meta["prompts"].size());
+    for (int p = 0; p < num_prompts; ++p) {
+      const auto ids = ref_.Ids("prompt" + std::to_string(p) + ".ids");
+      const auto expected = ref_.Floats("prompt" + std::to_string(p) + ".logits");
+      ASSERT_EQ(expected.size(), ids.size() * config_.vocab_size);
+      std::vector<float> decoded(expected.size());
+      model_->Reset();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ASSERT_TRUE(model_->Forward(&ids[i], 1).ok());
+        std::copy_n(model_->last_logits(), config_.vocab_size, decoded.begin() + i * config_.vocab_size);
+      }
+      const double err = testing::RelErr(decoded.data(), expected.data(), expected.size());
+      std::printf("  %s prompt%d (%zu tokens): %s rel err %.3e (tolerance %.3e)\n", CaseName({GetParam(), 0}).c_str(),
+                  p, ids.size(), what, err, Tolerance());
+      EXPECT_LT(err, Tolerance()) << what << ", prompt " << p;
+    }
+  }
+
   ThreadPool pool_{2};
   testing::Reference ref_;
   LlamaConfig config_;
@@ -89,22 +110,7 @@ TEST_P(HfFixtureTest, DecodeLogitsMatchTransformers) {
   if (RopeDependsOnSequenceLength(config_)) {
     GTEST_SKIP() << RopeScalingName(config_.rope_scaling) << " rope: transformers' prefill logits are not a decode's";
   }
-  const int num_prompts = static_cast<int>(ref_.meta["prompts"].size());
-  for (int p = 0; p < num_prompts; ++p) {
-    const auto ids = ref_.Ids("prompt" + std::to_string(p) + ".ids");
-    const auto expected = ref_.Floats("prompt" + std::to_string(p) + ".logits");
-    ASSERT_EQ(expected.size(), ids.size() * config_.vocab_size);
-    std::vector<float> decoded(expected.size());
-    model_->Reset();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      ASSERT_TRUE(model_->Forward(&ids[i], 1).ok());
-      std::copy_n(model_->last_logits(), config_.vocab_size, decoded.begin() + i * config_.vocab_size);
-    }
-    const double err = RelErr(decoded.data(), expected.data(), expected.size());
-    std::printf("  %s prompt%d (%zu tokens): decode logits rel err %.3e (tolerance %.3e)\n",
-                CaseName({GetParam(), 0}).c_str(), p, ids.size(), err, Tolerance());
-    EXPECT_LT(err, Tolerance()) << "prompt " << p;
-  }
+  ExpectDecodeLogitsMatchTransformers("decode logits");
 }
 
 // The same decode with x rounded to float16 for every one-row float16 /
@@ -121,21 +127,7 @@ TEST_P(HfFixtureTest, DecodeWithFloat16XMatchesTransformers) {
     ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }  // also when an ASSERT returns early
   } restore;
   SetCpuDecodeX(DecodeX::kFloat16);
-  const int num_prompts = static_cast<int>(ref_.meta["prompts"].size());
-  for (int p = 0; p < num_prompts; ++p) {
-    const auto ids = ref_.Ids("prompt" + std::to_string(p) + ".ids");
-    const auto expected = ref_.Floats("prompt" + std::to_string(p) + ".logits");
-    std::vector<float> decoded(expected.size());
-    model_->Reset();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      ASSERT_TRUE(model_->Forward(&ids[i], 1).ok());
-      std::copy_n(model_->last_logits(), config_.vocab_size, decoded.begin() + i * config_.vocab_size);
-    }
-    const double err = RelErr(decoded.data(), expected.data(), expected.size());
-    std::printf("  %s prompt%d (%zu tokens): decode logits with float16 x rel err %.3e (tolerance %.3e)\n",
-                CaseName({GetParam(), 0}).c_str(), p, ids.size(), err, Tolerance());
-    EXPECT_LT(err, Tolerance()) << "prompt " << p;
-  }
+  ExpectDecodeLogitsMatchTransformers("decode logits with float16 x");
 }
 
 TEST_P(HfFixtureTest, HiddenStatesMatchLayerByLayer) {

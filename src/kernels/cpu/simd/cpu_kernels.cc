@@ -160,11 +160,61 @@ HWY_INLINE float RowDot(DF df, const WT* w, const XT* x, int64_t K) {
   return s;
 }
 
+// Four W rows . x (float32, or float16 for GemvRowsHalfX) at once: four
+// weight streams, each load of x serving four rows, eight independent FMA
+// chains (two vectors per row per step) to cover the FMA latency.
+template <class WT, class XT>
+HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool prefetch, float* out) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const WT* w1 = w0 + K;
+  const WT* w2 = w1 + K;
+  const WT* w3 = w2 + K;
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + 2 * L <= K; k += 2 * L) {
+    if (prefetch) {
+      // The four weight streams 1 KiB ahead: more misses in flight than the
+      // hardware prefetcher keeps for four rows (as the read probe does).
+      hwy::Prefetch(reinterpret_cast<const char*>(w0 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w1 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w2 + k) + 1024);
+      hwy::Prefetch(reinterpret_cast<const char*>(w3 + k) + 1024);
+    }
+    const VF xv = LoadW(df, x + k), xw = LoadW(df, x + k + L);
+    a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
+    a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
+    a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
+    a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
+    b0 = hn::MulAdd(LoadW(df, w0 + k + L), xw, b0);
+    b1 = hn::MulAdd(LoadW(df, w1 + k + L), xw, b1);
+    b2 = hn::MulAdd(LoadW(df, w2 + k + L), xw, b2);
+    b3 = hn::MulAdd(LoadW(df, w3 + k + L), xw, b3);
+  }
+  a0 = hn::Add(a0, b0);
+  a1 = hn::Add(a1, b1);
+  a2 = hn::Add(a2, b2);
+  a3 = hn::Add(a3, b3);
+  for (; k + L <= K; k += L) {
+    const VF xv = LoadW(df, x + k);
+    a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
+    a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
+    a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
+    a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
+  }
+  const WT* rows[4] = {w0, w1, w2, w3};
+  const VF sums[4] = {a0, a1, a2, a3};
+  for (int j = 0; j < 4; ++j) {
+    float sum = ReduceSum(df, sums[j]);
+    for (int64_t t = k; t < K; ++t) sum += ScalarW(x + t) * ScalarW(rows[j] + t);
+    out[j] = sum;
+  }
+}
+
 template <class WT>
 void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y) {
   const DF df;
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   int64_t n = n_begin;
   if (M >= 2) {
     for (; n + 4 <= n_end; n += 4) GemvBatch(x, M, w, K, N, n, bias, y);
@@ -182,60 +232,10 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     return;
   }
   for (; n + 4 <= n_end; n += 4) {
-    const WT* w0 = w + n * K;
-    const WT* w1 = w0 + K;
-    const WT* w2 = w1 + K;
-    const WT* w3 = w2 + K;
     for (int64_t m = 0; m < M; ++m) {
-      const float* xm = x + m * K;
-      VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-      VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
-      int64_t k = 0;
-      // Two vectors per row per iteration: eight independent FMA chains cover
-      // the FMA latency and keep more loads of the four weight streams in flight.
-      for (; k + 2 * L <= K; k += 2 * L) {
-        if (prefetch) {
-          // The four weight streams 1 KiB ahead: more misses in flight than the
-          // hardware prefetcher keeps for four rows (as the read probe does).
-          hwy::Prefetch(reinterpret_cast<const char*>(w0 + k) + 1024);
-          hwy::Prefetch(reinterpret_cast<const char*>(w1 + k) + 1024);
-          hwy::Prefetch(reinterpret_cast<const char*>(w2 + k) + 1024);
-          hwy::Prefetch(reinterpret_cast<const char*>(w3 + k) + 1024);
-        }
-        const VF xv = hn::LoadU(df, xm + k);
-        const VF xw = hn::LoadU(df, xm + k + L);
-        a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
-        a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
-        a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
-        a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
-        b0 = hn::MulAdd(LoadW(df, w0 + k + L), xw, b0);
-        b1 = hn::MulAdd(LoadW(df, w1 + k + L), xw, b1);
-        b2 = hn::MulAdd(LoadW(df, w2 + k + L), xw, b2);
-        b3 = hn::MulAdd(LoadW(df, w3 + k + L), xw, b3);
-      }
-      a0 = hn::Add(a0, b0);
-      a1 = hn::Add(a1, b1);
-      a2 = hn::Add(a2, b2);
-      a3 = hn::Add(a3, b3);
-      for (; k + L <= K; k += L) {
-        const VF xv = hn::LoadU(df, xm + k);
-        a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
-        a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
-        a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
-        a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
-      }
-      float s0 = ReduceSum(df, a0), s1 = ReduceSum(df, a1), s2 = ReduceSum(df, a2), s3 = ReduceSum(df, a3);
-      for (; k < K; ++k) {
-        s0 += xm[k] * ScalarW(w0 + k);
-        s1 += xm[k] * ScalarW(w1 + k);
-        s2 += xm[k] * ScalarW(w2 + k);
-        s3 += xm[k] * ScalarW(w3 + k);
-      }
       float* ym = y + m * N + n;
-      ym[0] = s0 + (bias ? bias[n] : 0.f);
-      ym[1] = s1 + (bias ? bias[n + 1] : 0.f);
-      ym[2] = s2 + (bias ? bias[n + 2] : 0.f);
-      ym[3] = s3 + (bias ? bias[n + 3] : 0.f);
+      FourRowDots(df, w + n * K, x + m * K, K, prefetch, ym);
+      for (int j = 0; j < 4 && bias; ++j) ym[j] += bias[n + j];
     }
   }
   for (; n < n_end; ++n) {
@@ -286,36 +286,6 @@ bool RoundToF16(const float* x, int64_t n, uint16_t* out) {
   return ok;
 }
 
-// Four W rows . float16 x at once (four streams, each x load serving four rows).
-template <class WT>
-HWY_INLINE void FourRowDots(DF df, const WT* w0, const hwy::float16_t* x, int64_t K, float* out) {
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const WT* w1 = w0 + K;
-  const WT* w2 = w1 + K;
-  const WT* w3 = w2 + K;
-  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
-  int64_t k = 0;
-  for (; k + 2 * L <= K; k += 2 * L) {
-    const VF xv = LoadW(df, x + k), xw = LoadW(df, x + k + L);
-    a0 = hn::MulAdd(LoadW(df, w0 + k), xv, a0);
-    a1 = hn::MulAdd(LoadW(df, w1 + k), xv, a1);
-    a2 = hn::MulAdd(LoadW(df, w2 + k), xv, a2);
-    a3 = hn::MulAdd(LoadW(df, w3 + k), xv, a3);
-    b0 = hn::MulAdd(LoadW(df, w0 + k + L), xw, b0);
-    b1 = hn::MulAdd(LoadW(df, w1 + k + L), xw, b1);
-    b2 = hn::MulAdd(LoadW(df, w2 + k + L), xw, b2);
-    b3 = hn::MulAdd(LoadW(df, w3 + k + L), xw, b3);
-  }
-  const WT* rows[4] = {w0, w1, w2, w3};
-  const VF sums[4] = {hn::Add(a0, b0), hn::Add(a1, b1), hn::Add(a2, b2), hn::Add(a3, b3)};
-  for (int j = 0; j < 4; ++j) {
-    float s = ReduceSum(df, sums[j]);
-    for (int64_t t = k; t < K; ++t) s += ScalarW(x + t) * ScalarW(rows[j] + t);
-    out[j] = s;
-  }
-}
-
 void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
                    float* y) {
   const DF df;
@@ -325,7 +295,7 @@ void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int
     int64_t n = n_begin;
     if (K > kHalfXOneRowMaxK) {  // x past half the L1: four rows share each load of x
       for (; n + 4 <= n_end; n += 4) {
-        FourRowDots(df, wt + n * K, xh, K, y + n);
+        FourRowDots(df, wt + n * K, xh, K, /*prefetch=*/false, y + n);
         for (int j = 0; j < 4 && bias; ++j) y[n + j] += bias[n + j];
       }
     }
