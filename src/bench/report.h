@@ -44,7 +44,7 @@ struct RunInfo {
   size_t kv_cache_used_bytes = 0; // at the end of the longest run
   size_t scratch_bytes = 0;
   size_t repacked_weight_bytes = 0;
-  bool mmap = true;  // --mmap: weights read from the file mapping where stored as used
+  bool mmap = true;  // --mmap resolved: weights read from the file mapping where stored as used
   double repack_time_s = 0;  // making them, at model creation (after load_time_s)  // the backend's copies of weights in its kernels' layout (--repack)
   size_t peak_rss_bytes = 0;
   // --device cuda: the GPU, its memory by category, its measured copy

@@ -16,6 +16,9 @@ GenerationOptions GreedyFor(int n) {
 Result<std::vector<int32_t>> Float32ReferenceTokens(ModelSource source, const std::vector<int32_t>& prompt,
                                                     int num_tokens, int max_seq_len, ThreadPool* pool) {
   source.dtype = DType::kF32;
+  // Read from the file mapping whatever --mmap says: the tested model is
+  // loaded beside it, and page-cache pages can be reclaimed where a copy cannot.
+  source.mmap = true;
   LLM_ASSIGN_OR_RETURN(LoadedModel lm, LoadModel(source, pool));
   auto backend = MakeCpuBackend(pool);
   ModelOptions mo;

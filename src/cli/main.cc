@@ -77,7 +77,7 @@ struct Flags {
   std::string int8_dot = "auto";
   std::string decode_x = "auto";
   std::string repack = "auto";
-  std::string mmap = "off";
+  std::string mmap = "auto";
   bool verify = false;
   std::string profile_steps;
   bool profile_overhead = false;
@@ -137,7 +137,7 @@ Status ValidateFlags(const Flags& f) {
     return bad("--decode-x must be auto, float32, float16 or bf16");
   }
   if (f.repack != "auto" && f.repack != "off") return bad("--repack must be auto or off");
-  if (f.mmap != "on" && f.mmap != "off") return bad("--mmap must be on or off");
+  if (f.mmap != "auto" && f.mmap != "on" && f.mmap != "off") return bad("--mmap must be auto, on or off");
   const std::set<std::string> formats = {"table", "md", "csv", "json", "jsonl", "llama-bench-jsonl", "sql"};  // issue17
   if (!formats.count(f.format)) return bad("--format must be table, md, csv, json, jsonl, llama-bench-jsonl or sql");
   if (!f.report.empty() && f.report != "html") return bad("--report must be html");  // issue17
@@ -185,7 +185,6 @@ Result<ModelSource> ResolveModel(const Flags& f, DType dtype, std::string* how) 
   ModelSource src;
   src.dtype = dtype;
   src.seed = f.seed;
-  src.mmap = f.mmap == "on";
   if (f.load_format == "dummy") {
     src.format = LoadFormat::kDummy;
     src.model_config = f.model_config;
@@ -484,6 +483,9 @@ int Run(const Flags& f) {
   // before any of them is allocated.
   source.value().max_seq_len = f.max_seq_len;
   source.value().kv_on_host = device != "cuda";
+  // --mmap auto: a copy of the model's own on the CPU (decode reads it
+  // faster), the file mapping for CUDA (no host copy before the upload).
+  source.value().mmap = f.mmap == "on" || (f.mmap == "auto" && device == "cuda");
   const std::vector<int> batch_sizes = BatchSizes(f);
   const int max_batch = *std::max_element(batch_sizes.begin(), batch_sizes.end());
   source.value().max_sequences = max_batch;
@@ -615,7 +617,7 @@ int Run(const Flags& f) {
   info.scratch_bytes = m.scratch_bytes();
   info.repacked_weight_bytes = m.backend() ? m.backend()->prepared_weight_bytes() : 0;
   info.repack_time_s = m.prepare_weights_s();
-  info.mmap = f.mmap == "on";
+  info.mmap = source.value().mmap;
   info.peak_rss_bytes = PeakRssBytes();
   info.verify_compared = verified.compared;
   info.verify_agreeing_prefix = verified.agreeing_prefix;
@@ -755,19 +757,18 @@ int main(int argc, char** argv) {
                  "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
   app.add_option("--decode-x", f.decode_x,
                  "x of one-row float16/bfloat16 matmuls (decode of one sequence, a prompt's last-row lm_head). "
-                 "auto: float32, but float16 where that reads faster (AMD with AVX-512, rows longer than 4096: "
-                 "float32 x no longer fits in L1 beside the weight stream) and every |x| <= 65504 | float32: always | "
-                 "float16: float16 at every size where |x| fits | bf16: bfloat16 W on AVX512-BF16 dot products with x "
-                 "rounded to bf16 wherever the CPU has them, whatever --bf16-dots says, as llama.cpp does (one "
-                 "fixture then exceeds transformers' error by 7%)");
+                 "auto: float16 where that reads faster (AMD CPUs with AVX-512: x in half the L1 beside the weight "
+                 "stream) and every |x| <= 65504, else float32 | float32: always | float16: float16 on every CPU where "
+                 "|x| fits | bf16: bfloat16 W on AVX512-BF16 dot products with x rounded to bf16 wherever the CPU has "
+                 "them, whatever --bf16-dots says, as llama.cpp does (one fixture then exceeds transformers' error by 7%)");
   app.add_option("--repack", f.repack,
                  "auto: Q4_0/Q8_0/Q4_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");
   app.add_option("--mmap", f.mmap,
-                 "off: weights copied at load into one buffer of the model's own, on huge pages where THP allows "
-                 "(like llama-bench -mmp 0 / -lm none; decode reads faster: Zen 4 TinyLlama F16 1.21x, BF16 1.11x) | on: weights "
-                 "stored as the run uses them are read from the file mapping (llama-bench's default -mmp 1; loads "
-                 "faster, no host copy before a --device cuda upload)");
+                 "auto: off on the CPU, on with --device cuda | off: weights copied at load into one buffer of the "
+                 "model's own, on huge pages where THP allows (like llama-bench -mmp 0 / -lm none; decode reads faster: "
+                 "Zen 4 TinyLlama F16 1.21x, BF16 1.11x) | on: weights stored as the run uses them are read from the "
+                 "file mapping (llama-bench's default -mmp 1; loads faster, no host copy before a CUDA upload)");
   app.add_option("--profile-steps", f.profile_steps,
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");

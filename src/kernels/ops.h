@@ -132,7 +132,8 @@ void SetCpuInt8DotEnabled(bool on);
 //   hold it to transformers' bounds);
 // kBf16: bfloat16 W on AVX512-BF16 dot products with x rounded to bf16,
 //   wherever the CPU has them (the dots mode governs prefill only), as
-//   llama.cpp does; float16 W as kAuto.
+//   llama.cpp does; float16 W, and bfloat16 W where the CPU lacks the dot
+//   products, as kAuto.
 enum class DecodeX { kAuto, kFloat32, kFloat16, kBf16 };
 void SetCpuDecodeX(DecodeX mode);
 // Whether kAuto rounds x to float16 for a one-row matmul of K columns on this

@@ -34,6 +34,7 @@ struct ModelSource {
   int max_sequences = 1;  // a batch: one KV cache per sequence
   // false (--mmap off): weights that would point into the file mapping are
   // copied into memory of the model's own (huge pages), as llama-bench -mmp 0.
+  // (The CLI's default, --mmap auto, is off on the CPU and on for CUDA.)
   bool mmap = true;
 };
 

@@ -200,7 +200,7 @@ Status CopyMappedWeights(const LlamaConfig& config, ModelWeights* w, ThreadPool*
   }
   if (total == 0) return OkStatus();
   LLM_RETURN_IF_ERROR(CheckMemoryBudget(total, AvailableMemoryBytes(), "the weights copied out of the file (--mmap off)",
-                                        "use --mmap on (the default) or a smaller model"));
+                                        "use --mmap on or a smaller model"));
   auto buf = std::make_shared<AlignedBuffer>(MemCategory::kWeights);
   if (!buf->Allocate(total)) {
     return IoError("out of memory allocating " + std::to_string(total >> 20) +

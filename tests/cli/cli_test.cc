@@ -122,7 +122,7 @@ TEST_F(Cli, MatmulPathIsRecordedAndAmxOffIsFma) {
   EXPECT_EQ(json::parse(bf16_x.out)["system"]["matmul_bfloat16"].get<std::string>().find("x rounded to bf16 (--decode-x") !=
                 std::string::npos,
             amx::Bf16DotsUsable());
-  EXPECT_EQ(sys["matmul_bfloat16"].get<std::string>().find("--decode-x"), std::string::npos) << "float32 x by default";
+  EXPECT_EQ(sys["matmul_bfloat16"].get<std::string>().find("--decode-x"), std::string::npos) << "no bf16 x by default";
   const RunResult bad_x = RunCli(run + " --decode-x half" + Fast());
   EXPECT_EQ(bad_x.exit_code, 2);
   EXPECT_EQ(bad_x.out.rfind("error: --decode-x must be auto, float32, float16 or bf16", 0), 0) << bad_x.out;
@@ -190,7 +190,7 @@ TEST_F(Cli, RepackIsRecordedAndOffKeepsRowMajorWeights) {
   EXPECT_EQ(bad.out.rfind("error: --repack must be auto or off", 0), 0) << bad.out;
 }
 
-// --mmap off (the default) copies the weights out of the file, --mmap on reads
+// --mmap off (auto's choice on the CPU) copies the weights out of the file, --mmap on reads
 // them from the mapping: the same tokens, recorded in settings.mmap (and as
 // llama-bench's load_mode); a bad value is refused.
 TEST_F(Cli, MmapOffGivesTheSameTokensAndIsRecorded) {
@@ -220,7 +220,7 @@ TEST_F(Cli, MmapOffGivesTheSameTokensAndIsRecorded) {
   EXPECT_EQ(json::parse(lb_on.out.substr(0, lb_on.out.find('\n')))["load_mode"], "mmap") << lb_on.out;
   const RunResult bad = RunCli(run + " --mmap maybe" + Fast());
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_EQ(bad.out.rfind("error: --mmap must be on or off", 0), 0) << bad.out;
+  EXPECT_EQ(bad.out.rfind("error: --mmap must be auto, on or off", 0), 0) << bad.out;
 }
 
 TEST_F(Cli, ModelPathPriority) {

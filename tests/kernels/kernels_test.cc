@@ -425,8 +425,16 @@ TEST_P(KernelsTest, RoundToF16RoundsAndRefusesWhatDoesNotFit) {
     for (int64_t i = 0; i < n; ++i) x[i] = (i % 2 ? -1.f : 1.f) * (0.1f + 37.3f * i) * (i == n - 1 ? 1.f : 1.0001f);
     x[0] = 65504.f;
     std::vector<uint16_t> out(n);
+    // Exact ties (1 + 2^-11 rounds down to even 1.0, 1 + 3 * 2^-11 up), a
+    // subnormal float16 and one below its range, where n has room.
+    const float specials[] = {1.f + 0x1p-11f, 1.f + 3 * 0x1p-11f, 1e-6f, 3e-8f, -0x1p-25f};
+    for (int64_t i = 1; i < n && i <= 5; ++i) x[i] = specials[i - 1];
     ASSERT_TRUE(simd::RoundToF16(x.data(), n, out.data())) << n;
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(out[i], F32ToF16(x[i])) << "n=" << n << " i=" << i;
+    if (n > 2) {
+      EXPECT_EQ(out[1], 0x3c00) << "tie to even: 1.0";
+      EXPECT_EQ(out[2], 0x3c02) << "tie to even: up";
+    }
     for (float bad : {65536.f, -70000.f, std::nanf(""), INFINITY}) {
       for (int64_t at : {int64_t{0}, n - 1}) {
         std::vector<float> y = x;

@@ -37,8 +37,10 @@ constexpr int64_t kAmxRowBlock = 128;
 // CPUs where they beat FMA and there are no tiles (Zen 4); below, decode's
 // GEMV reads W at the bandwidth limit.
 constexpr int64_t kDotsMinRows = 64;
-// --decode-x bf16: one row (the decode of one sequence) of a bf16 matmul on
-// the dot products wherever they exist, x rounded to bf16 as llama.cpp does.
+// --decode-x (ops.h DecodeX). auto rounds x to float16 for one-row float16 /
+// bfloat16 matmuls where simd::HalfXPays (AMD AVX-512; measured in
+// cpu_kernels.cc). bf16: one row (the decode of one sequence) of a bf16 matmul
+// on the dot products wherever they exist, x rounded to bf16 as llama.cpp does.
 // Zen 4, 2 threads, bf16 from DRAM, medians of 5 alternating rounds, one row
 // after the other: 2048x5632 45.6 against 39.1 GB/s for float32 x widening W,
 // 5632x2048 55.8-58.0 against 28.3-31.0 (float32 x, 22 KiB, is pushed out of L1
