@@ -215,7 +215,7 @@ void BM_Gemv_DecodeX(benchmark::State& state) {
     copy = (copy + 1) % copies;
   }
   SetCpuDecodeX(DecodeX::kAuto);
-  const bool half = mode == DecodeX::kFloat16 || (mode == DecodeX::kAuto && CpuDecodeHalfX(K));
+  const bool half = mode == DecodeX::kFloat16 || (mode == DecodeX::kAuto && CpuDecodeHalfX());
   state.SetLabel(std::string(CpuSimdTargetName()) + (half ? " float16 x" : " float32 x") + ", from memory");
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(matrix_bytes));
 }

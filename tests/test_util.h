@@ -100,6 +100,15 @@ inline AttentionArgs MakeAttentionArgs(const float* q, float* k, float* v, int k
 }
 
 // ||a - b|| / ||b||
+// --decode-x for one test (SetCpuDecodeX), back to the default auto when it
+// ends, also when an ASSERT returns early.
+struct ScopedDecodeX {
+  explicit ScopedDecodeX(DecodeX mode) { SetCpuDecodeX(mode); }
+  ~ScopedDecodeX() { SetCpuDecodeX(DecodeX::kAuto); }
+  ScopedDecodeX(const ScopedDecodeX&) = delete;
+  ScopedDecodeX& operator=(const ScopedDecodeX&) = delete;
+};
+
 inline double RelErr(const float* a, const float* b, size_t n) {
   double num = 0, den = 0;
   for (size_t i = 0; i < n; ++i) {

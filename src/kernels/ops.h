@@ -136,9 +136,9 @@ void SetCpuInt8DotEnabled(bool on);
 //   products, as kAuto.
 enum class DecodeX { kAuto, kFloat32, kFloat16, kBf16 };
 void SetCpuDecodeX(DecodeX mode);
-// Whether kAuto rounds x to float16 for a one-row matmul of K columns on this
-// CPU (AMD with AVX-512: at every K measured, 2048 to 11008).
-bool CpuDecodeHalfX(int64_t K);
+// Whether kAuto rounds x to float16 for one-row matmuls on this CPU (AMD with
+// AVX-512: at every K measured, 2048 to 11008).
+bool CpuDecodeHalfX();
 // Off: quantized matrices are not repacked for the VNNI decode kernel at
 // model creation (--repack off: the A/B of the layout, and half the weight memory).
 void SetCpuRepackEnabled(bool on);

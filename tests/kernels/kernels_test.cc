@@ -539,10 +539,7 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
   std::vector<uint16_t> probe_w(64 * 64);
   const MatView probe{probe_w.data(), DType::kBF16, 64, 64};
   EXPECT_NE(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot) << "float32 x by default";
-  struct Restore {
-    ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }  // also when an ASSERT returns early
-  } restore;
-  SetCpuDecodeX(DecodeX::kBf16);
+  const testing::ScopedDecodeX decode_x(DecodeX::kBf16);
   EXPECT_EQ(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot);
   EXPECT_NE(cpu->MatMulUnit(2, probe), ComputeUnit::kBf16Dot) << "batches keep their kernels";
   for (int64_t K : {1, 7, 31, 32, 33, 127, 128, 129, 300, 2100}) {  // the 4-chain body, 32-steps, masked tails

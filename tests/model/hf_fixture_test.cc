@@ -111,10 +111,7 @@ TEST_P(HfFixtureTest, DecodeLogitsMatchTransformers) {
   if (RopeDependsOnSequenceLength(config_)) {
     GTEST_SKIP() << RopeScalingName(config_.rope_scaling) << " rope: transformers' prefill logits are not a decode's";
   }
-  struct Restore {
-    ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }  // also when an ASSERT returns early
-  } restore;
-  SetCpuDecodeX(DecodeX::kFloat32);
+  const testing::ScopedDecodeX decode_x(DecodeX::kFloat32);
   ExpectDecodeLogitsMatchTransformers("decode logits");
 }
 
@@ -128,10 +125,7 @@ TEST_P(HfFixtureTest, DecodeWithFloat16XMatchesTransformers) {
   if (RopeDependsOnSequenceLength(config_)) {
     GTEST_SKIP() << RopeScalingName(config_.rope_scaling) << " rope: transformers' prefill logits are not a decode's";
   }
-  struct Restore {
-    ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }  // also when an ASSERT returns early
-  } restore;
-  SetCpuDecodeX(DecodeX::kFloat16);
+  const testing::ScopedDecodeX decode_x(DecodeX::kFloat16);
   ExpectDecodeLogitsMatchTransformers("decode logits with float16 x");
 }
 
@@ -185,10 +179,7 @@ TEST_P(HfFixtureTest, PrefillEqualsTokenByTokenDecode) {
   }
   // Decode with float32 x (the kernels' own agreement; float16 x is held to
   // transformers' bound by DecodeWithFloat16XMatchesTransformers).
-  struct Restore {
-    ~Restore() { SetCpuDecodeX(DecodeX::kAuto); }
-  } restore;
-  SetCpuDecodeX(DecodeX::kFloat32);
+  const testing::ScopedDecodeX decode_x(DecodeX::kFloat32);
   const auto ids = ref_.Ids("prompt1.ids");
   const int n = static_cast<int>(ids.size());
   model_->Reset();

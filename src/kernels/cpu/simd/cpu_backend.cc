@@ -49,6 +49,11 @@ constexpr int64_t kDotsMinRows = 64;
 // logits then err 1.04e-2 against transformers' own bf16 error of 9.75e-3.
 std::atomic<DecodeX> g_decode_x{DecodeX::kAuto};
 bool Bf16DecodeX() { return g_decode_x.load() == DecodeX::kBf16; }
+// Whether a one-row float16 / bfloat16 matmul on FMA takes float16 x.
+bool HalfDecodeX() {
+  const DecodeX mode = g_decode_x.load();
+  return mode == DecodeX::kFloat16 || (mode != DecodeX::kFloat32 && simd::HalfXPays());
+}
 
 using Bf16Gemm = void (*)(const uint16_t*, int64_t, const MatView&, int64_t, int64_t, const float*, float*, void*,
                           int64_t);
@@ -85,16 +90,13 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { amx::GemvBf16Dots(xb, w, b, e, bias, y); });
       return;
     }
-    if (M == 1 && unit == ComputeUnit::kFma && (w.dtype == DType::kF16 || w.dtype == DType::kBF16)) {
-      const DecodeX mode = g_decode_x.load();
-      if (mode == DecodeX::kFloat16 || (mode != DecodeX::kFloat32 && simd::HalfXPays(w.cols))) {
-        // x in float16 (half the L1 of float32 x beside the weight stream),
-        // unless some |x| does not fit: then float32 below.
-        auto* xh = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, static_cast<size_t>(w.cols + 1) / 2));
-        if (simd::RoundToF16(x, w.cols, xh)) {
-          pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRowsHalfX(xh, w, b, e, bias, y); });
-          return;
-        }
+    if (M == 1 && unit == ComputeUnit::kFma && (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && HalfDecodeX()) {
+      // x in float16 (half the L1 of float32 x beside the weight stream),
+      // unless some |x| does not fit: then float32 below.
+      auto* xh = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, static_cast<size_t>(w.cols + 1) / 2));
+      if (simd::RoundToF16(x, w.cols, xh)) {
+        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRowsHalfX(xh, w, b, e, bias, y); });
+        return;
       }
     }
     if (M < simd::GemvMaxRows() && unit != ComputeUnit::kAmxBf16 && unit != ComputeUnit::kBf16Dot) {
@@ -559,7 +561,7 @@ const char* CpuSimdTargetName() { return simd::TargetName(); }
 void SetCpuInt8DotEnabled(bool on) { simd::SetInt8DotEnabled(on); }
 void SetCpuRepackEnabled(bool on) { simd::SetRepackEnabled(on); }
 void SetCpuDecodeX(DecodeX mode) { g_decode_x.store(mode); }
-bool CpuDecodeHalfX(int64_t K) { return simd::HalfXPays(K); }
+bool CpuDecodeHalfX() { return simd::HalfXPays(); }
 
 // Where a bfloat16 model's quantized matrices run long prefill chunks (MatMulUnit).
 static std::string QuantBf16Prefill() {
@@ -604,16 +606,12 @@ std::string CpuMatMulPath(DType dtype) {
   if (dtype == DType::kBF16 && Bf16DecodeX() && amx::Bf16DotsUsable()) {
     return DefaultMatMulPath(dtype) + "; one-sequence decode on AVX512-BF16 dot products, x rounded to bf16 (--decode-x bf16)";
   }
-  if (dtype == DType::kF16 || dtype == DType::kBF16) {
-    const DecodeX mode = g_decode_x.load();
-    if (mode == DecodeX::kFloat16) {
-      return DefaultMatMulPath(dtype) + "; one-sequence decode with x rounded to float16 where every |x| <= 65504 (--decode-x float16)";
-    }
-    if (mode != DecodeX::kFloat32 && simd::HalfXPays(1)) {
-      return DefaultMatMulPath(dtype) + "; one-sequence decode with x rounded to float16 where every |x| <= 65504 " +
-             "(x in half the L1: one W row after the other up to " + std::to_string(simd::kHalfXOneRowMaxK) +
-             " columns, four beyond)";
-    }
+  if ((dtype == DType::kF16 || dtype == DType::kBF16) && HalfDecodeX()) {
+    const std::string why = g_decode_x.load() == DecodeX::kFloat16
+                                ? "(--decode-x float16)"
+                                : "(x in half the L1: one W row after the other up to " +
+                                      std::to_string(simd::kHalfXOneRowMaxK) + " columns, four beyond)";
+    return DefaultMatMulPath(dtype) + "; one-sequence decode with x rounded to float16 where every |x| <= 65504 " + why;
   }
   return DefaultMatMulPath(dtype);
 }

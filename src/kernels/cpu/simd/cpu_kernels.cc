@@ -160,11 +160,13 @@ HWY_INLINE float RowDot(DF df, const WT* w, const XT* x, int64_t K) {
   return s;
 }
 
-// Four W rows . x (float32, or float16 for GemvRowsHalfX) at once: four
-// weight streams, each load of x serving four rows, eight independent FMA
-// chains (two vectors per row per step) to cover the FMA latency.
+// Four W rows . x (float32, or float16 for GemvRowsHalfX) at once, plus the
+// four rows' bias where given: four weight streams, each load of x serving
+// four rows, eight independent FMA chains (two vectors per row per step) to
+// cover the FMA latency.
 template <class WT, class XT>
-HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool prefetch, float* out) {
+HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool prefetch, const float* bias4,
+                            float* out) {
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const WT* w1 = w0 + K;
   const WT* w2 = w1 + K;
@@ -207,7 +209,7 @@ HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool pr
   for (int j = 0; j < 4; ++j) {
     float sum = ReduceSum(df, sums[j]);
     for (int64_t t = k; t < K; ++t) sum += ScalarW(x + t) * ScalarW(rows[j] + t);
-    out[j] = sum;
+    out[j] = sum + (bias4 ? bias4[j] : 0.f);
   }
 }
 
@@ -233,9 +235,7 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
   }
   for (; n + 4 <= n_end; n += 4) {
     for (int64_t m = 0; m < M; ++m) {
-      float* ym = y + m * N + n;
-      FourRowDots(df, w + n * K, x + m * K, K, prefetch, ym);
-      for (int j = 0; j < 4 && bias; ++j) ym[j] += bias[n + j];
+      FourRowDots(df, w + n * K, x + m * K, K, prefetch, bias ? bias + n : nullptr, y + m * N + n);
     }
   }
   for (; n < n_end; ++n) {
@@ -259,28 +259,27 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
 // In a profiled TinyLlama F16 decode down_proj (5632 columns) read 33-36 GB/s
 // with float32 x against up_proj's 49-61 in the same steps, at up_proj's rate
 // with 16-bit x; end to end see README (1.14-1.40x F16, 1.23x BF16).
-bool HalfXPays(int64_t) { return !SoftwarePrefetch(); }
+bool HalfXPays() { return !SoftwarePrefetch(); }
 
 bool RoundToF16(const float* x, int64_t n, uint16_t* out) {
-  const DF df;
-  const hn::Rebind<hwy::float16_t, DF> dh;
-  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const VF limit = hn::Set(df, 65504.f);  // the largest finite float16
+  constexpr float kMaxF16 = 65504.f;  // the largest finite float16
   bool ok = true;
   int64_t i = 0;
 #if HWY_TARGET <= HWY_AVX2
   // F16C's vcvtps2ph rounds to nearest even; Highway's emulation on older
   // targets truncates, so those take the scalar loop below.
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  const VF limit = hn::Set(df, kMaxF16);
   for (; i + L <= n; i += L) {
     const VF v = hn::LoadU(df, x + i);
     ok = ok && hn::AllTrue(df, hn::Le(hn::Abs(v), limit));  // false for NaN too
     hn::StoreU(hn::DemoteTo(dh, v), dh, reinterpret_cast<hwy::float16_t*>(out + i));
   }
-#else
-  (void)df, (void)dh, (void)L, (void)limit;
 #endif
   for (; i < n; ++i) {
-    ok = ok && std::fabs(x[i]) <= 65504.f;
+    ok = ok && std::fabs(x[i]) <= kMaxF16;
     out[i] = F32ToF16(x[i]);
   }
   return ok;
@@ -294,10 +293,7 @@ void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int
   WithWeightType(w.data, w.dtype, [&](auto* wt) {
     int64_t n = n_begin;
     if (K > kHalfXOneRowMaxK) {  // x past half the L1: four rows share each load of x
-      for (; n + 4 <= n_end; n += 4) {
-        FourRowDots(df, wt + n * K, xh, K, /*prefetch=*/false, y + n);
-        for (int j = 0; j < 4 && bias; ++j) y[n + j] += bias[n + j];
-      }
+      for (; n + 4 <= n_end; n += 4) FourRowDots(df, wt + n * K, xh, K, /*prefetch=*/false, bias ? bias + n : nullptr, y + n);
     }
     for (; n < n_end; ++n) y[n] = RowDot(df, wt + n * K, xh, K) + (bias ? bias[n] : 0.f);
   });
@@ -1980,7 +1976,7 @@ void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int6
               float* y) {
   HWY_DYNAMIC_DISPATCH(GemvRows)(x, M, w, n_begin, n_end, bias, y);
 }
-bool HalfXPays(int64_t K) { return HWY_DYNAMIC_DISPATCH(HalfXPays)(K); }
+bool HalfXPays() { return HWY_DYNAMIC_DISPATCH(HalfXPays)(); }
 bool RoundToF16(const float* x, int64_t n, uint16_t* out) { return HWY_DYNAMIC_DISPATCH(RoundToF16)(x, n, out); }
 void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
                    float* y) {

@@ -75,9 +75,9 @@ void GemvRowsHalfX(const uint16_t* x_f16, const MatView& w, int64_t n_begin, int
 // x rounded to nearest-even float16; false (out unspecified) where some |x|
 // exceeds float16's largest finite value 65504 (or is NaN).
 bool RoundToF16(const float* x, int64_t n, uint16_t* out);
-// Whether one-row decode with K columns reads faster with float16 x here
-// (the CPUs of the one-row GEMV rule: AMD with AVX-512).
-bool HalfXPays(int64_t K);
+// Whether one-row decode reads faster with float16 x here, at every K
+// measured (the CPUs of the one-row GEMV rule: AMD with AVX-512).
+bool HalfXPays();
 // GemvRowsHalfX reads one W row after the other up to this K (x in half the
 // L1), four rows at a time past it.
 constexpr int64_t kHalfXOneRowMaxK = 8192;
