@@ -168,7 +168,7 @@ void BM_MatMul_Quant(benchmark::State& state) {
 }
 
 void QuantShapes(benchmark::internal::Benchmark* b) {
-  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     // 2048 x 1536 cached: a matrix that stays in L2 (0.9-1.2 MB per core) (the kernel's compute ceiling;
     // 2048 x 5632's 6.5 MB cached is the L3's bandwidth).
     for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {2048, 1536}, {2048, 2048}, {5632, 2048}, {2048, 256}, {4096, 4096}, {2048, 32000}, {2048, 64}}) {

@@ -590,9 +590,11 @@ static std::string DefaultMatMulPath(DType dtype) {
            " (weights widened to float32)";
   }
   if (IsQuantized(dtype)) {
-    const bool int8 = simd::QuantActivationBytes(1, MatView{nullptr, dtype, 1, DTypeBlockSize(dtype)}) > 0;
+    // A matrix of one 16-row group (Q5_K: int8 x only where W is packed).
+    const MatView group{nullptr, dtype, simd::kPackedRows, DTypeBlockSize(dtype)};
+    const bool int8 = simd::QuantActivationBytes(1, group) > 0;
     const char* unit = simd::Int8DotsOnVnni() ? " VNNI int8 dot products" : " int8 dot products (VPMADDUBSW)";
-    const bool packed = simd::PackedQuantBytes(MatView{nullptr, dtype, simd::kPackedRows, DTypeBlockSize(dtype)}) > 0;
+    const bool packed = simd::PackedQuantBytes(group) > 0;
     return std::string("decode reads ") + DTypeName(dtype) + (packed ? " blocks repacked at load in 16-row groups (" : " blocks (") +
            (int8 ? std::string(simd::TargetName()) + unit + ", activations quantized to int8 per 32"
                  : fma + ", activations float32") +

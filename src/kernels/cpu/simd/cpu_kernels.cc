@@ -595,7 +595,7 @@ HWY_INLINE void GemvQuantTile(const QuantW& w, int64_t K, int64_t N, int64_t n, 
 // QuantActivationBytes checks the CPU for it too.
 // (The whole target string: clang's function attribute replaces the one
 // Highway's pragma gives, GCC's adds to it.)
-#define LLM_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+#define LLM_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni,gfni")))
 constexpr bool kVnni = true;
 #else
 #define LLM_VNNI
@@ -608,7 +608,9 @@ constexpr bool kVnni = false;
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-bool Int8DotsOnVnni() { return kVnni && __builtin_cpu_supports("avx512vnni"); }
+// GFNI (Q5_K's fifth bits, one GF2P8AFFINEQB each) comes with every CPU of
+// the AVX3_DL target (Ice Lake and later, Zen 4); checked all the same.
+bool Int8DotsOnVnni() { return kVnni && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni"); }
 
 constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 1024 and 4096 by ~5-10%)
 constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
@@ -738,14 +740,18 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, bool natu
   }
 }
 
+size_t PackedQuantBytes(const MatView& w);
+
 size_t QuantActivationBytes(int64_t M, const MatView& w) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && Int8DotType(type) ? Int8Bytes(M, w.cols) : 0;
+  // Q5_K has only the packed kernel (16-row groups, VNNI): int8 x where W is packed.
+  const bool int8_type = Int8DotType(type) || (type == GgmlType::kQ5_K && PackedQuantBytes(w) > 0);
+  return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && int8_type ? Int8Bytes(M, w.cols) : 0;
 }
 
 LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  if (!Int8DotType(type)) return;
+  if (!Int8DotType(type) && !(type == GgmlType::kQ5_K && packed_w)) return;
   const int64_t K = w.cols;
   const Int8X out = Int8Layout(buffer, M, K);
   thread_local std::vector<int8_t> qn;
@@ -1036,7 +1042,7 @@ size_t PackedQuantBytes(const MatView& w) {
 // times its per-row scale and x's d, summed over the super-block, then times
 // the rows' d; Q4_K's mins (dmin m sum(x)) and Q6_K's offset (-32 sum(q_x)
 // per 16, from init) likewise.
-template <int G, int R>
+template <int G, int R, bool kQ5 = false>
 LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
                                      const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
   const int64_t bb = PackedBlockBytes(dtype);
@@ -1070,7 +1076,7 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
       blk[j] = group + j * group_bytes + sb * bb;
       prefetch(blk[j], 5);  // the header: d (dmin), scales (Q4_K 320 bytes, Q6_K 288)
     }
-    if (dtype == DType::kQ4_K) {
+    if (dtype == DType::kQ4_K || kQ5) {
       // d and dmin are folded into each sub-block's scale and min, so that the
       // accumulators are acc alone (sum and mins per group spilled at G = 4).
       for (int pair = 0; pair < 4; ++pair) {
@@ -1080,10 +1086,24 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
         for (int i = 0; i < G * R; ++i) even[0][i] = odd16[0][i] = even[1][i] = odd16[1][i] = _mm512_setzero_si512();
         for (int c = 0; c < 8; ++c) {
           for (int j = 0; j < G; ++j) {
-            const uint8_t* q = blk[j] + 64 + 256 + 512 * pair + 64 * c;
+            const uint8_t* q = blk[j] + (kQ5 ? 64 + 256 + 512 : 64 + 256) + 512 * pair + 64 * c;
             if (pf) _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
             const __m512i v = _mm512_loadu_si512(q);
-            const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
+            __m512i n_lo, n_hi16;
+            if constexpr (kQ5) {
+              // The fifth bits of these 4 elements of the 16 rows, all four
+              // pairs' in one byte each (bit 2 pair: low sub-block, 2 pair + 1:
+              // high); GF2P8AFFINEQB moves the pair's bit to bit 4. The high
+              // quants are not kept times 16 here (5 bits would not fit).
+              const __m512i h = _mm512_loadu_si512(blk[j] + 64 + 256 + 64 * c);
+              const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * pair + 24)), 0);
+              const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * pair + 24)), 0);
+              n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
+              n_hi16 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), h_hi, low, 0xEC);
+            } else {
+              n_lo = _mm512_and_si512(v, low);
+              n_hi16 = _mm512_and_si512(v, high);
+            }
             for (int r = 0; r < R; ++r) {
               __m512i& e = even[c & 1][j * R + r];
               __m512i& o = odd16[c & 1][j * R + r];
@@ -1105,8 +1125,10 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
             for (int r = 0; r < R; ++r) {
               const int64_t at = (m0 + r) * x.kp + 256 * sb + 32 * sub;
               const int i = j * R + r;
-              const __m512i dot = half ? _mm512_srai_epi32(_mm512_add_epi32(odd16[0][i], odd16[1][i]), 4)
-                                       : _mm512_add_epi32(even[0][i], even[1][i]);
+              const __m512i odd = _mm512_add_epi32(odd16[0][i], odd16[1][i]);
+              const __m512i dot = !half ? _mm512_add_epi32(even[0][i], even[1][i])
+                                  : kQ5 ? odd
+                                        : _mm512_srai_epi32(odd, 4);
               acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sc, _mm512_set1_ps(x.lane_d[at / 4])), acc[i]);
               acc[i] = _mm512_fnmadd_ps(mn, _mm512_set1_ps(x.sub_dsum[at / 32]), acc[i]);
             }
@@ -1161,7 +1183,9 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
 template <int G, int R>
 LLM_VNNI HWY_INLINE void PackedTileOf(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
                                       const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
-  if (dtype == DType::kQ4_K || dtype == DType::kQ6_K) {
+  if (dtype == DType::kQ5_K) {
+    PackedTileK<G, R, true>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
+  } else if (dtype == DType::kQ4_K || dtype == DType::kQ6_K) {
     PackedTileK<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
   } else {
     PackedTile<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
@@ -1180,8 +1204,10 @@ LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w
   // float GEMV) for Q4_0, and for Q4_K up to K = 2048. Zen 4, bench_kernels
   // from memory, 4 alternating processes, paired medians of one group over
   // four: Q4_0 1.06-1.41x at 5 shapes (18 of 20 won); Q4_K K = 2048 1.06-1.11x,
-  // K = 4096 0.93x, K = 5632 0.89x; Q8_0 1.00x (kept at four).
-  const bool one_group = !SoftwarePrefetch() && (w.dtype == DType::kQ4_0 || (w.dtype == DType::kQ4_K && K <= 2048));
+  // K = 4096 0.93x, K = 5632 0.89x; Q8_0 1.00x (kept at four); Q5_K, 3
+  // rounds: 4096 x 11008 1.26-1.39x, 5632 x 2048 0.98-1.29x (one at every K).
+  const bool one_group =
+      !SoftwarePrefetch() && (w.dtype == DType::kQ4_0 || w.dtype == DType::kQ5_K || (w.dtype == DType::kQ4_K && K <= 2048));
   for (int64_t n = n_begin; n < n_end;) {
     const uint8_t* g = groups + n / kPackedRows * group_bytes;
     if (M == 1 && n + 4 * kPackedRows <= n_end && !one_group) {
@@ -2005,6 +2031,25 @@ void PackQ4KBlock(const uint8_t* const* rows, uint8_t* dst) {
   }
 }
 
+// Q5_K super-block (d, dmin, scales[12], qh[32], qs[128]) of 16 rows -> Q4_K's
+// header and scales, the fifth bits, then Q4_K's nibbles. Fifth bits: 64
+// bytes per 4 elements c of every pair, byte i of row r = qh[4 c + i] (bit
+// 2 pair: element 64 pair + 4 c + i, bit 2 pair + 1: element 64 pair + 32 +
+// 4 c + i). Before the nibbles, not after: pair 0 then reads both in one
+// forward stream (after them, Zen 4 from memory read 14-19 GB/s, now 20-27).
+void PackQ5KBlock(const uint8_t* const* rows, uint8_t* dst) {
+  for (int r = 0; r < kPackedRows; ++r) {
+    const uint8_t* b = rows[r];
+    std::memcpy(dst + 2 * r, b, 2);
+    std::memcpy(dst + 32 + 2 * r, b + 2, 2);
+    for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+    for (int pair = 0; pair < 4; ++pair) {
+      for (int c = 0; c < 8; ++c) std::memcpy(dst + 832 + 512 * pair + 64 * c + 4 * r, b + 48 + 32 * pair + 4 * c, 4);
+    }
+    for (int c = 0; c < 8; ++c) std::memcpy(dst + 320 + 64 * c + 4 * r, b + 16 + 4 * c, 4);
+  }
+}
+
 // Q6_K super-block (ql[128], qh[64], scales[16], d) of 16 rows -> the packed layout.
 void PackQ6KBlock(const uint8_t* const* rows, uint8_t* dst) {
   for (int r = 0; r < kPackedRows; ++r) {
@@ -2032,9 +2077,9 @@ void PackQ6KBlock(const uint8_t* const* rows, uint8_t* dst) {
 }  // namespace
 
 void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed) {
-  if (w.dtype == DType::kQ4_K || w.dtype == DType::kQ6_K) {
+  if (w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kQ6_K) {
     const int64_t blocks = w.cols / 256, bb = PackedBlockBytes(w.dtype);
-    const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols), block_bytes = w.dtype == DType::kQ4_K ? 144 : 210;
+    const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols), block_bytes = DTypeRowBytes(w.dtype, 256);
     for (int64_t g = g_begin; g < g_end; ++g) {
       for (int64_t b = 0; b < blocks; ++b) {
         const uint8_t* rows[kPackedRows];
@@ -2044,6 +2089,8 @@ void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packe
         uint8_t* dst = static_cast<uint8_t*>(packed) + (g * blocks + b) * bb;
         if (w.dtype == DType::kQ4_K) {
           PackQ4KBlock(rows, dst);
+        } else if (w.dtype == DType::kQ5_K) {
+          PackQ5KBlock(rows, dst);
         } else {
           PackQ6KBlock(rows, dst);
         }

@@ -56,6 +56,7 @@ constexpr int64_t kPackedRows = 16;
 constexpr int PackedWords(DType d) { return d == DType::kQ4_0 ? 4 : d == DType::kQ8_0 ? 8 : 0; }
 constexpr int64_t PackedBlockBytes(DType d) {
   return d == DType::kQ4_K   ? 64 + 256 + 16 * 128
+         : d == DType::kQ5_K ? 64 + 256 + 16 * 128 + 16 * 32
          : d == DType::kQ6_K ? 32 + 256 + 16 * 192
          : PackedWords(d) > 0 ? 2 * kPackedRows + 64 * PackedWords(d)
                               : 0;
