@@ -1089,12 +1089,11 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
             const uint8_t* q = blk[j] + (kQ5 ? 64 + 256 + 512 : 64 + 256) + 512 * pair + 64 * c;
             if (pf) _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
             const __m512i v = _mm512_loadu_si512(q);
-            __m512i n_lo, n_hi16;
+            __m512i n_lo, n_hi16;  // Q5_K: the high quants themselves (5 bits do not fit times 16)
             if constexpr (kQ5) {
               // The fifth bits of these 4 elements of the 16 rows, all four
               // pairs' in one byte each (bit 2 pair: low sub-block, 2 pair + 1:
-              // high); GF2P8AFFINEQB moves the pair's bit to bit 4. The high
-              // quants are not kept times 16 here (5 bits would not fit).
+              // high); GF2P8AFFINEQB moves the pair's bit to bit 4.
               const __m512i h = _mm512_loadu_si512(blk[j] + 64 + 256 + 64 * c);
               const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * pair + 24)), 0);
               const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * pair + 24)), 0);
@@ -2018,13 +2017,20 @@ void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const v
   HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y);
 }
 namespace {
+// The header of a Q4_K/Q5_K super-block b (d, dmin, scales[12]) as row r of
+// the packed group's first 320 bytes: 16 d, 16 dmin, then one byte per row for
+// each sub-block's scale (8 x 16) and min (8 x 16).
+void PackHeaderK4(const uint8_t* b, int r, uint8_t* dst) {
+  std::memcpy(dst + 2 * r, b, 2);
+  std::memcpy(dst + 32 + 2 * r, b + 2, 2);
+  for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+}
+
 // Q4_K super-block (d, dmin, scales[12], qs[128]) of 16 rows -> the packed layout.
 void PackQ4KBlock(const uint8_t* const* rows, uint8_t* dst) {
   for (int r = 0; r < kPackedRows; ++r) {
     const uint8_t* b = rows[r];
-    std::memcpy(dst + 2 * r, b, 2);
-    std::memcpy(dst + 32 + 2 * r, b + 2, 2);
-    for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+    PackHeaderK4(b, r, dst);
     for (int pair = 0; pair < 4; ++pair) {
       for (int c = 0; c < 8; ++c) std::memcpy(dst + 320 + 512 * pair + 64 * c + 4 * r, b + 16 + 32 * pair + 4 * c, 4);
     }
@@ -2040,9 +2046,7 @@ void PackQ4KBlock(const uint8_t* const* rows, uint8_t* dst) {
 void PackQ5KBlock(const uint8_t* const* rows, uint8_t* dst) {
   for (int r = 0; r < kPackedRows; ++r) {
     const uint8_t* b = rows[r];
-    std::memcpy(dst + 2 * r, b, 2);
-    std::memcpy(dst + 32 + 2 * r, b + 2, 2);
-    for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+    PackHeaderK4(b, r, dst);
     for (int pair = 0; pair < 4; ++pair) {
       for (int c = 0; c < 8; ++c) std::memcpy(dst + 832 + 512 * pair + 64 * c + 4 * r, b + 48 + 32 * pair + 4 * c, 4);
     }
