@@ -2017,40 +2017,26 @@ void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const v
   HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y);
 }
 namespace {
-// The header of a Q4_K/Q5_K super-block b (d, dmin, scales[12]) as row r of
-// the packed group's first 320 bytes: 16 d, 16 dmin, then one byte per row for
-// each sub-block's scale (8 x 16) and min (8 x 16).
-void PackHeaderK4(const uint8_t* b, int r, uint8_t* dst) {
-  std::memcpy(dst + 2 * r, b, 2);
-  std::memcpy(dst + 32 + 2 * r, b + 2, 2);
-  for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
-}
-
-// Q4_K super-block (d, dmin, scales[12], qs[128]) of 16 rows -> the packed layout.
-void PackQ4KBlock(const uint8_t* const* rows, uint8_t* dst) {
+// Q4_K super-block (d, dmin, scales[12], qs[128]) or Q5_K's (d, dmin,
+// scales[12], qh[32], qs[128]) of 16 rows -> the packed layout: 16 d, 16 dmin,
+// one byte per row for each sub-block's scale (8 x 16) and min (8 x 16); Q5_K
+// then its fifth bits; then the nibbles, 64 bytes per 4 elements c of a pair.
+// Fifth bits: 64 bytes per 4 elements c of every pair, byte i of row r =
+// qh[4 c + i] (bit 2 pair: element 64 pair + 4 c + i, bit 2 pair + 1: element
+// 64 pair + 32 + 4 c + i). Before the nibbles, not after: pair 0 then reads
+// both in one forward stream (after them, Zen 4 from memory read 14-19 GB/s,
+// before 26).
+void PackQ45KBlock(const uint8_t* const* rows, bool q5, uint8_t* dst) {
+  const int qs = q5 ? 48 : 16, nibbles = q5 ? 320 + 512 : 320;
   for (int r = 0; r < kPackedRows; ++r) {
     const uint8_t* b = rows[r];
-    PackHeaderK4(b, r, dst);
+    std::memcpy(dst + 2 * r, b, 2);
+    std::memcpy(dst + 32 + 2 * r, b + 2, 2);
+    for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
+    for (int c = 0; q5 && c < 8; ++c) std::memcpy(dst + 320 + 64 * c + 4 * r, b + 16 + 4 * c, 4);
     for (int pair = 0; pair < 4; ++pair) {
-      for (int c = 0; c < 8; ++c) std::memcpy(dst + 320 + 512 * pair + 64 * c + 4 * r, b + 16 + 32 * pair + 4 * c, 4);
+      for (int c = 0; c < 8; ++c) std::memcpy(dst + nibbles + 512 * pair + 64 * c + 4 * r, b + qs + 32 * pair + 4 * c, 4);
     }
-  }
-}
-
-// Q5_K super-block (d, dmin, scales[12], qh[32], qs[128]) of 16 rows -> Q4_K's
-// header and scales, the fifth bits, then Q4_K's nibbles. Fifth bits: 64
-// bytes per 4 elements c of every pair, byte i of row r = qh[4 c + i] (bit
-// 2 pair: element 64 pair + 4 c + i, bit 2 pair + 1: element 64 pair + 32 +
-// 4 c + i). Before the nibbles, not after: pair 0 then reads both in one
-// forward stream (after them, Zen 4 from memory read 14-19 GB/s, now 20-27).
-void PackQ5KBlock(const uint8_t* const* rows, uint8_t* dst) {
-  for (int r = 0; r < kPackedRows; ++r) {
-    const uint8_t* b = rows[r];
-    PackHeaderK4(b, r, dst);
-    for (int pair = 0; pair < 4; ++pair) {
-      for (int c = 0; c < 8; ++c) std::memcpy(dst + 832 + 512 * pair + 64 * c + 4 * r, b + 48 + 32 * pair + 4 * c, 4);
-    }
-    for (int c = 0; c < 8; ++c) std::memcpy(dst + 320 + 64 * c + 4 * r, b + 16 + 4 * c, 4);
   }
 }
 
@@ -2091,10 +2077,8 @@ void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packe
           rows[r] = static_cast<const uint8_t*>(w.data) + (g * kPackedRows + r) * row_bytes + b * block_bytes;
         }
         uint8_t* dst = static_cast<uint8_t*>(packed) + (g * blocks + b) * bb;
-        if (w.dtype == DType::kQ4_K) {
-          PackQ4KBlock(rows, dst);
-        } else if (w.dtype == DType::kQ5_K) {
-          PackQ5KBlock(rows, dst);
+        if (w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K) {
+          PackQ45KBlock(rows, w.dtype == DType::kQ5_K, dst);
         } else {
           PackQ6KBlock(rows, dst);
         }
