@@ -172,9 +172,10 @@ void QuantShapes(benchmark::internal::Benchmark* b) {
     // 2048 x 1536 cached: a matrix that stays in L2 (0.9-1.2 MB per core) (the kernel's compute ceiling;
     // 2048 x 5632's 6.5 MB cached is the L3's bandwidth).
     for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {2048, 1536}, {2048, 2048}, {5632, 2048}, {2048, 256}, {4096, 4096}, {2048, 32000}, {2048, 64}}) {
-      for (int m : {1, 16}) {
+      for (int m : {1, 16, 512}) {
         for (int path : {1, 2, 3, 4}) {
           for (int cached : {0, 1}) {
+            if (m == 512 && (kn.first != 2048 || kn.second != 5632 || path != 1 || !cached)) continue;  // prefill
             if (kn.first == 4096 && (m != 1 || cached)) continue;  // 7B: decode from memory only
             if (kn.second == 1536 && (m != 1 || !cached)) continue;
             if (kn.second == 64 && m != 1) continue;

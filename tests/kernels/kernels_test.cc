@@ -243,7 +243,7 @@ std::vector<float> Int8RoundTrip(const std::vector<float>& x) {
 // VNNI), the reference gets the same rounded x: the kernel must then match
 // it as tightly as the float path does, and the float x within the rounding.
 TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
-  int packed_cases = 0, packed_q5_k = 0;
+  int packed_cases = 0, packed_q5_k = 0, packed_prefill = 0;
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
                   DType::kQ6_K}) {
     const int64_t block = DTypeBlockSize(t);
@@ -263,7 +263,11 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
                           wf.data() + n * K, K);
           }
           const auto x = Random(M * K);
-          const bool int8_x = M < simd::GemvMaxRows() && simd::QuantActivationBytes(M, w) > 0;
+          // Decode quantizes x where the target has int8 dot products; prefill on W
+          // repacked for VNNI does too (MatMulUnit says so).
+          const bool int8_x = M < simd::GemvMaxRows() ? simd::QuantActivationBytes(M, w) > 0
+                                                      : cpu_->MatMulUnit(M, w) == ComputeUnit::kInt8Vnni;
+          packed_prefill += M >= simd::GemvMaxRows() && int8_x;
           const auto x_ref = int8_x ? Int8RoundTrip(x) : x;
           const auto bias = Random(N);
           const bool with_bias = (M + N) % 2 == 0;
@@ -301,6 +305,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) {
     EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
     EXPECT_GT(packed_q5_k, 0) << "the packed Q5_K kernel never ran";
+    EXPECT_GT(packed_prefill, 0) << "prefill on the packed kernel never ran";
   }
 }
 

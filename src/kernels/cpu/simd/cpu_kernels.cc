@@ -749,7 +749,8 @@ size_t QuantActivationBytes(int64_t M, const MatView& w) {
   return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && int8_type ? Int8Bytes(M, w.cols) : 0;
 }
 
-LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w) {
+LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w,
+                                      int64_t m_begin, int64_t m_end) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
   if (!Int8DotType(type) && !(type == GgmlType::kQ5_K && packed_w)) return;
   const int64_t K = w.cols;
@@ -760,7 +761,9 @@ LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& 
   qn.resize(static_cast<size_t>(out.kp));
   dn.resize(static_cast<size_t>(out.kp / 32));
   sum4.resize(static_cast<size_t>(out.kp / 4));
-  for (int64_t m = 0; m < M; ++m) PrepareInt8Row(x + m * K, K, type, packed_w, out, m, qn.data(), dn.data(), sum4.data());
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    PrepareInt8Row(x + m * K, K, type, packed_w, out, m, qn.data(), dn.data(), sum4.data());
+  }
 }
 
 #if HWY_TARGET == HWY_AVX3_DL
@@ -1084,6 +1087,10 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
         // Two accumulator sets (even and odd chunks) halve the VPDPBUSD chains.
         __m512i even[2][G * R], odd16[2][G * R];
         for (int i = 0; i < G * R; ++i) even[0][i] = odd16[0][i] = even[1][i] = odd16[1][i] = _mm512_setzero_si512();
+        // Fully unrolled, so that c & 1 is a constant: without the pragma the
+        // R = 4 tiles ran at less than half this rate (Zen 4, 2048 x 5632
+        // Q4_K: 16 rows 188 -> 456-487 GFLOP/s, 512 rows 176-197 -> 410-450).
+#pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
           for (int j = 0; j < G; ++j) {
             const uint8_t* q = blk[j] + (kQ5 ? 64 + 256 + 512 : 64 + 256) + 512 * pair + 64 * c;
@@ -1192,7 +1199,7 @@ LLM_VNNI HWY_INLINE void PackedTileOf(DType dtype, const uint8_t* group, int64_t
 }
 
 LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
-                             int64_t n_end, const float* bias, float* y) {
+                             int64_t n_end, const float* bias, float* y, int64_t m_begin, int64_t m_end) {
   const int64_t K = w.cols, N = w.rows, blocks = K / DTypeBlockSize(w.dtype);
   const int64_t group_bytes = blocks * PackedBlockBytes(w.dtype);
   const Int8X x = Int8Layout(const_cast<void*>(x_prepared), M, K);
@@ -1214,9 +1221,9 @@ LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w
       n += 4 * kPackedRows;
       continue;
     }
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4) PackedTileOf<1, 4>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
-    for (; m < M; ++m) PackedTileOf<1, 1>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    int64_t m = m_begin;
+    for (; m + 4 <= m_end; m += 4) PackedTileOf<1, 4>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
+    for (; m < m_end; ++m) PackedTileOf<1, 1>(w.dtype, g, group_bytes, blocks, x, m, N, n, bias, y);
     n += kPackedRows;
   }
 }
@@ -1234,7 +1241,8 @@ LLM_VNNI void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x
 
 double Int8DotPeak(int64_t, int) { return 0; }  // the roofline's int8 unit is VNNI's
 size_t PackedQuantBytes(const MatView&) { return 0; }  // W stays row-major: GemvPackedRows is never called here
-void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*) {
+void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*, int64_t,
+                    int64_t) {
   std::abort();
 }
 
@@ -1379,9 +1387,10 @@ void Int8GemvRows(const QuantW& q, int64_t K, int64_t N, const Int8X& x, int64_t
 bool Int8DotsOnVnni() { return false; }
 double Int8DotPeak(int64_t, int) { return 0; }
 size_t QuantActivationBytes(int64_t, const MatView&) { return 0; }
-void PrepareQuantActivations(const float*, int64_t, const MatView&, void*, bool) {}
+void PrepareQuantActivations(const float*, int64_t, const MatView&, void*, bool, int64_t, int64_t) {}
 size_t PackedQuantBytes(const MatView&) { return 0; }  // W stays row-major: GemvPackedRows is never called here
-void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*) {
+void GemvPackedRows(const void*, int64_t, const MatView&, const void*, int64_t, int64_t, const float*, float*, int64_t,
+                    int64_t) {
   std::abort();
 }
 #endif  // HWY_TARGET == HWY_AVX3_DL
@@ -2013,8 +2022,8 @@ void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatV
 }
 size_t PackedQuantBytes(const MatView& w) { return HWY_DYNAMIC_DISPATCH(PackedQuantBytes)(w); }
 void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
-                    int64_t n_end, const float* bias, float* y) {
-  HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y);
+                    int64_t n_end, const float* bias, float* y, int64_t m_begin, int64_t m_end) {
+  HWY_DYNAMIC_DISPATCH(GemvPackedRows)(x_prepared, M, w, packed, n_begin, n_end, bias, y, m_begin, m_end < 0 ? M : m_end);
 }
 namespace {
 // Q4_K super-block (d, dmin, scales[12], qs[128]) or Q5_K's (d, dmin,
@@ -2101,8 +2110,9 @@ void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packe
   }
 }
 size_t QuantActivationBytes(int64_t M, const MatView& w) { return HWY_DYNAMIC_DISPATCH(QuantActivationBytes)(M, w); }
-void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w) {
-  HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer, packed_w);
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w, int64_t m_begin,
+                             int64_t m_end) {
+  HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer, packed_w, m_begin, m_end < 0 ? M : m_end);
 }
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, float* pack) {

@@ -29,10 +29,12 @@ size_t QuantActivationBytes(int64_t M, const MatView& w);
 // A/B of the activation rounding, and the exact path the loader tests use).
 void SetInt8DotEnabled(bool on);
 bool Int8DotEnabled();
-// `packed_w`: for GemvPackedRows (x in natural order).
-void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w = false);
+// `packed_w`: for GemvPackedRows (x in natural order). Rows m_begin ..
+// m_end - 1 of the M (m_end < 0: all), so that workers can share a long x.
+void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w = false,
+                             int64_t m_begin = 0, int64_t m_end = -1);
 
-// Decode on W repacked once at load: Q4_0, Q8_0, Q4_K and Q6_K rows in
+// Decode on W repacked once at load: Q4_0, Q8_0, Q4_K, Q5_K and Q6_K rows in
 // groups of kPackedRows, so that one VPDPBUSD takes 4 elements of 16 rows
 // with no byte gathers and each row's sum lands in its own lane. Per block
 // (32 elements; K-quants: super-block of 256) of a group:
@@ -41,12 +43,14 @@ void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* 
 //   Q4_K: 16 d, 16 dmin (f16), the 6-bit scales and mins unpacked to bytes
 //     [sub-block][row] (128 + 128), then per pair of sub-blocks the 32 nibble
 //     bytes of each row as 8 transposed words (low nibbles: the even sub-block).
+//   Q5_K: Q4_K's, with the fifth bits between the scales and the nibbles:
+//     64 bytes per 4 elements of every pair, each row's 4 qh bytes at 4 r.
 //   Q6_K: 16 d (f16), scales [sub-block of 16][row] (256), then per sub-block
 //     of 16 elements three 64-byte vectors: low 4 bits of elements 0-3 | 4-7
 //     (low | high nibble), of 8-11 | 12-15, and the top 2 bits of all 16
 //     (bits 0-1, 2-3, 4-5, 6-7 = elements j, 4 + j, 8 + j, 12 + j), each row's
 //     4 bytes at 4 r.
-// The same bytes as row-major except Q4_K (+64 per 2304: unpacked scales).
+// The same bytes as row-major except Q4_K and Q5_K (+64 per 2304 / 2816: unpacked scales).
 // PackedQuantBytes: the packed size, 0 where W is not packed on this target
 // (no AVX-512 VNNI, int8 dot products off, another type, rows not a multiple
 // of 16). PackQuantRows packs row groups [g_begin, g_end) (any target: plain
@@ -65,8 +69,9 @@ size_t PackedQuantBytes(const MatView& w);
 void SetRepackEnabled(bool on);  // off: PackedQuantBytes is 0 (--repack off)
 bool RepackEnabled();
 void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packed);
+// Rows m_begin .. m_end - 1 of x and y (m_end < 0: all M).
 void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
-                    int64_t n_end, const float* bias, float* y);
+                    int64_t n_end, const float* bias, float* y, int64_t m_begin = 0, int64_t m_end = -1);
 void GemvRows(const float* x, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y);
 // One row of x, rounded to float16 (RoundToF16), against float16 or bfloat16
