@@ -754,7 +754,8 @@ int main(int argc, char** argv) {
                  "has them | off: FMA (A/B of the unit)");
   app.add_option("--int8-dot", f.int8_dot,
                  "auto: quantized decode quantizes activations to int8 per 32 for integer dot products (AVX-512 VNNI, "
-                 "AVX2) where the CPU has them, as llama.cpp does | off: float32 activations (exact to the dequantized weights)");
+                 "AVX2) where the CPU has them, as llama.cpp does, and so does prefill of matrices repacked for VNNI | off: "
+                 "float32 activations (exact to the dequantized weights)");
   app.add_option("--decode-x", f.decode_x,
                  "x of one-row float16/bfloat16 matmuls (decode of one sequence, a prompt's last-row lm_head). "
                  "auto: float16 where that reads faster (AMD CPUs with AVX-512: x in half the L1 beside the weight "
