@@ -637,7 +637,7 @@ static std::string DefaultMatMulPath(DType dtype) {
         std::string("decode reads ") + DTypeName(dtype) + (packed ? " blocks repacked at load in 16-row groups (" : " blocks (") +
         (int8 ? std::string(simd::TargetName()) + unit + ", activations quantized to int8 per 32" : fma + ", activations float32") +
         ")";
-    if (packed && int8 && simd::Int8DotsOnVnni()) {  // CpuBackend::Int8Prefill
+    if (packed) {  // CpuBackend::Int8Prefill (packed W implies VNNI and int8 x)
       return decode + ", prefill on the same blocks and dot products (4 rows of x per pass)" +
              (amx::AmxEnabled() ? QuantBf16Prefill() : "");
     }

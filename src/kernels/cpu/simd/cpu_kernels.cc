@@ -1093,7 +1093,7 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
 #pragma GCC unroll 8
         for (int c = 0; c < 8; ++c) {
           for (int j = 0; j < G; ++j) {
-            const uint8_t* q = blk[j] + (kQ5 ? 64 + 256 + 512 : 64 + 256) + 512 * pair + 64 * c;
+            const uint8_t* q = blk[j] + PackedK45Nibbles(kQ5 ? DType::kQ5_K : DType::kQ4_K) + 512 * pair + 64 * c;
             if (pf) _mm_prefetch(reinterpret_cast<const char*>(q + ahead), _MM_HINT_T0);
             const __m512i v = _mm512_loadu_si512(q);
             __m512i n_lo, n_hi16;  // Q5_K: the high quants themselves (5 bits do not fit times 16)
@@ -1101,7 +1101,7 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
               // The fifth bits of these 4 elements of the 16 rows, all four
               // pairs' in one byte each (bit 2 pair: low sub-block, 2 pair + 1:
               // high); GF2P8AFFINEQB moves the pair's bit to bit 4.
-              const __m512i h = _mm512_loadu_si512(blk[j] + 64 + 256 + 64 * c);
+              const __m512i h = _mm512_loadu_si512(blk[j] + kPackedK45FifthBits + 64 * c);
               const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * pair + 24)), 0);
               const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * pair + 24)), 0);
               n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
@@ -2036,13 +2036,13 @@ namespace {
 // both in one forward stream (after them, Zen 4 from memory read 14-19 GB/s,
 // before 26).
 void PackQ45KBlock(const uint8_t* const* rows, bool q5, uint8_t* dst) {
-  const int qs = q5 ? 48 : 16, nibbles = q5 ? 320 + 512 : 320;
+  const int64_t qs = q5 ? 48 : 16, nibbles = PackedK45Nibbles(q5 ? DType::kQ5_K : DType::kQ4_K);
   for (int r = 0; r < kPackedRows; ++r) {
     const uint8_t* b = rows[r];
     std::memcpy(dst + 2 * r, b, 2);
     std::memcpy(dst + 32 + 2 * r, b + 2, 2);
     for (int sub = 0; sub < 8; ++sub) ScaleMinK4(sub, b + 4, dst + 64 + 16 * sub + r, dst + 64 + 128 + 16 * sub + r);
-    for (int c = 0; q5 && c < 8; ++c) std::memcpy(dst + 320 + 64 * c + 4 * r, b + 16 + 4 * c, 4);
+    for (int c = 0; q5 && c < 8; ++c) std::memcpy(dst + kPackedK45FifthBits + 64 * c + 4 * r, b + 16 + 4 * c, 4);
     for (int pair = 0; pair < 4; ++pair) {
       for (int c = 0; c < 8; ++c) std::memcpy(dst + nibbles + 512 * pair + 64 * c + 4 * r, b + qs + 32 * pair + 4 * c, 4);
     }

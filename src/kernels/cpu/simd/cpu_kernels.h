@@ -58,9 +58,15 @@ void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* 
 // y, from PrepareQuantActivations(..., packed_w = true).
 constexpr int64_t kPackedRows = 16;
 constexpr int PackedWords(DType d) { return d == DType::kQ4_0 ? 4 : d == DType::kQ8_0 ? 8 : 0; }
+// Offsets in a packed Q4_K / Q5_K block: d and dmin (64 bytes) and the
+// unpacked scales and mins (256), then Q5_K's fifth bits (16 x 32), then the
+// nibbles (16 x 128). PackQuantRows writes them, GemvPackedRows reads them.
+constexpr int64_t kPackedK45FifthBits = 64 + 256;
+constexpr int64_t PackedK45Nibbles(DType d) {
+  return d == DType::kQ5_K ? kPackedK45FifthBits + 16 * 32 : kPackedK45FifthBits;
+}
 constexpr int64_t PackedBlockBytes(DType d) {
-  return d == DType::kQ4_K   ? 64 + 256 + 16 * 128
-         : d == DType::kQ5_K ? 64 + 256 + 16 * 128 + 16 * 32
+  return d == DType::kQ4_K || d == DType::kQ5_K ? PackedK45Nibbles(d) + 16 * 128
          : d == DType::kQ6_K ? 32 + 256 + 16 * 192
          : PackedWords(d) > 0 ? 2 * kPackedRows + 64 * PackedWords(d)
                               : 0;
