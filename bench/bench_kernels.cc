@@ -168,15 +168,15 @@ void BM_MatMul_Quant(benchmark::State& state) {
 }
 
 void QuantShapes(benchmark::internal::Benchmark* b) {
-  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     // 2048 x 1536 cached: a matrix that stays in L2 (0.9-1.2 MB per core) (the kernel's compute ceiling;
     // 2048 x 5632's 6.5 MB cached is the L3's bandwidth).
-    for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {2048, 1536}, {2048, 2048}, {5632, 2048}, {2048, 256}, {4096, 4096}, {2048, 32000}, {2048, 64}}) {
+    for (auto kn : {std::pair<int, int>{2048, 5632}, {4096, 11008}, {11008, 4096}, {2048, 1536}, {2048, 2048}, {5632, 2048}, {2048, 256}, {4096, 4096}, {2048, 32000}, {2048, 64}}) {
       for (int m : {1, 16, 512}) {
         for (int path : {1, 2, 3, 4}) {
           for (int cached : {0, 1}) {
             if (m == 512 && (kn.first != 2048 || kn.second != 5632 || path != 1 || !cached)) continue;  // prefill
-            if (kn.first == 4096 && (m != 1 || cached)) continue;  // 7B: decode from memory only
+            if ((kn.first == 4096 || kn.first == 11008) && (m != 1 || cached)) continue;  // 7B: decode from memory only
             if (kn.second == 1536 && (m != 1 || !cached)) continue;
             if (kn.second == 64 && m != 1) continue;
             b->Args({m, kn.first, kn.second, static_cast<int>(dt), path, cached});

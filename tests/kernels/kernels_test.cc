@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -243,7 +244,8 @@ std::vector<float> Int8RoundTrip(const std::vector<float>& x) {
 // VNNI), the reference gets the same rounded x: the kernel must then match
 // it as tightly as the float path does, and the float x within the rounding.
 TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
-  int packed_cases = 0, packed_q5_k = 0, packed_prefill = 0;
+  int packed_cases = 0, packed_prefill = 0;
+  std::map<DType, int> packed_by_type;  // types that have only the packed int8 kernel
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
                   DType::kQ6_K}) {
     const int64_t block = DTypeBlockSize(t);
@@ -256,7 +258,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
           const MatView w{bytes.data(), t, N, K};
           cpu_->PrepareWeights(w);
           packed_cases += simd::PackedQuantBytes(w) > 0 && M < simd::GemvMaxRows();
-          packed_q5_k += t == DType::kQ5_K && simd::PackedQuantBytes(w) > 0 && M < simd::GemvMaxRows();
+          packed_by_type[t] += simd::PackedQuantBytes(w) > 0;
           std::vector<float> wf(N * K);
           for (int64_t n = 0; n < N; ++n) {
             DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), bytes.data() + n * DTypeRowBytes(t, K),
@@ -304,7 +306,10 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   }
   if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) {
     EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";
-    EXPECT_GT(packed_q5_k, 0) << "the packed Q5_K kernel never ran";
+    for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
+                    DType::kQ6_K}) {
+      EXPECT_GT(packed_by_type[t], 0) << "the packed " << DTypeName(t) << " kernel never ran";
+    }
     EXPECT_GT(packed_prefill, 0) << "prefill on the packed kernel never ran";
   }
 }
@@ -316,7 +321,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
 TEST_P(KernelsTest, ReservedWeightsShareOneAllocationAndDecodeAlike) {
   const std::vector<std::pair<DType, std::pair<int64_t, int64_t>>> shapes = {
       {DType::kQ4_0, {16, 64}}, {DType::kQ4_K, {80, 256}}, {DType::kQ5_K, {48, 512}}, {DType::kQ6_K, {32, 512}},
-      {DType::kQ8_0, {48, 96}}};
+      {DType::kQ4_1, {32, 96}}, {DType::kQ5_0, {16, 160}}, {DType::kQ5_1, {64, 32}}, {DType::kQ8_0, {48, 96}}};
   std::vector<std::vector<uint8_t>> bytes;
   std::vector<MatView> views;
   size_t need = 0;

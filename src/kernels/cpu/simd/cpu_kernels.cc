@@ -618,6 +618,10 @@ constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
 bool Int8DotType(GgmlType t) {
   return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K;
 }
+// Types with the packed kernel alone (16-row groups, VNNI): int8 x only where W is packed.
+bool PackedOnlyType(GgmlType t) {
+  return t == GgmlType::kQ4_1 || t == GgmlType::kQ5_0 || t == GgmlType::kQ5_1 || t == GgmlType::kQ5_K;
+}
 
 // The prepared x of M rows, each padded to kp elements.
 struct Int8X {
@@ -744,15 +748,14 @@ size_t PackedQuantBytes(const MatView& w);
 
 size_t QuantActivationBytes(int64_t M, const MatView& w) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  // Q5_K has only the packed kernel (16-row groups, VNNI): int8 x where W is packed.
-  const bool int8_type = Int8DotType(type) || (type == GgmlType::kQ5_K && PackedQuantBytes(w) > 0);
+  const bool int8_type = Int8DotType(type) || (PackedOnlyType(type) && PackedQuantBytes(w) > 0);
   return (!kVnni || Int8DotsOnVnni()) && Int8DotEnabled() && int8_type ? Int8Bytes(M, w.cols) : 0;
 }
 
 LLM_VNNI void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w,
                                       int64_t m_begin, int64_t m_end) {
   const auto type = static_cast<GgmlType>(DTypeGgmlType(w.dtype));
-  if (!Int8DotType(type) && !(type == GgmlType::kQ5_K && packed_w)) return;
+  if (!Int8DotType(type) && !(PackedOnlyType(type) && packed_w)) return;
   const int64_t K = w.cols;
   const Int8X out = Int8Layout(buffer, M, K);
   thread_local std::vector<int8_t> qn;
@@ -962,24 +965,26 @@ LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
 }
 
 // --- Decode on packed W (PackQuantRows' layout) ------------------------------
-// Per block and group: 4 (Q4_0) or 8 (Q8_0) 64-byte loads, each 4 elements of
-// the 16 rows; Q4_0's low nibbles and its high nibbles times 16 (x & 0xf0, one
-// AND; the sum is a multiple of 16, so >> 4 is exact) go to two VPDPBUSD
-// chains, Q8_0 is shifted to u8 by +128; the offsets come off in float as o *
-// d_x * sum(q_x) (sub_dsum). From L2 (bench_kernels 2048 x 1536) this is ~3x
+// Per block and group: 4 (Q4_0, Q4_1, Q5_0, Q5_1) or 8 (Q8_0) 64-byte loads,
+// each 4 elements of the 16 rows; Q4_0's low nibbles and its high nibbles
+// times 16 (x & 0xf0, one AND; the sum is a multiple of 16, so >> 4 is exact)
+// go to two VPDPBUSD chains, Q8_0 is shifted to u8 by +128; Q5_0 / Q5_1 merge
+// their fifth bits as Q5_K does (GF2P8AFFINEQB + VPTERNLOGD); the offsets come
+// off in float as o * d_x * sum(q_x) (sub_dsum), the _1 types' m likewise. From L2 (bench_kernels 2048 x 1536) this is ~3x
 // the rate of the row-major kernels above, so decode is left to memory; one
 // group streams at ~70% of the read probe per core, G = 4 groups in flight
 // (four streams) at ~95% (a prototype on the Xeon with AMX, 2 threads).
 
 constexpr int kPackedPrefetch = 1024;  // bytes ahead in each group's stream
 
-template <int G, int R>
-LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
-                                    const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
-  const bool q4 = dtype == DType::kQ4_0;
-  const int words = PackedWords(dtype);
-  const int64_t bb = PackedBlockBytes(dtype);
-  const float offset = q4 ? 8.f : 128.f;
+template <int G, int R, DType kType>
+LLM_VNNI HWY_INLINE void PackedTile(const uint8_t* group, int64_t group_bytes, int64_t blocks, const Int8X& x,
+                                    int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
+  // Nibbles (Q4_0, Q4_1, Q5_0, Q5_1) or bytes (Q8_0); w = d q + m (the _1
+  // types) or d (q - offset).
+  constexpr bool kNibbles = PackedWords(kType) == 4, kMin = PackedHasMin(kType), kFifth = PackedHasFifthBits(kType);
+  constexpr float kOffset = kType == DType::kQ4_0 ? 8.f : kType == DType::kQ5_0 ? 16.f : kType == DType::kQ8_0 ? 128.f : 0.f;
+  constexpr int64_t kWordsAt = PackedWordsAt(kType), bb = PackedBlockBytes(kType);
   const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(static_cast<char>(0xf0));
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[G * R];
@@ -987,12 +992,13 @@ LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t g
   const bool sw_prefetch = SoftwarePrefetch();
   for (int64_t b = 0; b < blocks; ++b) {
     const int32_t* xw[R];
-    __m512 dx[R], corr[R];
+    __m512 dx[R], corr[R], dsum[R];
     for (int r = 0; r < R; ++r) {
       const int64_t at = (m0 + r) * x.kp + 32 * b;
       xw[r] = reinterpret_cast<const int32_t*>(x.q + at);
       dx[r] = _mm512_set1_ps(x.lane_d[at / 4]);
-      corr[r] = _mm512_set1_ps(-offset * x.sub_dsum[at / 32]);
+      dsum[r] = _mm512_set1_ps(x.sub_dsum[at / 32]);
+      corr[r] = _mm512_set1_ps(-kOffset * x.sub_dsum[at / 32]);
     }
     for (int j = 0; j < G; ++j) {
       const uint8_t* p = group + j * group_bytes + b * bb;
@@ -1001,27 +1007,44 @@ LLM_VNNI HWY_INLINE void PackedTile(DType dtype, const uint8_t* group, int64_t g
       }
       const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
       __m512i dot[R];
-      if (q4) {
+      if constexpr (kNibbles) {
         __m512i hi[R];
         for (int r = 0; r < R; ++r) dot[r] = hi[r] = _mm512_setzero_si512();
         for (int c = 0; c < 4; ++c) {
-          const __m512i v = _mm512_loadu_si512(p + 32 + 64 * c);
-          const __m512i n_lo = _mm512_and_si512(v, low), n_hi16 = _mm512_and_si512(v, high);
+          const __m512i v = _mm512_loadu_si512(p + kWordsAt + 64 * c);
+          __m512i n_lo, n_hi;  // Q5: the high quants themselves (5 bits do not fit times 16)
+          if constexpr (kFifth) {
+            // GF2P8AFFINEQB moves bit 2 c (element 4 c + k) or 2 c + 1 (16 + 4 c + k) to bit 4.
+            const __m512i h = _mm512_loadu_si512(p + PackedFifthBitsAt(kType));
+            const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * c + 24)), 0);
+            const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * c + 24)), 0);
+            n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
+            n_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), h_hi, low, 0xEC);
+          } else {
+            n_lo = _mm512_and_si512(v, low);
+            n_hi = _mm512_and_si512(v, high);  // times 16
+          }
           for (int r = 0; r < R; ++r) {
             dot[r] = _mm512_dpbusd_epi32(dot[r], n_lo, _mm512_set1_epi32(xw[r][c]));
-            hi[r] = _mm512_dpbusd_epi32(hi[r], n_hi16, _mm512_set1_epi32(xw[r][4 + c]));
+            hi[r] = _mm512_dpbusd_epi32(hi[r], n_hi, _mm512_set1_epi32(xw[r][4 + c]));
           }
         }
-        for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], _mm512_srai_epi32(hi[r], 4));
+        for (int r = 0; r < R; ++r) dot[r] = _mm512_add_epi32(dot[r], kFifth ? hi[r] : _mm512_srai_epi32(hi[r], 4));
       } else {
         for (int r = 0; r < R; ++r) dot[r] = _mm512_setzero_si512();
-        for (int c = 0; c < words; ++c) {
-          const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(p + 32 + 64 * c), flip);
+        for (int c = 0; c < PackedWords(kType); ++c) {
+          const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(p + kWordsAt + 64 * c), flip);
           for (int r = 0; r < R; ++r) dot[r] = _mm512_dpbusd_epi32(dot[r], u, _mm512_set1_epi32(xw[r][c]));
         }
       }
       for (int r = 0; r < R; ++r) {
-        acc[j * R + r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), dx[r], corr[r]), dw, acc[j * R + r]);
+        if constexpr (kMin) {
+          const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
+          acc[j * R + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot[r]), dx[r]), dw, acc[j * R + r]);
+          acc[j * R + r] = _mm512_fmadd_ps(mw, dsum[r], acc[j * R + r]);
+        } else {
+          acc[j * R + r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), dx[r], corr[r]), dw, acc[j * R + r]);
+        }
       }
     }
   }
@@ -1189,12 +1212,15 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
 template <int G, int R>
 LLM_VNNI HWY_INLINE void PackedTileOf(DType dtype, const uint8_t* group, int64_t group_bytes, int64_t blocks,
                                       const Int8X& x, int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
-  if (dtype == DType::kQ5_K) {
-    PackedTileK<G, R, true>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
-  } else if (dtype == DType::kQ4_K || dtype == DType::kQ6_K) {
-    PackedTileK<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
-  } else {
-    PackedTile<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y);
+  switch (dtype) {
+    case DType::kQ5_K: PackedTileK<G, R, true>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    case DType::kQ4_K:
+    case DType::kQ6_K: PackedTileK<G, R>(dtype, group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    case DType::kQ8_0: PackedTile<G, R, DType::kQ8_0>(group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    case DType::kQ4_0: PackedTile<G, R, DType::kQ4_0>(group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    case DType::kQ4_1: PackedTile<G, R, DType::kQ4_1>(group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    case DType::kQ5_0: PackedTile<G, R, DType::kQ5_0>(group, group_bytes, blocks, x, m0, N, n, bias, y); break;
+    default: PackedTile<G, R, DType::kQ5_1>(group, group_bytes, blocks, x, m0, N, n, bias, y); break;  // kQ5_1
   }
 }
 
@@ -1212,8 +1238,8 @@ LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w
   // four: Q4_0 1.06-1.41x at 5 shapes (18 of 20 won); Q4_K K = 2048 1.06-1.11x,
   // K = 4096 0.93x, K = 5632 0.89x; Q8_0 1.00x (kept at four); Q5_K, 3
   // rounds: 4096 x 11008 1.26-1.39x, 5632 x 2048 0.98-1.29x (one at every K).
-  const bool one_group =
-      !SoftwarePrefetch() && (w.dtype == DType::kQ4_0 || w.dtype == DType::kQ5_K || (w.dtype == DType::kQ4_K && K <= 2048));
+  const bool one_group = !SoftwarePrefetch() && (PackedWords(w.dtype) == 4 || w.dtype == DType::kQ5_K ||
+                                                 (w.dtype == DType::kQ4_K && K <= 2048));
   for (int64_t n = n_begin; n < n_end;) {
     const uint8_t* g = groups + n / kPackedRows * group_bytes;
     if (M == 1 && n + 4 * kPackedRows <= n_end && !one_group) {
@@ -2095,8 +2121,11 @@ void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packe
     }
     return;
   }
+  // 32-element blocks: d, [m], [qh (4 bytes, bit j: element j's fifth bit)], quants.
   const int words = PackedWords(w.dtype);
-  const int64_t blocks = w.cols / 32, bb = PackedBlockBytes(w.dtype), block_bytes = 2 + 4 * words;
+  const bool has_min = PackedHasMin(w.dtype), fifth = PackedHasFifthBits(w.dtype);
+  const int64_t blocks = w.cols / 32, bb = PackedBlockBytes(w.dtype), block_bytes = DTypeRowBytes(w.dtype, 32);
+  const int64_t quants = 2 + (has_min ? 2 : 0) + (fifth ? 4 : 0);
   const size_t row_bytes = DTypeRowBytes(w.dtype, w.cols);
   for (int64_t g = g_begin; g < g_end; ++g) {
     for (int64_t b = 0; b < blocks; ++b) {
@@ -2104,7 +2133,19 @@ void PackQuantRows(const MatView& w, int64_t g_begin, int64_t g_end, void* packe
       for (int64_t r = 0; r < kPackedRows; ++r) {
         const uint8_t* src = static_cast<const uint8_t*>(w.data) + (g * kPackedRows + r) * row_bytes + b * block_bytes;
         std::memcpy(dst + 2 * r, src, 2);
-        for (int c = 0; c < words; ++c) std::memcpy(dst + 2 * kPackedRows + 64 * c + 4 * r, src + 2 + 4 * c, 4);
+        if (has_min) std::memcpy(dst + 2 * kPackedRows + 2 * r, src + 2, 2);
+        if (fifth) {
+          uint32_t qh;
+          std::memcpy(&qh, src + quants - 4, 4);
+          for (int k = 0; k < 4; ++k) {
+            uint8_t bits = 0;
+            for (int c = 0; c < 4; ++c) {
+              bits |= static_cast<uint8_t>(((qh >> (4 * c + k)) & 1) << (2 * c) | ((qh >> (16 + 4 * c + k)) & 1) << (2 * c + 1));
+            }
+            dst[PackedFifthBitsAt(w.dtype) + 4 * r + k] = bits;
+          }
+        }
+        for (int c = 0; c < words; ++c) std::memcpy(dst + PackedWordsAt(w.dtype) + 64 * c + 4 * r, src + quants + 4 * c, 4);
       }
     }
   }

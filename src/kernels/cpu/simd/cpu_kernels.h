@@ -34,12 +34,15 @@ bool Int8DotEnabled();
 void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* buffer, bool packed_w = false,
                              int64_t m_begin = 0, int64_t m_end = -1);
 
-// Decode on W repacked once at load: Q4_0, Q8_0, Q4_K, Q5_K and Q6_K rows in
-// groups of kPackedRows, so that one VPDPBUSD takes 4 elements of 16 rows
-// with no byte gathers and each row's sum lands in its own lane. Per block
-// (32 elements; K-quants: super-block of 256) of a group:
-//   Q4_0, Q8_0: the 16 rows' f16 d (32 bytes), then the quant bytes as 4-byte
-//     words transposed (word c of row r at byte 64 c + 4 r; Q4_0 4 words, Q8_0 8).
+// Decode on W repacked once at load: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K
+// and Q6_K rows in groups of kPackedRows, so that one VPDPBUSD takes 4
+// elements of 16 rows with no byte gathers and each row's sum lands in its own
+// lane. Per block (32 elements; K-quants: super-block of 256) of a group:
+//   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: the 16 rows' f16 d (32 bytes), Q4_1 and
+//     Q5_1 then their f16 m (32), Q5_0 and Q5_1 then their fifth bits (64:
+//     byte k of row r at 4 r, bit 2 c = element 4 c + k's, bit 2 c + 1 =
+//     element 16 + 4 c + k's), then the quant bytes as 4-byte words transposed
+//     (word c of row r at PackedWordsAt + 64 c + 4 r; 4 words, Q8_0 8).
 //   Q4_K: 16 d, 16 dmin (f16), the 6-bit scales and mins unpacked to bytes
 //     [sub-block][row] (128 + 128), then per pair of sub-blocks the 32 nibble
 //     bytes of each row as 8 transposed words (low nibbles: the even sub-block).
@@ -51,13 +54,21 @@ void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* 
 //     (bits 0-1, 2-3, 4-5, 6-7 = elements j, 4 + j, 8 + j, 12 + j), each row's
 //     4 bytes at 4 r.
 // The same bytes as row-major except Q4_K and Q5_K (+64 per 2304 / 2816: unpacked scales).
+// Q4_1, Q5_0, Q5_1 and Q5_K have no row-major int8 kernel: int8 x only where W is packed.
 // PackedQuantBytes: the packed size, 0 where W is not packed on this target
 // (no AVX-512 VNNI, int8 dot products off, another type, rows not a multiple
 // of 16). PackQuantRows packs row groups [g_begin, g_end) (any target: plain
 // byte moves). GemvPackedRows: rows n_begin .. n_end - 1 (multiples of 16) of
 // y, from PrepareQuantActivations(..., packed_w = true).
 constexpr int64_t kPackedRows = 16;
-constexpr int PackedWords(DType d) { return d == DType::kQ4_0 ? 4 : d == DType::kQ8_0 ? 8 : 0; }
+constexpr int PackedWords(DType d) {
+  return d == DType::kQ8_0 ? 8 : d == DType::kQ4_0 || d == DType::kQ4_1 || d == DType::kQ5_0 || d == DType::kQ5_1 ? 4 : 0;
+}
+constexpr bool PackedHasMin(DType d) { return d == DType::kQ4_1 || d == DType::kQ5_1; }
+constexpr bool PackedHasFifthBits(DType d) { return d == DType::kQ5_0 || d == DType::kQ5_1; }
+// Offsets in a packed 32-element block: the fifth bits, then the words.
+constexpr int64_t PackedFifthBitsAt(DType d) { return 2 * kPackedRows * (PackedHasMin(d) ? 2 : 1); }
+constexpr int64_t PackedWordsAt(DType d) { return PackedFifthBitsAt(d) + (PackedHasFifthBits(d) ? 64 : 0); }
 // Offsets in a packed Q4_K / Q5_K block: d and dmin (64 bytes) and the
 // unpacked scales and mins (256), then Q5_K's fifth bits (16 x 32), then the
 // nibbles (16 x 128). PackQuantRows writes them, GemvPackedRows reads them.
@@ -68,7 +79,7 @@ constexpr int64_t PackedK45Nibbles(DType d) {
 constexpr int64_t PackedBlockBytes(DType d) {
   return d == DType::kQ4_K || d == DType::kQ5_K ? PackedK45Nibbles(d) + 16 * 128
          : d == DType::kQ6_K ? 32 + 256 + 16 * 192
-         : PackedWords(d) > 0 ? 2 * kPackedRows + 64 * PackedWords(d)
+         : PackedWords(d) > 0 ? PackedWordsAt(d) + 64 * PackedWords(d)
                               : 0;
 }
 size_t PackedQuantBytes(const MatView& w);
