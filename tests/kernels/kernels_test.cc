@@ -245,7 +245,7 @@ std::vector<float> Int8RoundTrip(const std::vector<float>& x) {
 // it as tightly as the float path does, and the float x within the rounding.
 TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   int packed_cases = 0, packed_prefill = 0;
-  std::map<DType, int> packed_by_type;  // types that have only the packed int8 kernel
+  std::map<DType, int> packed_by_type, int8_by_type;
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K,
                   DType::kQ6_K}) {
     const int64_t block = DTypeBlockSize(t);
@@ -270,6 +270,7 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
           const bool int8_x = M < simd::GemvMaxRows() ? simd::QuantActivationBytes(M, w) > 0
                                                       : cpu_->MatMulUnit(M, w) == ComputeUnit::kInt8Vnni;
           packed_prefill += M >= simd::GemvMaxRows() && int8_x;
+          int8_by_type[t] += int8_x;
           const auto x_ref = int8_x ? Int8RoundTrip(x) : x;
           const auto bias = Random(N);
           const bool with_bias = (M + N) % 2 == 0;
@@ -303,6 +304,11 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
     ref_->Embedding(tv, ids, 3, a.data());
     cpu_->Embedding(tv, ids, 3, b.data());
     EXPECT_EQ(a, b) << DTypeName(t);
+  }
+  if (GetParam() == HWY_AVX2 || GetParam() == HWY_AVX3) {  // the one-block int8 kernels (VPMADDUBSW)
+    for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ6_K}) {
+      EXPECT_GT(int8_by_type[t], 0) << DTypeName(t) << " never ran on int8 x";
+    }
   }
   if (GetParam() == HWY_AVX3_DL && simd::Int8DotsOnVnni()) {
     EXPECT_GT(packed_cases, 0) << "the packed kernel never ran";

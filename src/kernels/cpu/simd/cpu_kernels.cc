@@ -616,7 +616,9 @@ constexpr int kInt8Prefetch = 2048;  // bytes ahead (bench_kernels: 2048 beat 10
 constexpr int64_t kInt8Group = 128;  // x rows are padded to whole groups
 
 bool Int8DotType(GgmlType t) {
-  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K;
+  // AVX2 / AVX3's one-block kernels also read Q4_1, Q5_0 and Q5_1; VNNI reads them packed only.
+  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K ||
+         (!kVnni && (t == GgmlType::kQ4_1 || t == GgmlType::kQ5_0 || t == GgmlType::kQ5_1));
 }
 // Types with the packed kernel alone (16-row groups, VNNI): int8 x only where W is packed.
 bool PackedOnlyType(GgmlType t) {
@@ -703,10 +705,11 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, bool natu
     sub_dsum[b] = dn[b] * static_cast<float>(sum);
   }
   // Natural order: every type on AVX2 / AVX3 (one block per dot product),
-  // Q8_0 and Q6_K on VNNI, and packed W. The weights' offset o: Q4_0 8, Q6_K 32, Q8_0 128
-  // on VNNI (0 on AVX2, where x takes q's sign), Q4_K none (its mins).
+  // Q8_0 and Q6_K on VNNI, and packed W. The weights' offset o: Q4_0 8, Q5_0 16, Q6_K 32, Q8_0 128
+  // on VNNI (0 on AVX2, where x takes q's sign), Q4_K, Q4_1 and Q5_1 none (their mins).
   if (!kVnni || natural || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K) {
     const int32_t offset = type == GgmlType::kQ4_0   ? 8
+                           : type == GgmlType::kQ5_0 ? 16
                            : type == GgmlType::kQ6_K ? 32
                            : type == GgmlType::kQ8_0 && kVnni ? 128
                                                                : 0;
@@ -1278,6 +1281,16 @@ HWY_INLINE float Sum256(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
+// Byte j of 32: 0xff where bit j of `bits` is set (Q5_0 / Q5_1's qh).
+HWY_INLINE __m256i BitsToBytes(uint32_t bits) {
+  // Bytes 8 i .. 8 i + 7 take byte i of bits (VPSHUFB stays within each 128-bit half).
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                                0x0303030303030303));
+  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+}
+
 // 8 int32 lanes, each the sum of 4 consecutive u8 * s8 products (as VPDPBUSD's).
 HWY_INLINE __m256i Dot4(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -1351,6 +1364,33 @@ HWY_INLINE void Int8DotRow(const QuantW& w, const uint8_t* row, int64_t K, const
         }
       }
       break;
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1: {
+      // d, [m], [qh], 16 bytes of nibbles; w = d q + m, or d (q - 16) for Q5_0 (init).
+      const bool has_min = w.type != GgmlType::kQ5_0, fifth = w.type != GgmlType::kQ4_1;
+      const int64_t qs = 2 + (has_min ? 2 : 0) + (fifth ? 4 : 0), block_bytes = qs + 16;
+      for (int64_t b = 0; b < K / 32; ++b) {
+        const uint8_t* p = row + b * block_bytes;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kInt8Prefetch), _MM_HINT_T0);
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + qs));
+        __m256i n = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);  // elements 0-31
+        if (fifth) {
+          uint32_t qh;
+          std::memcpy(&qh, p + qs - 4, 4);
+          n = _mm256_or_si256(n, _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10)));
+        }
+        const __m256 dw = _mm256_set1_ps(HalfScalar(p));
+        const float m = has_min ? HalfScalar(p + 2) : 0.f;
+        for (int r = 0; r < R; ++r) {
+          const int64_t at = (m0 + r) * x.kp + b * 32;
+          acc[r] = BlockFma(Dot4(n, LoadX(x, at)), x, at, dw, acc[r], !has_min);
+          // + m d_x sum(q_x), one lane: `mins` is subtracted at the end.
+          if (has_min) mins[r] = _mm256_sub_ps(mins[r], _mm256_setr_ps(m * x.sub_dsum[at / 32], 0, 0, 0, 0, 0, 0, 0));
+        }
+      }
+      break;
+    }
     default:  // kQ6_K
       for (int64_t sb = 0; sb < K / 256; ++sb) {
         const uint8_t* blk = row + sb * 210;
