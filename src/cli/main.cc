@@ -763,7 +763,7 @@ int main(int argc, char** argv) {
                  "|x| fits | bf16: bfloat16 W on AVX512-BF16 dot products with x rounded to bf16 wherever the CPU has "
                  "them, whatever --bf16-dots says, as llama.cpp does (one fixture then exceeds transformers' error by 7%)");
   app.add_option("--repack", f.repack,
-                 "auto: Q4_0/Q8_0/Q4_K/Q5_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
+                 "auto: Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K matrices get a copy in 16-row groups for the VNNI decode kernel at load "
                  "(like llama.cpp's repack; the weight bytes twice) | off: row-major only");
   app.add_option("--mmap", f.mmap,
                  "auto: off on the CPU, on with --device cuda | off: weights copied at load into one buffer of the "

@@ -21,7 +21,8 @@ void GemvQuantRows(const float* x, const void* x_prepared, int64_t M, const MatV
                    int64_t n_end, const float* bias, float* y);
 // Where the target has integer dot products for W's type (Q8_0, Q4_0, Q4_K,
 // Q6_K; AVX-512 VNNI + VBMI, or AVX2's VPMADDUBSW on the AVX2 and AVX3
-// targets), x of a quantized GEMV is quantized per 32 to
+// targets, which also read Q4_1, Q5_0 and Q5_1; on VNNI those and Q5_K where
+// W is packed), x of a quantized GEMV is quantized per 32 to
 // int8 once per matmul, as llama.cpp's Q8 activations are: the bytes that
 // takes, 0 where the float32 x is read instead; and the preparation itself.
 size_t QuantActivationBytes(int64_t M, const MatView& w);
