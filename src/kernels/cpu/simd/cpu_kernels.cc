@@ -980,6 +980,17 @@ LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
 
 constexpr int kPackedPrefetch = 1024;  // bytes ahead in each group's stream
 
+// The low and high 5-bit quants of a 64-byte vector of nibbles v: bit `bit`
+// of each byte of h (the fifth bits) goes to the low quant's bit 4, bit
+// `bit` + 1 to the high one's (one GF2P8AFFINEQB and one VPTERNLOGD each).
+LLM_VNNI HWY_INLINE void WithFifthBits(__m512i v, __m512i h, int bit, __m512i* n_lo, __m512i* n_hi) {
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (bit + 24)), 0);
+  const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (bit + 24)), 0);
+  *n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
+  *n_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), h_hi, low, 0xEC);
+}
+
 template <int G, int R, DType kType>
 LLM_VNNI HWY_INLINE void PackedTile(const uint8_t* group, int64_t group_bytes, int64_t blocks, const Int8X& x,
                                     int64_t m0, int64_t N, int64_t n, const float* bias, float* y) {
@@ -1016,13 +1027,8 @@ LLM_VNNI HWY_INLINE void PackedTile(const uint8_t* group, int64_t group_bytes, i
         for (int c = 0; c < 4; ++c) {
           const __m512i v = _mm512_loadu_si512(p + kWordsAt + 64 * c);
           __m512i n_lo, n_hi;  // Q5: the high quants themselves (5 bits do not fit times 16)
-          if constexpr (kFifth) {
-            // GF2P8AFFINEQB moves bit 2 c (element 4 c + k) or 2 c + 1 (16 + 4 c + k) to bit 4.
-            const __m512i h = _mm512_loadu_si512(p + PackedFifthBitsAt(kType));
-            const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * c + 24)), 0);
-            const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * c + 24)), 0);
-            n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
-            n_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), h_hi, low, 0xEC);
+          if constexpr (kFifth) {  // bit 2 c: element 4 c + k's, 2 c + 1: 16 + 4 c + k's
+            WithFifthBits(v, _mm512_loadu_si512(p + PackedFifthBitsAt(kType)), 2 * c, &n_lo, &n_hi);
           } else {
             n_lo = _mm512_and_si512(v, low);
             n_hi = _mm512_and_si512(v, high);  // times 16
@@ -1126,12 +1132,8 @@ LLM_VNNI HWY_INLINE void PackedTileK(DType dtype, const uint8_t* group, int64_t 
             if constexpr (kQ5) {
               // The fifth bits of these 4 elements of the 16 rows, all four
               // pairs' in one byte each (bit 2 pair: low sub-block, 2 pair + 1:
-              // high); GF2P8AFFINEQB moves the pair's bit to bit 4.
-              const __m512i h = _mm512_loadu_si512(blk[j] + kPackedK45FifthBits + 64 * c);
-              const __m512i h_lo = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{1} << (2 * pair + 24)), 0);
-              const __m512i h_hi = _mm512_gf2p8affine_epi64_epi8(h, _mm512_set1_epi64(int64_t{2} << (2 * pair + 24)), 0);
-              n_lo = _mm512_ternarylogic_epi32(v, h_lo, low, 0xEC);  // (v & 0x0f) | h_lo
-              n_hi16 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), h_hi, low, 0xEC);
+              // high).
+              WithFifthBits(v, _mm512_loadu_si512(blk[j] + kPackedK45FifthBits + 64 * c), 2 * pair, &n_lo, &n_hi16);
             } else {
               n_lo = _mm512_and_si512(v, low);
               n_hi16 = _mm512_and_si512(v, high);
