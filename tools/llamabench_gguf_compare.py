@@ -7,7 +7,10 @@ makes the quantized files with llama.cpp's own `llama-quantize`, measures the re
 (`--model-path FILE --dtype bfloat16 --prompt-lengths P --gen-lengths G --repetitions R`)
 round by round, so that both see the same machine state. Prints one markdown table: medians
 (min-max) of every sample, the ratios, and the bytes our decode reads per second
-(`model.weight_bytes` x tokens/s) over the roof. A dev tool, never a test dependency.
+(`model.weight_bytes` x tokens/s) over the roof: over the best `--calibrate` of the run, and over
+the roof measured right before each of our decode runs (the median of those per-run fractions:
+this VM's read bandwidth moves between ~35 and ~63 GB/s from one minute to the next).
+A dev tool, never a test dependency.
 
 llama-bench and llama-quantize come from the llama.cpp source llama-cpp-python ships:
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36
@@ -147,6 +150,8 @@ def main():
                     s.setdefault("ltg_rounds", []).append(tg)
                 else:
                     dtype = FLOAT_FILES.get(t, "bfloat16")
+                    roofs.append(read_roof(args.binary, args.threads))  # this minute's roof, beside the run
+                    s.setdefault("roof_rounds", []).append(roofs[-1])
                     pp, tg, s["bytes"] = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps,
                                               ours_extra, out_dir, dtype)
                     s["opp"] += pp
@@ -165,13 +170,14 @@ def main():
 
     alt = alt_extra is not None
     alt_name = f"{args.alt_binary} {args.ours_alt_args}".strip() if args.alt_binary else args.ours_alt_args
-    print(f"read roof: {roof:.1f} GB/s (--calibrate before and after: {roofs[0]:.1f}, {roofs[1]:.1f})")
+    print(f"read roof: {roof:.1f} GB/s (the best of {len(roofs)} --calibrate runs: before, before each of our "
+          f"runs, after; {min(roofs):.1f}-{max(roofs):.1f})")
     print(f"{args.arch}, {args.threads} threads, {args.rounds} alternating rounds x {args.reps} repetitions")
     head = (f"| file | pp{args.prompt} ours | pp{args.prompt} llama.cpp | ratio | tg{args.gen} ours | "
             f"tg{args.gen} llama.cpp | ratio | paired tg ratio |")
     if alt:
         head += f" pp ours {alt_name} | tg ours {alt_name} | paired tg ratio ours / {alt_name} |"
-    head += " decode reads |"
+    head += " decode reads | of its minute's roof |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for t, s in samples.items():
@@ -182,6 +188,9 @@ def main():
         if alt:
             row += f" {fmt(s['app'])} | {fmt(s['atg'])} | {paired(s['otg_rounds'], s['atg_rounds'])} |"
         row += f" {gbs:.1f} GB/s, {100 * gbs / roof:.0f}% of roof |"
+        # Per run: our median tg of that run x bytes over the roof measured just before it.
+        minute = [s["bytes"] * statistics.median(tg) / 1e9 / r for tg, r in zip(s["otg_rounds"], s["roof_rounds"])]
+        row += f" {100 * statistics.median(minute):.0f}% ({100 * min(minute):.0f}-{100 * max(minute):.0f}) |"
         print(row)
 
 
