@@ -973,10 +973,11 @@ LLM_VNNI double Int8DotPeak(int64_t iterations, int seed) {
 // times 16 (x & 0xf0, one AND; the sum is a multiple of 16, so >> 4 is exact)
 // go to two VPDPBUSD chains, Q8_0 is shifted to u8 by +128; Q5_0 / Q5_1 merge
 // their fifth bits as Q5_K does (GF2P8AFFINEQB + VPTERNLOGD); the offsets come
-// off in float as o * d_x * sum(q_x) (sub_dsum), the _1 types' m likewise. From L2 (bench_kernels 2048 x 1536) this is ~3x
-// the rate of the row-major kernels above, so decode is left to memory; one
-// group streams at ~70% of the read probe per core, G = 4 groups in flight
-// (four streams) at ~95% (a prototype on the Xeon with AMX, 2 threads).
+// off in float as o * d_x * sum(q_x) (sub_dsum), the _1 types' m likewise.
+// From L2 (bench_kernels 2048 x 1536) this is ~3x the rate of the row-major
+// kernels above, so decode is left to memory; one group streams at ~70% of
+// the read probe per core, G = 4 groups in flight (four streams) at ~95% (a
+// prototype on the Xeon with AMX, 2 threads).
 
 constexpr int kPackedPrefetch = 1024;  // bytes ahead in each group's stream
 
@@ -1006,13 +1007,12 @@ LLM_VNNI HWY_INLINE void PackedTile(const uint8_t* group, int64_t group_bytes, i
   const bool sw_prefetch = SoftwarePrefetch();
   for (int64_t b = 0; b < blocks; ++b) {
     const int32_t* xw[R];
-    __m512 dx[R], corr[R], dsum[R];
+    __m512 dx[R], dsum[R];  // dsum: d_x sum(q_x), times -o for the offset types
     for (int r = 0; r < R; ++r) {
       const int64_t at = (m0 + r) * x.kp + 32 * b;
       xw[r] = reinterpret_cast<const int32_t*>(x.q + at);
       dx[r] = _mm512_set1_ps(x.lane_d[at / 4]);
-      dsum[r] = _mm512_set1_ps(x.sub_dsum[at / 32]);
-      corr[r] = _mm512_set1_ps(-kOffset * x.sub_dsum[at / 32]);
+      dsum[r] = _mm512_set1_ps((kMin ? 1.f : -kOffset) * x.sub_dsum[at / 32]);
     }
     for (int j = 0; j < G; ++j) {
       const uint8_t* p = group + j * group_bytes + b * bb;
@@ -1052,7 +1052,7 @@ LLM_VNNI HWY_INLINE void PackedTile(const uint8_t* group, int64_t group_bytes, i
           acc[j * R + r] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dot[r]), dx[r]), dw, acc[j * R + r]);
           acc[j * R + r] = _mm512_fmadd_ps(mw, dsum[r], acc[j * R + r]);
         } else {
-          acc[j * R + r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), dx[r], corr[r]), dw, acc[j * R + r]);
+          acc[j * R + r] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r]), dx[r], dsum[r]), dw, acc[j * R + r]);
         }
       }
     }
