@@ -33,6 +33,7 @@
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/cpu/amx/amx_gemm.h"
+#include "kernels/cpu/simd/cpu_kernels.h"
 #include "kernels/ops.h"
 
 namespace llm {
@@ -114,6 +115,35 @@ void BatchShapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_MatMul_Cpu)->Apply(Shapes)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MatMul_Cpu)->Name("BM_MatMul_Batch")->Apply(BatchShapes)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Args: K, DType. One row of decode's activations quantized to int8 per
+// 32-block in the layout of the int8 kernels (packed W where the type has it):
+// each worker does it before its first task of a decode GEMV, so its time is
+// part of each projection's (TinyLlama: K = 2048 for six of them, 5632 for down_proj).
+void BM_QuantizeX(benchmark::State& state) {
+  const int64_t K = state.range(0);
+  const DType dtype = static_cast<DType>(state.range(1));
+  const MatView w{nullptr, dtype, 64, K};
+  const size_t bytes = simd::QuantActivationBytes(1, w);
+  if (bytes == 0) {
+    state.SkipWithError("no int8 activations for this type on this CPU");
+    return;
+  }
+  AlignedBuffer buffer;
+  buffer.Allocate(bytes);
+  std::vector<float> x(static_cast<size_t>(K));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  for (auto _ : state) {
+    simd::PrepareQuantActivations(x.data(), 1, w, buffer.data(), /*packed_w=*/true);
+    benchmark::DoNotOptimize(buffer.data());
+  }
+  state.SetLabel(CpuSimdTargetName());
+  state.SetBytesProcessed(state.iterations() * K * static_cast<int64_t>(sizeof(float)));
+}
+BENCHMARK(BM_QuantizeX)
+    ->ArgsProduct({{2048, 5632}, {static_cast<int>(DType::kQ8_0), static_cast<int>(DType::kQ4_0), static_cast<int>(DType::kQ4_K)}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // Args: M, K, N, DType, path (1: best SIMD target, 2: AVX2; 3, 4: the same
 // with float32 activations, --int8-dot off), cached (0: from memory, 1: one matrix).
