@@ -1244,6 +1244,29 @@ LLM_VNNI HWY_INLINE void PackedTileOf(DType dtype, const uint8_t* group, int64_t
   }
 }
 
+// Whether a one-row decode on AMD reads W one 16-row group after the other
+// rather than four at a time (one load of x per 64 rows, but three new
+// streams per 4-group tile).
+// Zen 4, decode traces of TinyLlama and Llama-2-7B GGUF files with one mode on
+// even layers and the other on odd, time of one over four per projection:
+// Q8_0 K = 2048 0.81-0.86, 4096 0.91-0.93, 5632 0.88, 11008 0.94 (one at
+// every K); Q4_K 2048 0.80-0.86, 4096 0.95-0.99, 5632 1.16, 11008 1.18; Q6_K
+// 4096 1.38, 5632 1.49, 11008 1.57 (and TinyLlama Q5_K_M's Q6_K down_proj,
+// every layer one: 294 us against 185). Q4_K at 4096 stays at four
+// (bench_kernels had one at 0.93x there). Earlier (bench_kernels from memory,
+// one over four in speed): Q4_0 1.06-1.41x at 5 shapes; Q5_K 4096 x 11008
+// 1.26-1.39x, 5632 x 2048 0.98-1.29x; the other nibble types as Q4_0 (not
+// measured).
+HWY_INLINE bool OneGroupAtATime(DType dtype, int64_t K) {
+  switch (dtype) {
+    case DType::kQ8_0:
+    case DType::kQ5_K: return true;
+    case DType::kQ4_K: return K <= 2048;
+    case DType::kQ6_K: return false;
+    default: return PackedWords(dtype) == 4;  // Q4_0, Q4_1, Q5_0, Q5_1
+  }
+}
+
 LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w, const void* packed, int64_t n_begin,
                              int64_t n_end, const float* bias, float* y, int64_t m_begin, int64_t m_end) {
   const int64_t K = w.cols, N = w.rows, blocks = K / DTypeBlockSize(w.dtype);
@@ -1253,13 +1276,8 @@ LLM_VNNI void GemvPackedRows(const void* x_prepared, int64_t M, const MatView& w
   // One sequence: four 16-row groups advance together (four streams per
   // thread, each load of x serving 64 rows), except where one group after the
   // other (one linear stream) reads faster: on AMD (the one-row rule of the
-  // float GEMV) for Q4_0, and for Q4_K up to K = 2048. Zen 4, bench_kernels
-  // from memory, 4 alternating processes, paired medians of one group over
-  // four: Q4_0 1.06-1.41x at 5 shapes (18 of 20 won); Q4_K K = 2048 1.06-1.11x,
-  // K = 4096 0.93x, K = 5632 0.89x; Q8_0 1.00x (kept at four); Q5_K, 3
-  // rounds: 4096 x 11008 1.26-1.39x, 5632 x 2048 0.98-1.29x (one at every K).
-  const bool one_group = !SoftwarePrefetch() && (PackedWords(w.dtype) == 4 || w.dtype == DType::kQ5_K ||
-                                                 (w.dtype == DType::kQ4_K && K <= 2048));
+  // float GEMV), OneGroupAtATime.
+  const bool one_group = !SoftwarePrefetch() && OneGroupAtATime(w.dtype, K);
   for (int64_t n = n_begin; n < n_end;) {
     const uint8_t* g = groups + n / kPackedRows * group_bytes;
     if (M == 1 && n + 4 * kPackedRows <= n_end && !one_group) {
