@@ -116,11 +116,12 @@ class CpuBackend final : public KernelBackend {
         const auto packed = prepared_bytes > 0 && simd::PackedQuantBytes(w) > 0 ? packed_.find(w.data) : packed_.end();
         const bool packed_w = packed != packed_.end();
         const bool per_worker = M == 1 && prepared_bytes > 0;
-        const uint64_t call = ++quant_x_calls_;
-        for (int worker = 0; worker < (per_worker ? pool_->num_threads() : prepared_bytes > 0 ? 1 : 0); ++worker) {
-          Scratch(worker, kQuantX, (prepared_bytes + 3) / 4);
-        }
-        if (prepared_bytes > 0 && !per_worker) {
+        uint64_t call = 0;
+        if (per_worker) {
+          call = ++quant_x_calls_;
+          for (int worker = 0; worker < pool_->num_threads(); ++worker) Scratch(worker, kQuantX, (prepared_bytes + 3) / 4);
+        } else if (prepared_bytes > 0) {
+          Scratch(0, kQuantX, (prepared_bytes + 3) / 4);
           simd::PrepareQuantActivations(x, M, w, scratch_[0].slots[kQuantX].data(), packed_w);
         }
         // The worker's quantized x (nullptr where x stays float32).
@@ -585,10 +586,10 @@ class CpuBackend final : public KernelBackend {
     return buf.as<float>();
   }
 
-  struct WorkerScratch {
+  // One cache line or more per worker: workers write their quant_x_call concurrently.
+  struct alignas(64) WorkerScratch {
     AlignedBuffer slots[kNumSlots];
     uint64_t quant_x_call = 0;  // the MatMul whose x slots[kQuantX] holds
-    char pad[64];               // workers' counters on separate cache lines
   };
   uint64_t quant_x_calls_ = 0;
   ThreadPool* pool_;

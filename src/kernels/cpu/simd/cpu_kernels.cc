@@ -714,16 +714,13 @@ LLM_VNNI void PrepareInt8Row(const float* x, int64_t K, GgmlType type, bool pack
     sub_dsum[b] = dn[b] * static_cast<float>(sum);
     block_d[b] = dn[b];
   }
-  // The packed kernels read q, block_d and sub_dsum; Q6_K's also init.
-  if (kVnni && packed_w && type != GgmlType::kQ6_K) {
-    std::memcpy(q, qn, static_cast<size_t>(kp));
-    return;
-  }
   // Natural order: every type on AVX2 / AVX3 (one block per dot product),
   // Q8_0 and Q6_K on VNNI, and packed W. The weights' offset o: Q4_0 8, Q5_0 16, Q6_K 32, Q8_0 128
   // on VNNI (0 on AVX2, where x takes q's sign), Q4_K, Q4_1 and Q5_1 none (their mins).
   if (!kVnni || packed_w || type == GgmlType::kQ8_0 || type == GgmlType::kQ6_K) {
     std::memcpy(q, qn, static_cast<size_t>(kp));
+    // The packed kernels read q, block_d and sub_dsum; Q6_K's also init.
+    if (kVnni && packed_w && type != GgmlType::kQ6_K) return;
     const int32_t offset = type == GgmlType::kQ4_0   ? 8
                            : type == GgmlType::kQ5_0 ? 16
                            : type == GgmlType::kQ6_K ? 32
