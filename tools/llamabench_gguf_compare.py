@@ -9,7 +9,9 @@ round by round, so that both see the same machine state. Prints one markdown tab
 (min-max) of every sample, the ratios, and the bytes our decode reads per second
 (`model.weight_bytes` x tokens/s) over the roof: over the best `--calibrate` of the run, and over
 the roof measured right before each of our decode runs (the median of those per-run fractions:
-this VM's read bandwidth moves between ~35 and ~63 GB/s from one minute to the next).
+this VM's read bandwidth moves between ~35 and ~63 GB/s from one minute to the next), and, closest,
+over the bandwidth our binary measures right before and right after each repetition (`--roof-probe`;
+the median of the per-repetition fractions, each over the higher of its two readings).
 A dev tool, never a test dependency.
 
 llama-bench and llama-quantize come from the llama.cpp source llama-cpp-python ships:
@@ -53,19 +55,21 @@ def llama_bench(binary, path, n_prompt, n_gen, threads, reps, extra):
 FLOAT_FILES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
 
 
-def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir, dtype="bfloat16"):
+def ours(binary, path, n_prompt, n_gen, threads, reps, extra, out_dir, dtype="bfloat16", probe=True):
     pp_flags = ["--prompt-lengths", str(n_prompt)] if n_prompt > 0 else []
     res = subprocess.run([binary, "--model-path", path, "--device", "cpu", "--dtype", dtype, "--threads",
                           str(threads)] + pp_flags + ["--gen-lengths", str(n_gen),
                           "--warmup", "1", "--repetitions", str(reps), "--max-seq-len", str(max(n_prompt, n_gen) + 8),
-                          "--quiet", "--format", "json", "--output-dir", out_dir] + extra,
+                          "--quiet", "--format", "json", "--output-dir", out_dir] + (["--roof-probe"] if probe else []) + extra,
                          capture_output=True, text=True, check=True)
     doc = json.loads(res.stdout)
     runs = {r["name"]: r for r in doc["runs"]}
     tg = runs[f"tg{n_gen}"]
     pp_samples = [rep["prefill_tokens_per_sec"] for rep in runs[f"pp{n_prompt}"]["repetitions"]] if n_prompt else []
     tg_samples = [rep["decode_tokens_per_sec"] for rep in tg["repetitions"]]
-    return pp_samples, tg_samples, doc["model"]["weight_bytes"]
+    # --roof-probe: decode's reads over the bandwidth measured right before and after each repetition.
+    beside = [rep["decode_of_read_beside"] for rep in tg["repetitions"] if "decode_of_read_beside" in rep]
+    return pp_samples, tg_samples, doc["model"]["weight_bytes"], beside
 
 
 def read_roof(binary, threads):
@@ -152,14 +156,15 @@ def main():
                     dtype = FLOAT_FILES.get(t, "bfloat16")
                     roofs.append(read_roof(args.binary, args.threads))  # this minute's roof, beside the run
                     s.setdefault("roof_rounds", []).append(roofs[-1])
-                    pp, tg, s["bytes"] = ours(args.binary, path, args.prompt, args.gen, args.threads, args.reps,
-                                              ours_extra, out_dir, dtype)
+                    pp, tg, s["bytes"], beside = ours(args.binary, path, args.prompt, args.gen, args.threads,
+                                                      args.reps, ours_extra, out_dir, dtype)
+                    s.setdefault("beside", []).extend(beside)
                     s["opp"] += pp
                     s["otg"] += tg
                     s.setdefault("otg_rounds", []).append(tg)
                     if alt_extra is not None:
-                        pp, tg, _ = ours(alt_binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
-                                         out_dir, dtype)
+                        pp, tg, _, _ = ours(alt_binary, path, args.prompt, args.gen, args.threads, args.reps, alt_extra,
+                                            out_dir, dtype, probe=False)  # a previous build may not have the flag
                         s["app"] += pp
                         s["atg"] += tg
                         s.setdefault("atg_rounds", []).append(tg)
@@ -177,7 +182,7 @@ def main():
             f"tg{args.gen} llama.cpp | ratio | paired tg ratio |")
     if alt:
         head += f" pp ours {alt_name} | tg ours {alt_name} | paired tg ratio ours / {alt_name} |"
-    head += " decode reads | of its minute's roof |"
+    head += " decode reads | of its minute's roof | of the bandwidth beside each repetition |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for t, s in samples.items():
@@ -191,6 +196,8 @@ def main():
         # Per run: our median tg of that run x bytes over the roof measured just before it.
         minute = [s["bytes"] * statistics.median(tg) / 1e9 / r for tg, r in zip(s["otg_rounds"], s["roof_rounds"])]
         row += f" {100 * statistics.median(minute):.0f}% ({100 * min(minute):.0f}-{100 * max(minute):.0f}) |"
+        b = s.get("beside", [])
+        row += f" {100 * statistics.median(b):.0f}% ({100 * min(b):.0f}-{100 * max(b):.0f}) |" if b else " - |"
         print(row)
 
 

@@ -67,51 +67,73 @@ std::string CalibrationCachePath() {
   return base + "/llama-speedbench/calibration.json";
 }
 
+bool ReadProbeBuffer::Allocate(ThreadPool* pool, size_t bytes) {
+  pool_ = pool;
+  n_ = bytes / sizeof(float);
+  if (n_ == 0 || !buf_.Allocate(n_ * sizeof(float))) return false;
+  // Each thread touches the slice it streams, so pages spread like the model's weights do.
+  const int threads = pool->num_threads();
+  const size_t slice = (n_ + threads - 1) / threads;
+  float* x = buf_.as<float>();
+  pool->ParallelFor(threads, [&](size_t t, int) {
+    const size_t b = t * slice, e = std::min(n_, b + slice);
+    for (size_t i = b; i < e; ++i) x[i] = 1e-3f;
+  });
+  return true;
+}
+
+double MeasureReadGbps(ThreadPool* pool, size_t buffer_bytes, int passes, std::string* ways_out) {
+  ReadProbeBuffer probe;
+  return probe.Allocate(pool, buffer_bytes) ? probe.Measure(passes, ways_out) : 0;
+}
+
+double ReadProbeBuffer::Measure(int passes, std::string* ways_out) const {
+  if (n_ == 0) return 0;
+  ThreadPool* pool = pool_;
+  const int threads = pool->num_threads();
+  const size_t n = n_, slice = (n + threads - 1) / threads;
+  const float* x = buf_.as<float>();
+  volatile float sink = 0;
+  // Three ways to read, in turn, and the best pass of any: four streams per
+  // thread with software prefetches (Intel and Zen 3 read most so), four
+  // without, one without (Zen 4: 28 vs 46-55 GB/s without prefetches in one
+  // test, and one stream 30-33 against four's 28-31 in another).
+  struct Way {
+    const char* name;
+    int streams;
+    bool prefetch;
+    double best = 0;
+  } ways[] = {{"four streams per thread with prefetches", 4, true},
+              {"four streams without", 4, false},
+              {"one stream without", 1, false}};
+  double best = 0;
+  for (int rep = 0; rep < passes; ++rep) {
+    Way& way = ways[rep % std::size(ways)];
+    const int64_t t0 = NowNs();
+    pool->ParallelFor(threads, [&](size_t t, int) {
+      const size_t b = t * slice, e = std::min(n, b + slice);
+      if (b < e) sink = sink + simd::ReadSum(x + b, static_cast<int64_t>(e - b), way.streams, way.prefetch);
+    });
+    const double s = (NowNs() - t0) * 1e-9;
+    way.best = std::max(way.best, n * sizeof(float) / s / 1e9);
+    best = std::max(best, way.best);
+  }
+  if (ways_out != nullptr) {
+    ways_out->clear();
+    for (const Way& way : ways) {
+      *ways_out += fmt::format("{}{} {:.1f}", ways_out->empty() ? "" : ", ", way.name, way.best);
+    }
+    *ways_out += " GB/s";
+  }
+  return best;
+}
+
 Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes) {
   Calibration c;
   c.threads = pool->num_threads();
   c.key = MachineKey(c.threads);
   c.source = "measured";
-  // Bandwidth: each thread streams its slice; first touch in parallel so pages
-  // spread like the model's weights do.
-  AlignedBuffer buf(MemCategory::kOther);
-  const size_t n = buffer_bytes / sizeof(float);
-  if (buf.Allocate(n * sizeof(float))) {
-    float* x = buf.as<float>();
-    const size_t slice = (n + c.threads - 1) / c.threads;
-    pool->ParallelFor(c.threads, [&](size_t t, int) {
-      const size_t b = t * slice, e = std::min(n, b + slice);
-      for (size_t i = b; i < e; ++i) x[i] = 1e-3f;
-    });
-    volatile float sink = 0;
-    // Three ways to read, in turn, and the best pass of any: four streams per
-    // thread with software prefetches (Intel and Zen 3 read most so), four
-    // without, one without (Zen 4: 28 vs 46-55 GB/s without prefetches in one
-    // test, and one stream 30-33 against four's 28-31 in another).
-    struct Way {
-      const char* name;
-      int streams;
-      bool prefetch;
-      double best = 0;
-    } ways[] = {{"four streams per thread with prefetches", 4, true},
-                {"four streams without", 4, false},
-                {"one stream without", 1, false}};
-    for (size_t rep = 0; rep < 5 * std::size(ways); ++rep) {
-      Way& way = ways[rep % std::size(ways)];
-      const int64_t t0 = NowNs();
-      pool->ParallelFor(c.threads, [&](size_t t, int) {
-        const size_t b = t * slice, e = std::min(n, b + slice);
-        if (b < e) sink = sink + simd::ReadSum(x + b, static_cast<int64_t>(e - b), way.streams, way.prefetch);
-      });
-      const double s = (NowNs() - t0) * 1e-9;
-      way.best = std::max(way.best, n * sizeof(float) / s / 1e9);
-      c.read_gbps = std::max(c.read_gbps, way.best);
-    }
-    for (const Way& way : ways) {
-      c.read_ways += fmt::format("{}{} {:.1f}", c.read_ways.empty() ? "" : ", ", way.name, way.best);
-    }
-    c.read_ways += " GB/s";
-  }
+  c.read_gbps = MeasureReadGbps(pool, buffer_bytes, 15, &c.read_ways);
   // A unit's peak: each thread runs `probe` (which returns the operations it
   // did), best of 5 of their sum over the wall time, in G per second.
   const auto best_of_5 = [&](auto probe) {

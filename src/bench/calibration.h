@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "core/aligned_buffer.h"
 #include "core/status.h"
 #include "profiler/profiler.h"
 
@@ -27,6 +28,27 @@ struct Calibration {
 
 // The measured peak of the unit (0 when unknown).
 double PeakGflops(const Calibration& c, ComputeUnit unit);
+
+// The read bandwidth in GB/s: the best of `passes` over a buffer of
+// `buffer_bytes` (allocated and touched for the call), the three ways of
+// `read_ways` in turn. MeasureCalibration uses it on 1 GiB; a run uses it on a
+// smaller buffer beside its repetitions (a shared machine's bandwidth moves
+// from one minute to the next). `ways`, when given, gets each way's best.
+double MeasureReadGbps(ThreadPool* pool, size_t buffer_bytes, int passes, std::string* ways = nullptr);
+
+// The same probe on a buffer allocated (and touched) once, for repeated
+// readings beside a run without page faults in each.
+class ReadProbeBuffer {
+ public:
+  bool Allocate(ThreadPool* pool, size_t bytes);
+  double Measure(int passes, std::string* ways = nullptr) const;
+  size_t bytes() const { return n_ * sizeof(float); }
+
+ private:
+  ThreadPool* pool_ = nullptr;
+  AlignedBuffer buf_{MemCategory::kOther};
+  size_t n_ = 0;
+};
 
 Calibration MeasureCalibration(ThreadPool* pool, size_t buffer_bytes = size_t{1} << 30);
 // Cached result when present for this machine key, else measure and store.

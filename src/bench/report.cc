@@ -63,6 +63,14 @@ std::string FormatDetailTable(const std::vector<BenchResult>& results, const Run
                        fmt::format("{:.1f}/{:.1f}/{:.1f}/{:.1f}/{:.1f}", Ms(r.itl_s.mean), Ms(r.itl_s.p50),
                                    Ms(r.itl_s.p90), Ms(r.itl_s.p99), Ms(r.itl_s.max)));
   }
+  for (const BenchResult& r : results) {
+    if (!r.read_probed) continue;
+    out += fmt::format("{:<22} decode reads {:.1f} GB/s of weights: {:.0f}% ({:.0f}-{:.0f}) of the read bandwidth "
+                       "measured beside it ({:.1f} GB/s before, {:.1f} after)\n",
+                       r.name, r.decode_read_gbps.median, 100 * r.decode_of_read_beside.median,
+                       100 * r.decode_of_read_beside.min, 100 * r.decode_of_read_beside.max, r.read_gbps_before.median,
+                       r.read_gbps_after.median);
+  }
   auto mib = [](size_t b) { return b / 1048576.0; };
   out += kDash80 + "\n";
   out += fmt::format("Model load: {:.3f} s   weights read/token: {:.1f} MiB   weights held: {:.1f} MiB{}\n",
@@ -145,12 +153,30 @@ nlohmann::json RunJson(const BenchResult& r) {
     reps.push_back({{"time_s", rep.time_s}, {"ttft_s", rep.ttft_s}, {"generated_tokens", rep.generated_tokens},
                     {"tokens_per_sec", rep.tokens_per_sec}, {"prefill_tokens_per_sec", rep.prefill_tokens_per_sec},
                     {"decode_tokens_per_sec", rep.decode_tokens_per_sec}});
+    if (rep.decode_read_gbps > 0) reps.back()["decode_weight_read_gbps"] = rep.decode_read_gbps;
+    if (r.read_probed) {
+      reps.back()["read_gbps_before"] = rep.read_gbps_before;
+      reps.back()["read_gbps_after"] = rep.read_gbps_after;
+      reps.back()["decode_of_read_beside"] = rep.decode_of_read_beside;
+    }
     // issue17: every decode step's inter-token latency (for the report's ITL chart).
     nlohmann::json itl = nlohmann::json::array();
     for (double s : rep.token_latencies_s) itl.push_back(Ms(s));
     reps.back()["token_latencies_ms"] = itl;
   }
   j["repetitions"] = reps;
+  // Decode's weight reads, and with --roof-probe the machine's read bandwidth
+  // measured beside each repetition (before, after) and decode's reads over
+  // the higher of the two, per repetition.
+  if (r.decode_read_gbps.median > 0) {
+    j["decode_weight_read_gbps"] = r.decode_read_gbps.median;
+    j["stats"]["decode_weight_read_gbps"] = StatsJson(r.decode_read_gbps);
+  }
+  if (r.read_probed) {
+    j["read_roof_beside"] = {{"before_gbps", StatsJson(r.read_gbps_before)},
+                             {"after_gbps", StatsJson(r.read_gbps_after)},
+                             {"decode_fraction", StatsJson(r.decode_of_read_beside)}};
+  }
   j["prompt_token_ids"] = r.prompt_ids;
   j["generated_token_ids"] = r.generated_ids;
   j["generated_text"] = r.text;

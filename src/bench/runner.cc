@@ -96,12 +96,24 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
       }
       const double planned_here = static_cast<double>(test.max_new_tokens) * test.batch_size;
       const double done_before = done;
+      const bool probe = !warmup && options.read_probe;
+      const double read_before = probe ? options.read_probe() : 0;
       LLM_ASSIGN_OR_RETURN(BatchGenerationResult b,
                            GenerateBatch(model, br.sequence_prompt_ids, gen, test.shared_prompt,
                                          progress ? std::function<void(int32_t)>(on_token) : nullptr));
+      const double read_after = probe ? options.read_probe() : 0;
       if (progress) done = done_before + planned_here;  // a run that stopped early counts as finished
       if (warmup) continue;
       br.reps.push_back(Summarize(b));
+      RepetitionResult& rep = br.reps.back();
+      // One decode step reads the weights once, whatever the batch.
+      rep.decode_read_gbps = static_cast<double>(options.decode_bytes_per_step) * rep.decode_tokens_per_sec / 1e9;
+      rep.read_gbps_before = read_before;
+      rep.read_gbps_after = read_after;
+      // Over the higher of the two: the fraction errs low, not high.
+      const double roof = std::max(read_before, read_after);
+      rep.decode_of_read_beside = roof > 0 ? rep.decode_read_gbps / roof : 0;
+      br.read_probed = probe;
       const GenerationResult& g = b.sequences[0];
       itl.insert(itl.end(), g.token_latencies_s.begin(), g.token_latencies_s.end());
       br.generated_ids = g.tokens;
@@ -133,6 +145,10 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     br.s_tg = collect(&RepetitionResult::s_tg);
     br.t_s = collect(&RepetitionResult::t_s);
     br.s = collect(&RepetitionResult::s);
+    br.decode_read_gbps = collect(&RepetitionResult::decode_read_gbps);
+    br.read_gbps_before = collect(&RepetitionResult::read_gbps_before);
+    br.read_gbps_after = collect(&RepetitionResult::read_gbps_after);
+    br.decode_of_read_beside = collect(&RepetitionResult::decode_of_read_beside);
     results.push_back(std::move(br));
   }
   return results;

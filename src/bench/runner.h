@@ -2,6 +2,7 @@
 // not counted and timed repetitions, and reduces them to medians and spreads.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,14 @@ struct BenchOptions {
   bool quiet = false;
   std::vector<int> eos_ids;
   SamplingOptions sampling;
+  // Weight bytes one decode step reads (0: unknown): each repetition's decode
+  // tokens/s times it is the weights' read bandwidth.
+  size_t decode_bytes_per_step = 0;
+  // When set (--roof-probe), the machine's read bandwidth in GB/s, measured
+  // right before and right after each timed repetition: a shared machine's
+  // bandwidth moves from one minute to the next, so a roof cached or measured
+  // minutes away says little about the run.
+  std::function<double()> read_probe;
 };
 
 struct RepetitionResult {
@@ -53,6 +62,10 @@ struct RepetitionResult {
   double total_tokens_per_sec = 0;
   int n_kv = 0;
   double t_pp_s = 0, s_pp = 0, t_tg_s = 0, s_tg = 0, t_s = 0, s = 0;
+  // Decode's weight reads (GB/s; 0 without decode_bytes_per_step), the probe
+  // before and after the repetition (0 without read_probe) and decode's reads
+  // over the higher of the two.
+  double decode_read_gbps = 0, read_gbps_before = 0, read_gbps_after = 0, decode_of_read_beside = 0;
 };
 
 struct BenchResult {
@@ -71,6 +84,8 @@ struct BenchResult {
   std::vector<std::vector<int32_t>> sequence_prompt_ids, sequence_generated_ids;
   int pp = 0, tg = 0, n_kv = 0;  // prompt tokens per sequence, tokens generated per sequence
   Stats total_tokens_per_sec, t_pp_s, s_pp, t_tg_s, s_tg, t_s, s;
+  Stats decode_read_gbps, read_gbps_before, read_gbps_after, decode_of_read_beside;  // over the repetitions
+  bool read_probed = false;
   size_t kv_cache_bytes = 0;       // the KV cache of batch_size sequences at --max-seq-len
   size_t kv_cache_used_bytes = 0;  // of the positions they filled (last repetition)
 };

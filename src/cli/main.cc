@@ -82,6 +82,7 @@ struct Flags {
   std::string profile_steps;
   bool profile_overhead = false;
   bool calibrate = false;
+  bool roof_probe = false;
   bool no_cuda_graph = false;
   bool measure_gpu_bandwidth = false;
 };
@@ -468,6 +469,9 @@ int Run(const Flags& f) {
                    n.ok() ? "" : (" (" + n.status().message() + ")").c_str());
     }
   }
+  if (f.roof_probe && device == "cuda") {
+    return Fail(InvalidArgument("--roof-probe measures the CPU's memory; decode on --device cuda reads the GPU's"));
+  }
   ProfileSchedule schedule;
   if (!f.profile_steps.empty()) {
     auto sch = ParseProfileSchedule(f.profile_steps);
@@ -569,6 +573,16 @@ int Run(const Flags& f) {
   bo.quiet = f.quiet;
   bo.eos_ids = lm.config.eos_token_ids;
   bo.sampling = SamplingOptions{f.temperature, f.top_k, f.top_p, f.seed};
+  bo.decode_bytes_per_step = m.weights().DecodeBytesPerToken(lm.config);
+  // 256 MiB: well beyond the last-level cache of the CPUs we run on, 9 passes
+  // (~0.1 s at 30 GB/s) per reading.
+  ReadProbeBuffer read_probe;
+  if (f.roof_probe) {
+    if (!read_probe.Allocate(&pool, size_t{256} << 20)) {
+      return Fail(Internal("--roof-probe: cannot allocate its 256 MiB buffer"));
+    }
+    bo.read_probe = [&read_probe] { return read_probe.Measure(9); };
+  }
   auto results = RunBenchmark(m, lm.tokenizer.get(), tests.value(), bo);
   if (!results.ok()) return Fail(results.status());
 
@@ -774,6 +788,9 @@ int main(int argc, char** argv) {
                  "Decode steps the profiler records: WAIT,WARMUP,ACTIVE (like torch.profiler.schedule) or ACTIVE");
   app.add_flag("--profile-overhead", f.profile_overhead, "Measure decode speed with and without recording");
   app.add_flag("--calibrate", f.calibrate, "Measure this machine's read bandwidth and FMA peak, cache them, and exit");
+  app.add_flag("--roof-probe", f.roof_probe,
+               "Measure the read bandwidth right before and after each timed repetition (256 MiB buffer, held for the "
+               "run and counted in peak RSS); results give decode's weight reads over it (runs[].read_roof_beside)");
   app.add_flag("--no-cuda-graph", f.no_cuda_graph, "--device cuda: launch decode kernels one by one (no graph)");
   app.add_flag("--gpu-bandwidth", f.measure_gpu_bandwidth,
                "--device cuda: measure device-to-device copy bandwidth after the run (gpu.copy_bandwidth_gbps)");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -278,6 +279,39 @@ TEST_F(Cli, PromptFileThreadsWarmupRepetitionsAndQuiet) {
   EXPECT_EQ(j["settings"]["warmup"], 2);
   const RunResult loud = RunCli("--model-path " + FixtureModel("mha_tied_f32") + " --max-gen-len 1 --prompt hi" + Fast());
   EXPECT_NE(loud.out.find("device: auto -> cpu"), std::string::npos) << loud.out;
+}
+
+// --roof-probe: the read bandwidth beside each timed repetition, and decode's
+// weight reads (weight_bytes x decode tokens/s) over the higher of the two.
+TEST_F(Cli, RoofProbeMeasuresBesideEachRepetition) {
+  const std::string args = "--model-path " + FixtureModel("mha_tied_f32") +
+                           " --prompt hi --max-gen-len 4 --ignore-eos --warmup 1 --repetitions 2 --output-dir " +
+                           out_.path();
+  const RunResult r = RunCli(args + " --roof-probe");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("of the read bandwidth measured beside it"), std::string::npos) << r.out;
+  const json j = ReadJson(Results());
+  const double bytes = j["model"]["weight_bytes"].get<double>();
+  const json& run = j["runs"][0];
+  ASSERT_EQ(run["repetitions"].size(), 2u);  // the warm-up is not probed
+  for (const json& rep : run["repetitions"]) {
+    const double before = rep["read_gbps_before"].get<double>(), after = rep["read_gbps_after"].get<double>();
+    EXPECT_GT(before, 0.1);
+    EXPECT_GT(after, 0.1);
+    const double reads = rep["decode_weight_read_gbps"].get<double>();
+    EXPECT_NEAR(reads, bytes * rep["decode_tokens_per_sec"].get<double>() / 1e9, 1e-9 * reads);
+    EXPECT_NEAR(rep["decode_of_read_beside"].get<double>(), reads / std::max(before, after), 1e-9);
+  }
+  EXPECT_EQ(run["read_roof_beside"]["decode_fraction"]["n"], 2);
+  EXPECT_EQ(run["read_roof_beside"]["before_gbps"]["n"], 2);
+  // Without the flag: decode's reads, no probe.
+  const RunResult plain = RunCli(args);
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  const json p = ReadJson(Results());
+  EXPECT_GT(p["runs"][0]["decode_weight_read_gbps"].get<double>(), 0);
+  EXPECT_FALSE(p["runs"][0].contains("read_roof_beside"));
+  EXPECT_FALSE(p["runs"][0]["repetitions"][0].contains("read_gbps_before"));
+  EXPECT_EQ(plain.out.find("measured beside it"), std::string::npos);
 }
 
 TEST_F(Cli, SeedFixesDummyWeightsAndSampling) {
