@@ -4,6 +4,7 @@
 // $XDG_CACHE_HOME/llama-speedbench/calibration.json (else ~/.cache/...).
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "core/aligned_buffer.h"
@@ -24,6 +25,11 @@ struct Calibration {
   int threads = 0;
   std::string key;            // what the cache entry is valid for
   std::string source;         // "measured" or "cache:<path>"
+  // --roof-probe with --profile: the read bandwidth right before and right
+  // after the profiled run (0: not measured; never cached). Memory-bound
+  // verdicts give their share of the higher too.
+  double read_before_run_gbps = 0, read_after_run_gbps = 0;
+  double ReadBesideRunGbps() const { return std::max(read_before_run_gbps, read_after_run_gbps); }
 };
 
 // The measured peak of the unit (0 when unknown).

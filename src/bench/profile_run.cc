@@ -94,9 +94,11 @@ Result<ProfileRunResult> RunProfiled(LlamaModel& model, ThreadPool& pool, const 
     Attach attach(model, pool, &profiler);
     GenerationOptions go = GenerationOptionsFor(test, options);
     go.profile_step = [&](int step) { return schedule.Records(step); };
+    if (options.read_probe) r.calibration.read_before_run_gbps = options.read_probe();
     profiler.set_active(true);
     auto g = GenerateBatch(model, test.BatchPrompts(), go, test.shared_prompt);
     profiler.set_active(false);
+    if (options.read_probe) r.calibration.read_after_run_gbps = options.read_probe();
     if (!g.ok()) return g.status();
     if (model.device()) LLM_RETURN_IF_ERROR(model.device()->FlushTrace());  // GPU activity into the profiler
   }

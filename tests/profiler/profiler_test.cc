@@ -311,5 +311,60 @@ TEST(ProfiledBatch, ProjectionVerdictMovesFromMemoryToComputeBoundAsTheBatchGrow
   }
 }
 
+// --roof-probe with --profile: the bandwidth read right before and after the
+// profiled run, and memory-bound verdicts against it as well as against the
+// cached best (on a shared machine that best may not have been there to take).
+TEST(ProfiledBatch, RoofProbeBesideTheProfiledRunJudgesMemoryBoundOperatorsAgainstIt) {
+  auto config = ParseLlamaConfig(R"({"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
+      "num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":8,"vocab_size":512})", "probe-profile");
+  ASSERT_TRUE(config.ok());
+  ThreadPool pool(2);
+  auto backend = MakeCpuBackend(&pool);
+  auto weights = MakeDummyWeights(config.value(), DType::kF32, 3, &pool);
+  ASSERT_TRUE(weights.ok());
+  ModelOptions mo;
+  mo.max_seq_len = 32;
+  auto model = LlamaModel::Create(config.value(), std::move(weights.value()), backend.get(), mo);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const std::vector<double> script = {0.003, 0.002};  // before, after: far below any op's reads
+  size_t calls = 0;
+  BenchOptions options;
+  options.read_probe = [&] { return script.at(calls++); };
+  testing::TempDir dir;
+  auto r = RunProfiled(*model.value(), pool, BenchTest{"p", {1, 7, 9, 11}, 6, true}, options, ProfileSchedule{},
+                       dir.path(), "test\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(calls, 2u);
+  EXPECT_EQ(r->calibration.read_before_run_gbps, 0.003);
+  EXPECT_EQ(r->calibration.read_after_run_gbps, 0.002);
+  // A cached best no run reaches (250 GB/s, balance 4 FLOP per byte): one-row
+  // projections are memory-bound far below it, and at the roof beside the run.
+  Calibration cal;
+  cal.read_gbps = 250;
+  cal.fma_gflops = 1000;
+  cal.threads = 2;
+  cal.source = "fixed by the test";
+  const std::string plain = FormatProfileStats(r->summary, cal, "test\n");
+  cal.read_before_run_gbps = r->calibration.read_before_run_gbps;
+  cal.read_after_run_gbps = r->calibration.read_after_run_gbps;
+  const std::string beside = FormatProfileStats(r->summary, cal, "test\n");
+  EXPECT_EQ(plain.find("read beside this run"), std::string::npos);
+  EXPECT_EQ(plain.find("at the bandwidth roof"), std::string::npos) << plain;
+  EXPECT_NE(beside.find("Read bandwidth beside this run (--roof-probe): 0.0 GB/s before"), std::string::npos) << beside;
+  EXPECT_NE(beside.find("GB/s read beside this run"), std::string::npos) << beside;
+  EXPECT_NE(beside.find("at the bandwidth roof"), std::string::npos) << beside;
+  const auto stats = nlohmann::json::parse(ProfileStatsJson(r->summary, cal));
+  EXPECT_EQ(stats["calibration"]["read_after_run_gbps"], 0.002);
+  bool found = false;
+  for (const auto& op : stats["phases"]["decode"]["operators"]) {
+    if (op["name"] != "attention.q_proj") continue;
+    found = true;
+    ASSERT_EQ(op["bound"], "memory") << op.dump();
+    EXPECT_NEAR(op["fraction_of_read_beside"].get<double>(), op["gbytes_per_s"].get<double>() / 0.003,
+                1e-9 * op["fraction_of_read_beside"].get<double>());
+  }
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 }  // namespace llm
