@@ -117,12 +117,18 @@ def main():
 
     os.makedirs(args.gguf_dir, exist_ok=True)
     f16 = os.path.join(args.gguf_dir, f"{args.arch}-F16.gguf")
-    if not os.path.exists(f16):
-        write_gguf(f16 + ".part", args.arch, "float16")
-        os.replace(f16 + ".part", f16)
+
+    def need_f16():
+        # Written only when a file to make (or F16 itself) needs it: Llama-2-7B's is 13.5 GB.
+        if not os.path.exists(f16):
+            write_gguf(f16 + ".part", args.arch, "float16")
+            os.replace(f16 + ".part", f16)
+
     files = {}
     for t in args.types.split(","):
         path = os.path.join(args.gguf_dir, f"{args.arch}-{t}.gguf")
+        if t == "F16" or (t not in ("BF16", "F32") and not os.path.exists(path)):
+            need_f16()
         if t in ("BF16", "F32") and not os.path.exists(path):
             write_gguf(path + ".part", args.arch, FLOAT_FILES[t])
             os.replace(path + ".part", path)
