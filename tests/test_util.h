@@ -16,8 +16,18 @@
 #include "core/dtype.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
+#include "model/llama_model.h"
+#include "model/weights.h"
 
 namespace llm::testing {
+
+// A model of config.json text `config_json` with random float32 weights (seed 3) on `backend`.
+inline Result<std::unique_ptr<LlamaModel>> RandomModel(const std::string& config_json, ThreadPool* pool,
+                                                       KernelBackend* backend, const ModelOptions& options) {
+  LLM_ASSIGN_OR_RETURN(LlamaConfig config, ParseLlamaConfig(config_json, "test"));
+  LLM_ASSIGN_OR_RETURN(ModelWeights weights, MakeDummyWeights(config, DType::kF32, 3, pool));
+  return LlamaModel::Create(config, std::move(weights), backend, options);
+}
 
 // A shell command line's exit code, and its stdout and stderr together
 // (redirections inside the command apply).

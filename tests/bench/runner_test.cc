@@ -9,7 +9,7 @@
 #include "bench/report.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
-#include "model/weights.h"
+#include "test_util.h"
 
 namespace llm {
 namespace {
@@ -17,16 +17,13 @@ namespace {
 // A scripted probe: each repetition gets its own (before, after) pair, and
 // the fraction must use the higher of the two, whichever side it is on.
 TEST(RoofProbe, ReadBesideEachTimedRepetitionAndDecodeOverTheHigherReading) {
-  auto config = ParseLlamaConfig(R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,
-      "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":96})", "roof-probe");
-  ASSERT_TRUE(config.ok());
+  const std::string config_json = R"({"model_type":"llama","hidden_size":64,"intermediate_size":128,
+      "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":96})";
   ThreadPool pool(2);
   auto backend = MakeCpuBackend(&pool);
-  auto weights = MakeDummyWeights(config.value(), DType::kF32, 5, &pool);
-  ASSERT_TRUE(weights.ok());
   ModelOptions mo;
   mo.max_seq_len = 32;
-  auto model = LlamaModel::Create(config.value(), std::move(weights.value()), backend.get(), mo);
+  auto model = testing::RandomModel(config_json, &pool, backend.get(), mo);
   ASSERT_TRUE(model.ok()) << model.status().message();
 
   const std::vector<double> script = {10, 40, 30, 20};  // rep 0: after is higher; rep 1: before
@@ -55,7 +52,7 @@ TEST(RoofProbe, ReadBesideEachTimedRepetitionAndDecodeOverTheHigherReading) {
   EXPECT_DOUBLE_EQ(r.reps[1].decode_of_read_beside, r.reps[1].decode_read_gbps / 30);
 
   RunInfo info;
-  info.config = config.value();
+  info.config = model.value()->config();
   const nlohmann::json j = nlohmann::json::parse(ResultsJson(results.value(), info));
   const nlohmann::json& run = j["runs"][0];
   EXPECT_DOUBLE_EQ(run["repetitions"][1]["read_gbps_before"].get<double>(), 30);

@@ -269,10 +269,10 @@ namespace {
 // more rows: with a fixed calibration (balance 100 / 25 = 4 FLOP per byte),
 // a float32 projection (2 FLOPs per 4-byte weight per row) is memory-bound at
 // B = 1 (0.5 FLOP/byte) and compute-bound at B = 16 (8 FLOP/byte).
+const char* const kBatchProfileConfig = R"({"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
+    "num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":8,"vocab_size":512})";
+
 TEST(ProfiledBatch, ProjectionVerdictMovesFromMemoryToComputeBoundAsTheBatchGrows) {
-  auto config = ParseLlamaConfig(R"({"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
-      "num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":8,"vocab_size":512})", "batch-profile");
-  ASSERT_TRUE(config.ok());
   ThreadPool pool(2);
   auto backend = MakeCpuBackend(&pool);
   Calibration fixed;
@@ -282,12 +282,10 @@ TEST(ProfiledBatch, ProjectionVerdictMovesFromMemoryToComputeBoundAsTheBatchGrow
   fixed.source = "fixed by the test";
   std::map<int, nlohmann::json> decode_ops;
   for (int batch : {1, 16}) {
-    auto weights = MakeDummyWeights(config.value(), DType::kF32, 3, &pool);
-    ASSERT_TRUE(weights.ok());
     ModelOptions mo;
     mo.max_seq_len = 32;
     mo.max_sequences = batch;
-    auto model = LlamaModel::Create(config.value(), std::move(weights.value()), backend.get(), mo);
+    auto model = testing::RandomModel(kBatchProfileConfig, &pool, backend.get(), mo);
     ASSERT_TRUE(model.ok()) << model.status().message();
     BenchTest test{"b", {1, 7, 9, 11}, 6, true};
     test.batch_size = batch;
@@ -315,16 +313,11 @@ TEST(ProfiledBatch, ProjectionVerdictMovesFromMemoryToComputeBoundAsTheBatchGrow
 // profiled run, and memory-bound verdicts against it as well as against the
 // cached best (on a shared machine that best may not have been there to take).
 TEST(ProfiledBatch, RoofProbeBesideTheProfiledRunJudgesMemoryBoundOperatorsAgainstIt) {
-  auto config = ParseLlamaConfig(R"({"model_type":"llama","hidden_size":1024,"intermediate_size":2816,
-      "num_hidden_layers":2,"num_attention_heads":8,"num_key_value_heads":8,"vocab_size":512})", "probe-profile");
-  ASSERT_TRUE(config.ok());
   ThreadPool pool(2);
   auto backend = MakeCpuBackend(&pool);
-  auto weights = MakeDummyWeights(config.value(), DType::kF32, 3, &pool);
-  ASSERT_TRUE(weights.ok());
   ModelOptions mo;
   mo.max_seq_len = 32;
-  auto model = LlamaModel::Create(config.value(), std::move(weights.value()), backend.get(), mo);
+  auto model = testing::RandomModel(kBatchProfileConfig, &pool, backend.get(), mo);
   ASSERT_TRUE(model.ok()) << model.status().message();
   const std::vector<double> script = {0.003, 0.002};  // before, after: far below any op's reads
   size_t calls = 0;
