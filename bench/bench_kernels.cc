@@ -22,19 +22,18 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <cstring>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/dtype.h"
-#include "core/quant.h"
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
 #include "kernels/ops.h"
+#include "quant_matrices.h"
 
 namespace llm {
 namespace {
@@ -166,16 +165,7 @@ void BM_MatMul_Quant(benchmark::State& state) {
   AlignedBuffer w;
   w.Allocate(matrix_bytes * copies);
   auto* bytes = static_cast<uint8_t*>(w.data());
-  for (size_t i = 0; i < matrix_bytes * copies; ++i) bytes[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
-  // Small normal f16 scales where the format keeps them (random bits there could be NaN).
-  const auto type = static_cast<GgmlType>(DTypeGgmlType(dtype));
-  const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(type));
-  int offsets[2];
-  const int num_halves = GgmlHalfFieldOffsets(type, offsets);
-  const uint16_t scale = F32ToF16(0.01f);
-  for (size_t b = 0; b < matrix_bytes * copies / info->type_size; ++b) {
-    for (int f = 0; f < num_halves; ++f) std::memcpy(bytes + b * info->type_size + offsets[f], &scale, 2);
-  }
+  FillQuantBytes(bytes, matrix_bytes * copies, dtype);
   std::vector<float> x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
   // As a model does at load: the backend may keep its own layout (Q4_0 and Q8_0 on VNNI: 16-row groups).

@@ -11,26 +11,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/calibration.h"
+#include "bench/stats.h"
 #include "core/aligned_buffer.h"
 #include "core/dtype.h"
-#include "core/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/ops.h"
+#include "quant_matrices.h"
 
 namespace llm {
 namespace {
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 // A type's matrices: enough copies of K x N to stream from memory (256 MiB),
 // in the backend's decode layout as a model prepares them.
@@ -44,12 +38,12 @@ struct Matrices {
 int Run(int argc, char** argv) {
   int rounds = 60, pause_ms = 300, threads = 0;
   int64_t K = 2048, N = 5632;
-  std::string types = "q8_0,q4_0,q4_k";
+  std::vector<std::string> names = {"q8_0", "q4_0", "q4_k"};
   CLI::App app{"read probe and quantized decode GEMVs from memory, alternated (pairs one moment apart)"};
   app.add_option("--rounds", rounds, "probe, every type, probe: this many times");
   app.add_option("--k", K, "columns (the reduction)");
   app.add_option("--n", N, "rows");
-  app.add_option("--types", types, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ...)");
+  app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ...)")->delimiter(',');
   app.add_option("--pause-ms", pause_ms, "sleep between rounds, so that rounds sample different minutes");
   app.add_option("--threads", threads, "0: all available");
   CLI11_PARSE(app, argc, argv);
@@ -61,11 +55,7 @@ int Run(int argc, char** argv) {
   }
   auto backend = MakeCpuBackend(&pool);
   std::vector<Matrices> mats;
-  std::vector<std::string> names;
-  for (size_t at = 0; at <= types.size();) {
-    const size_t comma = std::min(types.find(',', at), types.size());
-    const std::string name = types.substr(at, comma - at);
-    at = comma + 1;
+  for (const std::string& name : names) {
     DType dt;
     if (!ParseWeightDType(name, &dt) || !IsQuantized(dt)) {
       std::fprintf(stderr, "error: --types: '%s' is not a quantized type\n", name.c_str());
@@ -80,19 +70,8 @@ int Run(int argc, char** argv) {
     m.matrix_bytes = DTypeRowBytes(dt, K) * static_cast<size_t>(N);
     m.copies = static_cast<int>((size_t{256} << 20) / m.matrix_bytes + 1);
     m.bytes.Allocate(m.matrix_bytes * m.copies);
-    auto* b = static_cast<uint8_t*>(m.bytes.data());
-    for (size_t i = 0; i < m.matrix_bytes * m.copies; ++i) b[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
-    // Small normal f16 scales where the format keeps them (random bits there could be NaN).
-    const auto type = static_cast<GgmlType>(DTypeGgmlType(dt));
-    const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(type));
-    int offsets[2];
-    const int halves = GgmlHalfFieldOffsets(type, offsets);
-    const uint16_t scale = F32ToF16(0.01f);
-    for (size_t blk = 0; blk < m.matrix_bytes * m.copies / info->type_size; ++blk) {
-      for (int f = 0; f < halves; ++f) std::memcpy(b + blk * info->type_size + offsets[f], &scale, 2);
-    }
+    FillQuantBytes(static_cast<uint8_t*>(m.bytes.data()), m.matrix_bytes * m.copies, dt);
     mats.push_back(std::move(m));
-    names.push_back(name);
   }
   size_t reserve = 0;
   for (const Matrices& m : mats) {
@@ -153,8 +132,8 @@ int Run(int argc, char** argv) {
     }
     if (these.empty()) continue;
     std::printf("%s: %zu rounds, roof median %.1f GB/s;", fast ? "roof >= 80% of the best" : "slower rounds",
-                these.size(), Median(these));
-    for (size_t t = 0; t < mats.size(); ++t) std::printf(" %s %.0f%%", names[t].c_str(), 100 * Median(f[t]));
+                these.size(), ComputeStats(these).median);
+    for (size_t t = 0; t < mats.size(); ++t) std::printf(" %s %.0f%%", names[t].c_str(), 100 * ComputeStats(f[t]).median);
     std::printf(" of the roof beside (median)\n");
   }
   return 0;

@@ -84,6 +84,7 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
     br.sequence_prompt_ids = test.BatchPrompts();
     br.pp = static_cast<int>(test.prompt.size());
     br.tg = test.max_new_tokens;
+    br.read_probed = static_cast<bool>(options.read_probe);
     std::vector<double> itl;
     for (int64_t run = 0; run < total_runs; ++run) {
       const bool warmup = run < options.warmup;
@@ -113,7 +114,6 @@ Result<std::vector<BenchResult>> RunBenchmark(LlamaModel& model, const Tokenizer
       // Over the higher of the two: the fraction errs low, not high.
       const double roof = std::max(read_before, read_after);
       rep.decode_of_read_beside = roof > 0 ? rep.decode_read_gbps / roof : 0;
-      br.read_probed = probe;
       const GenerationResult& g = b.sequences[0];
       itl.insert(itl.end(), g.token_latencies_s.begin(), g.token_latencies_s.end());
       br.generated_ids = g.tokens;

@@ -85,7 +85,7 @@ struct BenchResult {
   int pp = 0, tg = 0, n_kv = 0;  // prompt tokens per sequence, tokens generated per sequence
   Stats total_tokens_per_sec, t_pp_s, s_pp, t_tg_s, s_tg, t_s, s;
   Stats decode_read_gbps, read_gbps_before, read_gbps_after, decode_of_read_beside;  // over the repetitions
-  bool read_probed = false;
+  bool read_probed = false;  // BenchOptions::read_probe was set: the read_gbps_* figures are readings
   size_t kv_cache_bytes = 0;       // the KV cache of batch_size sequences at --max-seq-len
   size_t kv_cache_used_bytes = 0;  // of the positions they filled (last repetition)
 };

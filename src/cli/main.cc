@@ -622,7 +622,7 @@ int Run(const Flags& f) {
   info.top_k = f.top_k;
   info.top_p = f.top_p;
   info.load_time_s = lm.load_time_s;
-  info.weight_bytes = m.weights().DecodeBytesPerToken(lm.config);
+  info.weight_bytes = bo.decode_bytes_per_step;
   info.weight_bytes_total = m.weights().TotalBytes();
   info.kv_cache_bytes = m.kv_cache_bytes();
   size_t longest = 0;
