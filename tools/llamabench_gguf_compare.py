@@ -18,7 +18,12 @@ llama-bench and llama-quantize come from the llama.cpp source llama-cpp-python s
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36
     (untar; cd vendor/llama.cpp)
     cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF && cmake --build build -j2 --target llama-bench llama-quantize
-On AMX Xeons add -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF (README).
+On AMX Xeons llama.cpp's AMX kernels die with SIGILL (README), and -DGGML_NATIVE=ON with
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF still did on 2026-12-07 (its
+-march=native turns the AMX code back on); what ran there:
+    cmake -B build -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+        -DLLAMA_CURL=OFF "-DCMAKE_C_FLAGS=-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+        "-DCMAKE_CXX_FLAGS=-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
     tools/llamabench_gguf_compare.py --llama-cpp-bin DIR/build/bin --arch tinyllama-1.1b \
         --types Q8_0,Q4_0,Q4_K_M --rounds 2
