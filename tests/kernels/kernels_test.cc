@@ -169,6 +169,23 @@ TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   }
 }
 
+// The softmax's row maximum (vector accumulators and a scalar tail): exact,
+// wherever the maximum sits, for every length around the vector widths.
+TEST_P(KernelsTest, MaxOfFindsTheMaximumWhereverItIs) {
+  EXPECT_EQ(simd::MaxOf(nullptr, 0), -INFINITY);
+  for (int64_t n : {1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 257, 1000}) {
+    auto x = Random(static_cast<size_t>(n));
+    for (auto& v : x) v -= 10.0f;  // all negative: a zero-initialised maximum would be wrong
+    for (int64_t at : {int64_t{0}, n / 3, n / 2, n - 1}) {
+      std::vector<float> y = x;
+      y[at] = -1.5f;
+      float want = -INFINITY;
+      for (float v : y) want = std::max(want, v);
+      ASSERT_EQ(simd::MaxOf(y.data(), n), want) << "n=" << n << " max at " << at;
+    }
+  }
+}
+
 TEST_P(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
   for (size_t n : {1, 7, 8, 9, 100, 4097}) {
     auto g = Random(n, 4.0f), u = Random(n);

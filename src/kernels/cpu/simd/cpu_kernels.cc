@@ -1913,9 +1913,23 @@ void Scale(float alpha, float* y, int64_t n) {
   for (; i < n; ++i) y[i] *= alpha;
 }
 
+// Four vector maxima in flight: the scalar loop GCC made of std::max was one
+// dependent maxss per element, 4.3% of a bfloat16 TinyLlama pp512 (perf, Xeon
+// with AMX), as much as a sixth of the projections' tile time.
 float MaxOf(const float* x, int64_t n) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+  const DF df;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  VF m0 = hn::Set(df, -INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    m0 = hn::Max(m0, hn::LoadU(df, x + i));
+    m1 = hn::Max(m1, hn::LoadU(df, x + i + L));
+    m2 = hn::Max(m2, hn::LoadU(df, x + i + 2 * L));
+    m3 = hn::Max(m3, hn::LoadU(df, x + i + 3 * L));
+  }
+  for (; i + L <= n; i += L) m0 = hn::Max(m0, hn::LoadU(df, x + i));
+  float m = hn::GetLane(hn::MaxOfLanes(df, hn::Max(hn::Max(m0, m1), hn::Max(m2, m3))));
+  for (; i < n; ++i) m = std::max(m, x[i]);
   return m;
 }
 
