@@ -25,6 +25,8 @@ SdpaWork SdpaCost(const AttentionArgs& a) {
   w.total.m = static_cast<int32_t>(T);
   w.total.n = static_cast<int32_t>(H);
   w.total.k = static_cast<int32_t>(ctx_max);
+  w.fused = w.total;
+  w.fused.bytes = 4 * (2 * kvh * ctx_max * hd + 2 * T * H * hd);
   return w;
 }
 

@@ -63,6 +63,10 @@ struct AttentionArgs {
 // weighted sum 2*H*hd*ctx FLOPs and reads V once per KV head.
 struct SdpaWork {
   OpCost scores, softmax, weighted_sum, total;
+  // The three run back to back per block of query rows (sdpa.fused): the
+  // same FLOPs, but the scores stay in the worker's cache, so memory sees
+  // only K and V read and the queries read and outputs written.
+  OpCost fused;
 };
 SdpaWork SdpaCost(const AttentionArgs& args);
 

@@ -17,6 +17,7 @@
 #include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
 #include "kernels/ops.h"
+#include "profiler/profiler.h"
 #include "test_util.h"
 
 namespace llm {
@@ -761,7 +762,16 @@ void ExpectBf16AttentionMatchesReference(ComputeUnit unit) {
     args.out = a.data();
     ref->Attention(args);
     args.out = b.data();
+    Profiler profiler(1, 16);
+    profiler.set_active(true);
+    cpu->set_profiler(&profiler);
     cpu->Attention(args);
+    cpu->set_profiler(nullptr);
+    // One fused scope, costed without the score round trip it avoids.
+    ASSERT_EQ(profiler.events(0).size(), 1u);
+    EXPECT_EQ(profiler.events(0)[0].op, Op::kSdpaFused);
+    EXPECT_EQ(profiler.events(0)[0].cost.bytes, SdpaCost(args).fused.bytes);
+    EXPECT_EQ(profiler.events(0)[0].cost.unit, unit);
     const double err = testing::RelErr(b.data(), a.data(), a.size());
     std::printf("  tokens %d start %d heads %d/%d hd %d: rel err %.2e\n", sh.tokens, sh.start, sh.heads, sh.kv_heads,
                 sh.hd, err);

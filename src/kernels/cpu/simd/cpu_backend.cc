@@ -445,7 +445,7 @@ class CpuBackend final : public KernelBackend {
   // KV head are rounded to bf16 once per call and shared by its blocks. The
   // profile shows the fused work as one operator, `sdpa.fused`.
   void AttentionBf16(const AttentionArgs& a, ComputeUnit unit) {
-    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).total, unit));
+    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).fused, unit));
     const Bf16Gemm gemm = Bf16GemmOn(unit);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
