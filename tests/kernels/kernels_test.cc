@@ -780,6 +780,47 @@ void ExpectBf16AttentionMatchesReference(ComputeUnit unit) {
   }
 }
 
+// Prefill attention's fused softmax row: every p against float64's exp
+// within the bf16 rounding it is stored with (2^-8 relative, plus the
+// polynomial's 1e-6), the returned sum against the float64 sum within 1e-6,
+// zeros from `seen` to the padded end, and underflow (scores 200 below the
+// maximum) to exactly zero.
+TEST(Bf16Dots, SoftmaxRowToBf16MatchesExpWithinBf16Rounding) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.0f, 4.0f);
+  for (int64_t seen : {1, 2, 15, 16, 17, 31, 32, 33, 100, 511, 512}) {
+    const float scale = 0.125f;
+    std::vector<float> s(seen);
+    for (auto& v : s) v = d(rng);
+    if (seen > 2) s[1] = s[0] - 200.f / scale;  // exp underflows to zero
+    const int64_t padded = (seen + 31) / 32 * 32 + 32;
+    std::vector<uint16_t> out(padded, 0xffff);
+    const float sum = amx::SoftmaxRowToBf16(s.data(), seen, scale, padded, out.data());
+    const double max = *std::max_element(s.begin(), s.end());
+    double want_sum = 0;
+    for (int64_t j = 0; j < seen; ++j) {
+      const double p = std::exp(static_cast<double>(scale) * (s[j] - max));
+      want_sum += p;
+      float got;
+      ConvertFloats(&out[j], DType::kBF16, &got, DType::kF32, 1);
+      ASSERT_NEAR(got, p, p * (std::ldexp(1.0, -8) + 1e-6) + 1e-30) << "seen " << seen << " j " << j;
+    }
+    EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << "seen " << seen;
+    if (seen > 2) EXPECT_EQ(out[1], 0) << "underflow";
+    for (int64_t j = seen; j < padded; ++j) ASSERT_EQ(out[j], 0) << "padding at " << j;
+  }
+  // Exponents half-way between integers, where the polynomial errs most:
+  // the float32 sum still within 1e-6 (dropping its f^6 term fails this).
+  const float scale = 0.125f;
+  std::vector<float> s(64, 0.f);
+  for (int64_t j = 1; j < 64; ++j) s[j] = -static_cast<float>(j % 4 + 0.5) / (scale * 1.44269504f);
+  std::vector<uint16_t> out(128);
+  double want_sum = 0;
+  for (float v : s) want_sum += std::exp(static_cast<double>(scale) * v);
+  EXPECT_NEAR(amx::SoftmaxRowToBf16(s.data(), 64, scale, 128, out.data()), want_sum, 1e-6 * want_sum);
+}
+
 // Fused prefill attention of a bf16 model on AMX (Q, K, P, V rounded to
 // bf16): against the float64 reference, the error of one bf16 rounding per
 // input (2^-9 relative) summed over the products; bounded at 1e-2 of the

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -582,6 +583,68 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void GemvBf16Dots(const u
     y[n] = SumLanes(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + (bias ? bias[n] : 0.f);
   }
 }
+
+// GCC 12 warns that _mm512_max_ps's own undefined pass-through operand is
+// used uninitialized: a false positive (as for the unpacks above).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+namespace {
+
+// exp(t * ln 2) for t <= 0: 2^round(t) (VSCALEFPS, which flushes far below
+// float's range to zero) times 2^f, f in [-1/2, 1/2], by its Taylor series to
+// f^6 (truncation below 2.4e-7 relative).
+__attribute__((target("avx512f"))) inline __m512 Exp2(__m512 t) {
+  t = _mm512_max_ps(t, _mm512_set1_ps(-160.f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5403530e-4f);  // ln2^6 / 720
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558e-3f));  // ln2^5 / 120
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));  // ln2^4 / 24
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));  // ln2^3 / 6
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));  // ln2^2 / 2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));  // ln2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
+}  // namespace
+
+// The scale and log2(e) fold into one multiplier: p = 2^((s - max) * scale * log2 e).
+__attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) float SoftmaxRowToBf16(const float* s, int64_t seen,
+                                                                                    float scale, int64_t padded,
+                                                                                    uint16_t* out) {
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+  int64_t j = 0;
+  for (; j + 32 <= seen; j += 32) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + j));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + j + 16));
+  }
+  for (; j < seen; j += 16) {
+    const __mmask16 m = seen - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (seen - j)) - 1);
+    m0 = _mm512_mask_max_ps(m0, m, m0, _mm512_maskz_loadu_ps(m, s + j));
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, _mm512_max_ps(m0, m1));
+  const float max = *std::max_element(lanes, lanes + 16);
+  const __m512 k = _mm512_set1_ps(scale * 1.44269504f);
+  const __m512 shift = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  for (j = 0; j < seen; j += 16) {
+    const __mmask16 m = seen - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (seen - j)) - 1);
+    const __m512 p = _mm512_maskz_mov_ps(m, Exp2(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), shift), k)));
+    sum = _mm512_add_ps(sum, p);
+    const __m256bh h = _mm512_cvtneps_pbh(p);
+    _mm256_mask_storeu_epi16(out + j, m, reinterpret_cast<const __m256i&>(h));
+  }
+  std::fill(out + seen, out + padded, uint16_t{0});
+  return SumLanes(sum);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 __attribute__((target("amx-tile,amx-bf16"))) double PeakProbe(int64_t iterations) {
   alignas(64) static const uint16_t zeros[16 * 32] = {};

@@ -103,6 +103,15 @@ void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t
 void RoundToBf16(const float* x, int64_t K, uint16_t* xb);
 void GemvBf16Dots(const uint16_t* xb, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias, float* y);
 
+// One row of prefill attention's softmax, fused with the rounding that
+// feeds P·V: p[j] = exp(scale * (s[j] - max(s[0, seen)))) for j < seen,
+// rounded to bfloat16 (round to nearest even) into out[j], zero in
+// [seen, padded); returns the float32 sum of the p (before rounding). exp is
+// a degree-6 polynomial of 2^f on [-1/2, 1/2] and a VSCALEFPS: relative
+// error below 1e-6, far inside the bf16 rounding that follows. Needs AVX-512
+// (AmxBf16Usable() or Bf16DotsUsable()); scale > 0.
+float SoftmaxRowToBf16(const float* s, int64_t seen, float scale, int64_t padded, uint16_t* out);
+
 // Machine probe: `iterations` rounds of 4 independent tile products held in
 // registers (16 x 16 x 32 each); returns the FLOPs done.
 double PeakProbe(int64_t iterations);
