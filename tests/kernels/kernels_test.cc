@@ -807,7 +807,9 @@ TEST(Bf16Dots, SoftmaxRowToBf16MatchesExpWithinBf16Rounding) {
       ASSERT_NEAR(got, p, p * (std::ldexp(1.0, -8) + 1e-6) + 1e-30) << "seen " << seen << " j " << j;
     }
     EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << "seen " << seen;
-    if (seen > 2) EXPECT_EQ(out[1], 0) << "underflow";
+    if (seen > 2) {
+      EXPECT_EQ(out[1], 0) << "underflow";
+    }
     for (int64_t j = seen; j < padded; ++j) ASSERT_EQ(out[j], 0) << "padding at " << j;
   }
   // Exponents half-way between integers, where the polynomial errs most:

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/dtype.h"
 #include "kernels/cpu/simd/cpu_kernels.h"
 
 namespace llm {
@@ -467,9 +468,11 @@ namespace {
 // PaddedRows(M)), and C = x_hi W_hi + x_lo W_hi (the 2P rows against the hi
 // panels) + x_hi W_lo (the first P rows again, against the lo panels). The
 // fourth product, x_lo W_lo, is ~2^-16 of each product and left out.
+// prepacked: W's panels packed once over packed_depth (PrepackRows /
+// PrepackColumns), w.data unused and w.cols the depth read.
 template <bool kSplitF16, bool kDots>
 void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-          float* y, void* scratch, int64_t ldw) {
+          float* y, void* scratch, int64_t ldw, const uint32_t* prepacked = nullptr, int64_t packed_depth = 0) {
   const int64_t K = w.cols, N = w.rows;
   if (ldw == 0) ldw = K;
   const int64_t padded_depth = PaddedDepth(K);
@@ -488,7 +491,14 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
     const int64_t num_panels = (cols + kBlock - 1) / kBlock;
     for (int64_t k0 = 0; k0 < padded_depth; k0 += kPassDepth) {
       const int64_t steps = std::min(kPassDepth, padded_depth - k0) / kTileDepth;
-      for (int64_t p = 0; p < num_panels; ++p) {
+      // The pass's panels: packed here into scratch, or already packed.
+      const uint32_t* pass_panels = panels;
+      int64_t panel_stride = static_cast<int64_t>(panel_pairs);
+      if (prepacked != nullptr) {
+        panel_stride = PaddedDepth(packed_depth) * kBlock / 2;
+        pass_panels = prepacked + n0 / kBlock * panel_stride + k0 / kTileDepth * 512;
+      }
+      for (int64_t p = 0; prepacked == nullptr && p < num_panels; ++p) {
         const int64_t valid = std::min(kBlock, n_end - n0 - p * kBlock);
         if (kSplitF16) {
           PackPanelF16(wb, K, ldw, n0 + p * kBlock, valid, k0, steps, panels + p * panel_pairs,
@@ -504,18 +514,18 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
           float* c = acc + t * acc_cols + p * kBlock;
           if (kDots) {
             // Rows past M are padding (zero in A): skipped, as C's rows past M are never read.
-            DotBlock(a, RowStride(K), pass_panels + p * panel_pairs, steps, std::min(kBlock, rows_left), accumulate,
+            DotBlock(a, RowStride(K), pass_panels + p * panel_stride, steps, std::min(kBlock, rows_left), accumulate,
                      c, acc_cols);
           } else if (rows_left > 16) {
-            PanelBlock<2>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
+            PanelBlock<2>(a, lda_bytes, pass_panels + p * panel_stride, steps, accumulate, c, acc_cols * 4);
           } else {
-            PanelBlock<1>(a, lda_bytes, pass_panels + p * panel_pairs, steps, accumulate, c, acc_cols * 4);
+            PanelBlock<1>(a, lda_bytes, pass_panels + p * panel_stride, steps, accumulate, c, acc_cols * 4);
           }
         }
       };
       for (int64_t t = 0; t < a_rows; t += kBlock) {
         const int64_t rows_left = kSplitF16 ? (t < lo_rows ? M - t : M - (t - lo_rows)) : M - t;
-        rows_against(t, rows_left, panels, k0 > 0);
+        rows_against(t, rows_left, pass_panels, k0 > 0);
       }
       if (kSplitF16) {
         for (int64_t t = 0; t < M; t += kBlock) rows_against(t, M - t, panels_lo, true);
@@ -548,6 +558,51 @@ void GemmBf16Dots(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_beg
 void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
                   const float* bias, float* y, void* scratch) {
   Gemm<true, false>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
+}
+
+void GemmBf16Prepacked(const uint16_t* xb, int64_t M, const uint32_t* packed, int64_t K, int64_t k_used,
+                       int64_t n_begin, int64_t n_end, float* y, int64_t ldy, void* scratch, bool dots) {
+  const MatView w{nullptr, DType::kBF16, ldy, k_used};  // Gemm's y rows are w.rows apart
+  if (dots) {
+    Gemm<false, true>(xb, M, w, n_begin, n_end, nullptr, y, scratch, 0, packed, K);
+  } else {
+    Gemm<false, false>(xb, M, w, n_begin, n_end, nullptr, y, scratch, 0, packed, K);
+  }
+}
+
+// The panel layout (see PackPanel): panel p, step s, half h, pair r, column c
+// holds W[32p + 16h + c][32s + 2r] | W[..][32s + 2r + 1] << 16. Plain loops:
+// a KV head's K and V are packed once per layer (~0.1% of the attention's
+// products).
+namespace {
+template <class At>
+void Prepack(At at, int64_t N, int64_t K, uint32_t* packed) {
+  const int64_t steps = PaddedDepth(K) / kTileDepth;
+  for (int64_t p = 0; p < (N + kBlock - 1) / kBlock; ++p) {
+    for (int64_t st = 0; st < steps; ++st) {
+      for (int64_t h = 0; h < 2; ++h) {
+        for (int64_t r = 0; r < 16; ++r) {
+          uint32_t* dst = packed + (p * steps + st) * 512 + h * 256 + r * 16;
+          const int64_t k = st * kTileDepth + 2 * r;
+          for (int64_t c = 0; c < 16; ++c) {
+            const int64_t n = p * kBlock + h * 16 + c;
+            const uint32_t lo = n < N && k < K ? F32ToBF16(at(n, k)) : 0;
+            const uint32_t hi = n < N && k + 1 < K ? F32ToBF16(at(n, k + 1)) : 0;
+            dst[c] = lo | hi << 16;
+          }
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+void PrepackRows(const float* rows, int64_t ld, int64_t N, int64_t K, uint32_t* packed) {
+  Prepack([&](int64_t n, int64_t k) { return rows[n * ld + k]; }, N, K, packed);
+}
+
+void PrepackColumns(const float* cols, int64_t ld, int64_t N, int64_t K, uint32_t* packed) {
+  Prepack([&](int64_t n, int64_t k) { return cols[k * ld + n]; }, N, K, packed);
 }
 
 void RoundToBf16(const float* x, int64_t K, uint16_t* xb) { RoundRow(x, K, K, xb); }

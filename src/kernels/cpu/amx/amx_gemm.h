@@ -78,6 +78,26 @@ size_t GemmScratchBytes(int64_t M, int64_t K, bool split_f16 = false);
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, void* scratch, int64_t ldw = 0);
 
+// W packed once for every call that reads it (prefill attention's K and V of
+// one KV head, shared by all the blocks of query rows): all panels of 32
+// rows (N padded to 32) over the whole depth (K padded to 32), each panel
+// PaddedDepth(K) / 32 steps of GemmBf16's per-pass panel layout.
+constexpr size_t PrepackedElems(int64_t N, int64_t K) {
+  return static_cast<size_t>((N + kBlock - 1) / kBlock * kBlock * PaddedDepth(K)) / 2;  // uint32 pairs
+}
+// From float32 rows: W[n][k] = rows[n * ld + k] for n < N, k < K, rounded to
+// bf16 (nearest even); zero beyond. Key rows of the cache are W for Q·Kᵀ.
+void PrepackRows(const float* rows, int64_t ld, int64_t N, int64_t K, uint32_t* packed);
+// From float32 columns: W[n][k] = cols[k * ld + n] (W = Vᵀ for P·V, read from
+// the cache's position-major V rows without a transpose in memory).
+void PrepackColumns(const float* cols, int64_t ld, int64_t N, int64_t K, uint32_t* packed);
+// GemmBf16 / GemmBf16Dots on W prepacked over depth K: y[m, n] for n in
+// [n_begin, n_end) (n_begin a multiple of 32), y's rows ldy apart; only depth
+// [0, k_used) is read (xb packed for k_used), so one packing serves every
+// block's causal prefix. `dots`: VDPBF16PS instead of tiles.
+void GemmBf16Prepacked(const uint16_t* xb, int64_t M, const uint32_t* packed, int64_t K, int64_t k_used,
+                       int64_t n_begin, int64_t n_end, float* y, int64_t ldy, void* scratch, bool dots);
+
 // GemmBf16 on AVX512-BF16 dot products (VDPBF16PS) instead of tiles, same
 // operands, same results up to float32 summation order; needs only
 // Bf16DotsUsable().

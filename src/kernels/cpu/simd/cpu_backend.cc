@@ -442,11 +442,11 @@ class CpuBackend final : public KernelBackend {
   // of query rows): S = Q Kᵀ, the causal softmax and O = P V run back to back
   // on the worker's own scratch, so the block's scores stay in L2 instead of
   // passing through a [T * H, capacity] matrix three times. K and Vᵀ of each
-  // KV head are rounded to bf16 once per call and shared by its blocks. The
+  // KV head are rounded to bf16 and packed into the tiles' panels once per
+  // call and shared by its blocks (each block packed them itself before). The
   // profile shows the fused work as one operator, `sdpa.fused`.
   void AttentionBf16(const AttentionArgs& a, ComputeUnit unit) {
     LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).fused, unit));
-    const Bf16Gemm gemm = Bf16GemmOn(unit);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
@@ -456,21 +456,20 @@ class CpuBackend final : public KernelBackend {
     auto row_of = [&](int kvh, int64_t r) {
       return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
     };
-    const size_t head_elems = static_cast<size_t>(ctx) * hd;
-    auto* keys_bf16 = reinterpret_cast<uint16_t*>(Scratch(0, kKeysBf16, (kv_heads * head_elems + 1) / 2));
-    auto* values_t_bf16 = reinterpret_cast<uint16_t*>(Scratch(0, kValuesT, (kv_heads * head_elems + 1) / 2));
-    pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
-      uint16_t* kb = keys_bf16 + kvh * head_elems;   // [ctx, hd]
-      uint16_t* vt = values_t_bf16 + kvh * head_elems;  // [hd, ctx]
-      for (int64_t p = 0; p < ctx; ++p) {
-        const float* key = a.cache.KeyAt(static_cast<int>(kvh), static_cast<int>(p));
-        const float* value = a.cache.ValueAt(static_cast<int>(kvh), static_cast<int>(p));
-        for (int d = 0; d < hd; ++d) {
-          kb[p * hd + d] = F32ToBF16(key[d]);
-          vt[d * ctx + p] = F32ToBF16(value[d]);
-        }
+    // K (for Q·Kᵀ) and Vᵀ (for P·V) of each KV head rounded to bf16 and put
+    // in the tiles' panel order once, shared by all its blocks of query rows.
+    const size_t k_elems = amx::PrepackedElems(ctx, hd), v_elems = amx::PrepackedElems(hd, ctx);
+    auto* keys_packed = reinterpret_cast<uint32_t*>(Scratch(0, kKeysBf16, kv_heads * k_elems));
+    auto* values_packed = reinterpret_cast<uint32_t*>(Scratch(0, kValuesT, kv_heads * v_elems));
+    pool_->ParallelFor(2 * static_cast<size_t>(kv_heads), [&](size_t task, int) {
+      const int kvh = static_cast<int>(task / 2);
+      if (task % 2 == 0) {
+        amx::PrepackRows(a.cache.KeyAt(kvh, 0), hd, ctx, hd, keys_packed + kvh * k_elems);
+      } else {
+        amx::PrepackColumns(a.cache.ValueAt(kvh, 0), hd, hd, ctx, values_packed + kvh * v_elems);
       }
     });
+    const bool dots = unit == ComputeUnit::kBf16Dot;
     pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
       const int kvh = static_cast<int>(task / blocks);
       const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
@@ -483,8 +482,7 @@ class CpuBackend final : public KernelBackend {
       void* gemm_scratch = Scratch(worker, kPack, (amx::GemmScratchBytes(rows, std::max<int64_t>(need, hd)) + 3) / 4);
       for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
       amx::PackActivations(qo, rows, hd, 0, amx::PaddedRows(rows), xb);
-      gemm(xb, rows, MatView{keys_bf16 + kvh * head_elems, DType::kBF16, need, hd}, 0, need, nullptr, s,
-           gemm_scratch, 0);
+      amx::GemmBf16Prepacked(xb, rows, keys_packed + kvh * k_elems, hd, hd, 0, need, s, need, gemm_scratch, dots);
       // The causal softmax written straight into P·V's bf16 operand (one
       // pass for the maximum, one for exp, sum and rounding: the separate
       // scale, exp and rounding passes took 40% of this task's time).
@@ -495,8 +493,7 @@ class CpuBackend final : public KernelBackend {
         inv_sum[r] = 1.0f / amx::SoftmaxRowToBf16(s + r * need, seen, a.scale, ld, xb + r * ld);
       }
       std::fill(xb + rows * ld, xb + amx::PaddedRows(rows) * ld, uint16_t{0});
-      gemm(xb, rows, MatView{values_t_bf16 + kvh * head_elems, DType::kBF16, hd, need}, 0, hd, nullptr, qo,
-           gemm_scratch, ctx);
+      amx::GemmBf16Prepacked(xb, rows, values_packed + kvh * v_elems, ctx, need, 0, hd, qo, hd, gemm_scratch, dots);
       for (int64_t r = 0; r < rows; ++r) {
         float* dst = a.out + row_of(kvh, r0 + r) * hd;
         for (int d = 0; d < hd; ++d) dst[d] = qo[r * hd + d] * inv_sum[r];
