@@ -572,8 +572,8 @@ void GemmBf16Prepacked(const uint16_t* xb, int64_t M, const uint32_t* packed, in
 
 // The panel layout (see PackPanel): panel p, step s, half h, pair r, column c
 // holds W[32p + 16h + c][32s + 2r] | W[..][32s + 2r + 1] << 16. Plain loops:
-// a KV head's K and V are packed once per layer (~0.1% of the attention's
-// products).
+// a KV head's K and V are packed once per layer, not once per block of query
+// rows as before.
 namespace {
 template <class At>
 void Prepack(At at, int64_t N, int64_t K, uint32_t* packed) {

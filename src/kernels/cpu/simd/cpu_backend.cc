@@ -459,7 +459,7 @@ class CpuBackend final : public KernelBackend {
     // K (for Q·Kᵀ) and Vᵀ (for P·V) of each KV head rounded to bf16 and put
     // in the tiles' panel order once, shared by all its blocks of query rows.
     const size_t k_elems = amx::PrepackedElems(ctx, hd), v_elems = amx::PrepackedElems(hd, ctx);
-    auto* keys_packed = reinterpret_cast<uint32_t*>(Scratch(0, kKeysBf16, kv_heads * k_elems));
+    auto* keys_packed = reinterpret_cast<uint32_t*>(Scratch(0, kKeysPacked, kv_heads * k_elems));
     auto* values_packed = reinterpret_cast<uint32_t*>(Scratch(0, kValuesT, kv_heads * v_elems));
     pool_->ParallelFor(2 * static_cast<size_t>(kv_heads), [&](size_t task, int) {
       const int kvh = static_cast<int>(task / 2);
@@ -572,7 +572,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysBf16, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysPacked, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
