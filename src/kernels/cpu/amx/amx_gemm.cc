@@ -671,23 +671,11 @@ __attribute__((target("avx512f"))) inline __m512 Exp2(__m512 t) {
 __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) float SoftmaxRowToBf16(const float* s, int64_t seen,
                                                                                     float scale, int64_t padded,
                                                                                     uint16_t* out) {
-  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
-  int64_t j = 0;
-  for (; j + 32 <= seen; j += 32) {
-    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(s + j));
-    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(s + j + 16));
-  }
-  for (; j < seen; j += 16) {
-    const __mmask16 m = seen - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (seen - j)) - 1);
-    m0 = _mm512_mask_max_ps(m0, m, m0, _mm512_maskz_loadu_ps(m, s + j));
-  }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, _mm512_max_ps(m0, m1));
-  const float max = *std::max_element(lanes, lanes + 16);
+  const float max = simd::MaxOf(s, seen);  // the FMA attention's row maximum, in vectors
   const __m512 k = _mm512_set1_ps(scale * 1.44269504f);
   const __m512 shift = _mm512_set1_ps(max);
   __m512 sum = _mm512_setzero_ps();
-  for (j = 0; j < seen; j += 16) {
+  for (int64_t j = 0; j < seen; j += 16) {
     const __mmask16 m = seen - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (seen - j)) - 1);
     const __m512 p = _mm512_maskz_mov_ps(m, Exp2(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), shift), k)));
     sum = _mm512_add_ps(sum, p);
