@@ -194,6 +194,11 @@ TEST_P(KernelsTest, ElementwiseAndEmbeddingMatchReference) {
     ref_->SiluMul(g.data(), u.data(), n, a.data());
     cpu_->SiluMul(g.data(), u.data(), n, b.data());
     for (size_t i = 0; i < n; ++i) ASSERT_NEAR(b[i], a[i], 1e-5 * (1 + std::fabs(a[i]))) << i;
+    // Gates far below zero (exp(-g) past float's range: silu -> 0) and far above (silu -> g).
+    for (size_t i = 0; i < n; ++i) g[i] = (i % 2 ? -1.0f : 1.0f) * (80.0f + 40.0f * static_cast<float>(i % 7));
+    ref_->SiluMul(g.data(), u.data(), n, a.data());
+    cpu_->SiluMul(g.data(), u.data(), n, b.data());
+    for (size_t i = 0; i < n; ++i) ASSERT_NEAR(b[i], a[i], 1e-5 * (1 + std::fabs(a[i]))) << "g=" << g[i];
     auto x1 = Random(n), x2 = x1, y = Random(n);
     ref_->Add(x1.data(), y.data(), n);
     cpu_->Add(x2.data(), y.data(), n);

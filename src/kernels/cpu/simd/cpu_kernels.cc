@@ -1985,10 +1985,13 @@ void SiluMul(const float* gate, const float* up, int64_t n, float* out) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   const VF one = hn::Set(df, 1.0f);
+  // Highway's Exp is valid up to +104 only (beyond, garbage: silu(-200) came
+  // out as -200); from 88 on, exp(-g) is > 1e38 and silu(g) ~0 either way.
+  const VF max_exponent = hn::Set(df, 88.0f);
   int64_t i = 0;
   for (; i + L <= n; i += L) {
     const VF g = hn::LoadU(df, gate + i);
-    const VF sig = hn::Div(one, hn::Add(one, hn::Exp(df, hn::Neg(g))));
+    const VF sig = hn::Div(one, hn::Add(one, hn::Exp(df, hn::Min(hn::Neg(g), max_exponent))));
     hn::StoreU(hn::Mul(hn::Mul(g, sig), hn::LoadU(df, up + i)), df, out + i);
   }
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
