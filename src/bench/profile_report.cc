@@ -221,7 +221,8 @@ Verdict Judge(const OpStats& st, const Calibration& cal) {
 
 std::string NextStep(const OpStats& st, const Verdict& v, const std::string& phase) {
   const std::string& n = st.name;
-  const bool proj = n.find("_proj") != std::string::npos || n == "lm_head";
+  // gate_up_silu: gate and up in one GEMM with silu * up as its epilogue.
+  const bool proj = n.find("_proj") != std::string::npos || n == "lm_head" || n.find("gate_up_silu") != std::string::npos;
   if (proj && v.bound == "memory" && phase == "prefill") {
     return "each weight byte serves only this prompt's rows: longer prompt chunks (or batched prompts) raise the "
            "FLOPs per byte until the matrix unit, not memory, is the limit";

@@ -1,6 +1,7 @@
 #include "kernels/ops.h"
 
 #include <cstring>
+#include <vector>
 
 namespace llm {
 
@@ -42,6 +43,14 @@ void KernelBackend::KvWrite(const float* k, const float* v, int64_t num_tokens, 
       std::memcpy(cache.ValueAt(h, start_pos + static_cast<int>(t)), v + t * row + h * cache.head_dim, head_bytes);
     }
   }
+}
+
+void KernelBackend::GateUpSilu(const float* x, int64_t M, const MatView& gate, const MatView& up,
+                               const float* gate_bias, const float* up_bias, float* out) {
+  std::vector<float> up_out(static_cast<size_t>(M * up.rows));
+  MatMul(x, M, gate, gate_bias, out);
+  MatMul(x, M, up, up_bias, up_out.data());
+  SiluMul(out, up_out.data(), up_out.size(), out);
 }
 
 void KernelBackend::KvCopy(const KvCacheView& from, const KvCacheView& to, int count) {

@@ -86,6 +86,14 @@ class KernelBackend {
   virtual void Attention(const AttentionArgs& args) = 0;
   // out = silu(gate) * up, elementwise over n.
   virtual void SiluMul(const float* gate, const float* up, size_t n, float* out) = 0;
+  // Llama's MLP before down_proj: out[M, F] = silu(x Wg^T + bg) * (x Wu^T + bu)
+  // (biases may be null), F = gate.rows = up.rows. A backend that
+  // FusesGateUpSilu(M, gate) does it in one pass that never writes the two
+  // products; this default runs MatMul, MatMul and SiluMul (tests, and any
+  // backend's unfused shapes).
+  virtual bool FusesGateUpSilu(int64_t M, const MatView& gate) const { return false; }
+  virtual void GateUpSilu(const float* x, int64_t M, const MatView& gate, const MatView& up, const float* gate_bias,
+                          const float* up_bias, float* out);
   // x += y, elementwise over n.
   virtual void Add(float* x, const float* y, size_t n) = 0;
   // out[i, :] = table[ids[i], :] widened to float32.

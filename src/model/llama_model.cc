@@ -488,9 +488,22 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
     }
     {
       LLM_PROFILE(prof, Op::kFeedForward, l);
-      linear(Op::kGateProj, l, w.gate_proj, w.gate_bias, xn, T, gate);
-      linear(Op::kUpProj, l, w.up_proj, w.up_bias, xn, T, up);
-      {
+      MatView gate_view = w.gate_proj.view();
+      gate_view.bf16_compute = weights_.dtype == DType::kBF16;
+      if (k.FusesGateUpSilu(T, gate_view)) {
+        MatView up_view = w.up_proj.view();
+        up_view.bf16_compute = gate_view.bf16_compute;
+        const double bytes_per_weight =
+            static_cast<double>(DTypeRowBytes(w.gate_proj.dtype, H)) / static_cast<double>(H);
+        OpCost cost = MatMulCost(T, 2 * F, H, bytes_per_weight);
+        cost.flops += 5 * T * F;
+        cost.bytes -= 4 * T * F;  // writes silu(g) * u only
+        LLM_PROFILE(prof, Op::kGateUpSilu, l, OnUnit(cost, k.MatMulUnit(T, gate_view)));
+        k.GateUpSilu(xn, T, gate_view, up_view, w.gate_bias.empty() ? nullptr : w.gate_bias.f32(),
+                     w.up_bias.empty() ? nullptr : w.up_bias.f32(), gate);
+      } else {
+        linear(Op::kGateProj, l, w.gate_proj, w.gate_bias, xn, T, gate);
+        linear(Op::kUpProj, l, w.up_proj, w.up_bias, xn, T, up);
         // silu(g) * u = g / (1 + exp(-g)) * u: counted as 5 FLOPs (exp as one).
         LLM_PROFILE(prof, Op::kSiluMul, l, ElementwiseCost(T * F, 5, 3));
         k.SiluMul(gate, up, T * F, gate);

@@ -547,6 +547,72 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   ExpectBf16GemmMatchesReference(ComputeUnit::kAmxBf16, {4, 5, 15, 16, 17, 31, 32, 33, 100});  // from 4 rows: decode batches
 }
 
+// The fused MLP GEMM (gate and up paired per pass, silu(g) * u written)
+// against the reference's two matmuls on the same bf16-rounded x and silu in
+// double: each product within the float32 dot-product bound (e_g, e_u), so
+// the output within |silu'(g)| e_g |u| + |silu(g)| e_u (|silu'| < 1.1), plus
+// the float32 exp and divide of the epilogue.
+void ExpectGateUpSiluMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  for (int64_t M : row_counts) {
+    for (int64_t K : {7, 32, 33, 300, 2100}) {
+      for (int64_t F : {1, 31, 33, 64, 65, 100, 200}) {
+        const bool with_bias = (M + K + F) % 2 == 0;
+        std::vector<float> gf(F * K), uf(F * K), x(M * K), gate_bias(F), up_bias(F);
+        for (auto* v : {&gf, &uf, &x, &gate_bias, &up_bias}) {
+          for (float& e : *v) e = d(rng);
+        }
+        std::vector<uint16_t> gb(gf.size()), ub(uf.size()), xb(x.size());
+        std::vector<float> x_rounded(x.size());
+        ConvertFloats(gf.data(), DType::kF32, gb.data(), DType::kBF16, gf.size());
+        ConvertFloats(uf.data(), DType::kF32, ub.data(), DType::kBF16, uf.size());
+        ConvertFloats(gb.data(), DType::kBF16, gf.data(), DType::kF32, gf.size());  // exact weights
+        ConvertFloats(ub.data(), DType::kBF16, uf.data(), DType::kF32, uf.size());
+        ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
+        ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+        MatView gate{gb.data(), DType::kBF16, F, K}, up{ub.data(), DType::kBF16, F, K};
+        gate.bf16_compute = up.bf16_compute = true;
+        ASSERT_EQ(cpu->MatMulUnit(M, gate), unit) << "M=" << M;
+        ASSERT_TRUE(cpu->FusesGateUpSilu(M, gate)) << "M=" << M;
+        const float* gbias = with_bias ? gate_bias.data() : nullptr;
+        const float* ubias = with_bias ? up_bias.data() : nullptr;
+        std::vector<float> g_ref(M * F), u_ref(M * F), out(M * F, std::nanf(""));
+        ref->MatMul(x_rounded.data(), M, gate, gbias, g_ref.data());
+        ref->MatMul(x_rounded.data(), M, up, ubias, u_ref.data());
+        cpu->GateUpSilu(x.data(), M, gate, up, gbias, ubias, out.data());
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < F; ++n) {
+            double g_abs = 0, u_abs = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              g_abs += std::fabs(x_rounded[m * K + k] * gf[n * K + k]);
+              u_abs += std::fabs(x_rounded[m * K + k] * uf[n * K + k]);
+            }
+            const double g = g_ref[m * F + n], u = u_ref[m * F + n];
+            const double silu = g / (1.0 + std::exp(-g)), want = silu * u;
+            const double bound = 1.1 * (2.0 * K * kEps * g_abs + 1e-6) * std::fabs(u) +
+                                 std::fabs(silu) * (2.0 * K * kEps * u_abs + 1e-6) + 1e-5 * std::fabs(want) + 1e-6;
+            ASSERT_NEAR(out[m * F + n], want, bound)
+                << "M=" << M << " K=" << K << " F=" << F << " bias=" << with_bias << " at (" << m << ", " << n << ")";
+          }
+        }
+      }
+    }
+  }
+  // Below the split threshold (x as bf16 hi + lo) and for float32 W: unfused.
+  const std::vector<float> w(64 * 32);
+  EXPECT_FALSE(cpu->FusesGateUpSilu(16, MatView{w.data(), DType::kF32, 64, 32}));
+}
+
+TEST(AmxGemm, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  ExpectGateUpSiluMatchesReference(ComputeUnit::kAmxBf16, {17, 31, 33, 100});
+}
+
 // Restores the dot products' default mode and the tiles when a test ends.
 struct Bf16DotsOn {
   Bf16DotsOn() {
@@ -566,6 +632,12 @@ TEST(Bf16Dots, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
   Bf16DotsOn on;
   ExpectBf16GemmMatchesReference(ComputeUnit::kBf16Dot, {64, 65, 70, 95, 100, 129});
+}
+
+TEST(Bf16Dots, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  Bf16DotsOn on;
+  ExpectGateUpSiluMatchesReference(ComputeUnit::kBf16Dot, {64, 65, 100});
 }
 
 // --decode-x bf16: one row of a bf16 matmul on the dot products with x rounded

@@ -88,6 +88,40 @@ TEST(ProfileReport, FusedAttentionIsJudgedWithoutTheScoreRoundTrip) {
   EXPECT_EQ(text.find("avoids the score round trip"), std::string::npos) << text;
 }
 
+// The fused MLP GEMM (gate and up paired, silu * up in its epilogue) is a
+// projection: compute-bound in prefill, its next step is the GEMM's, not
+// "fuse" (the silu is fused already).
+TEST(ProfileReport, FusedGateUpSiluIsJudgedAsAProjection) {
+  OpCost cost = MatMulCost(512, 2 * 5632, 2048, 2);
+  OpStats op;
+  op.name = "feed_forward.gate_up_silu";
+  op.category = "feed_forward";
+  op.calls = 1;
+  op.self_ms = op.total_ms = 12.0;
+  op.flops = static_cast<double>(cost.flops);
+  op.bytes = static_cast<double>(cost.bytes);
+  op.unit_flops[static_cast<int>(ComputeUnit::kAmxBf16)] = op.flops;
+  PhaseStats prefill;
+  prefill.phase = "prefill";
+  prefill.wall_ms = prefill.self_sum_ms = 12.0;
+  prefill.steps = 1;
+  prefill.ops = {op};
+  ProfileSummary summary;
+  summary.phases = {prefill};
+  Calibration cal;
+  cal.read_gbps = 38;
+  cal.fma_gflops = 480;
+  cal.amx_bf16_gflops = 7000;
+  cal.threads = 2;
+  cal.source = "fixed by the test";
+  const std::string text = FormatProfileStats(summary, cal, "test\n");
+  EXPECT_NE(text.find("feed_forward.gate_up_silu (12.000 ms self): compute-bound at 28% of measured AMX-BF16 peak (1968.5 of"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("better GEMM"), std::string::npos) << text;
+  EXPECT_EQ(text.find("fuse into the neighbouring projection"), std::string::npos) << text;
+}
+
 TEST(ProfilerNames, ModulePaths) {
   EXPECT_EQ(OpName(Op::kQProj, 3, -1), "layers.3.attention.q_proj");
   EXPECT_EQ(OpName(Op::kDownProj, 0, 2), "layers.0.feed_forward.down_proj");
@@ -196,10 +230,11 @@ TEST(Profiler, GpuActivityInStatsAndTrace) {
 
 class ProfiledRun : public ::testing::Test {
  protected:
-  void Run(const ProfileSchedule& schedule) {
+  void Run(const ProfileSchedule& schedule, DType dtype = DType::kF32,
+           std::vector<int32_t> prompt = {1, 5, 9, 13, 17, 21, 25}) {
     ModelSource src;
     src.model_dir = testing::FixtureModel("gqa_odd_bias_f16");
-    src.dtype = DType::kF32;
+    src.dtype = dtype;
     auto loaded = LoadModel(src, &pool_);
     ASSERT_TRUE(loaded.ok()) << loaded.status().message();
     backend_ = MakeCpuBackend(&pool_);
@@ -208,7 +243,7 @@ class ProfiledRun : public ::testing::Test {
     auto m = LlamaModel::Create(loaded->config, std::move(loaded->weights), backend_.get(), mo);
     ASSERT_TRUE(m.ok());
     model_ = std::move(m.value());
-    BenchTest test{"t", {1, 5, 9, 13, 17, 21, 25}, 10, true};
+    BenchTest test{"t", std::move(prompt), 10, true};
     auto r = RunProfiled(*model_, pool_, test, BenchOptions{}, schedule, dir_.path(), "test\n");
     ASSERT_TRUE(r.ok()) << r.status().message();
     result_ = r.value();
@@ -286,6 +321,37 @@ TEST_F(ProfiledRun, OperatorSelfTimesAccountForEachDecodeStep) {
   const std::string stats = testing::ReadFile(dir_.path() + "/profiler_stats.txt");
   for (const char* s : {"PREFILL", "DECODE", "By category", "Per layer", "Bottlenecks", "attention.q_proj", "Next:"}) {
     EXPECT_NE(stats.find(s), std::string::npos) << s;
+  }
+}
+
+// A bfloat16 prefill of 40 tokens: where the backend fuses gate, up and
+// silu * up (a matrix unit), one gate_up_silu scope per layer with both
+// projections' FLOPs and the silu's, and no gate_proj / up_proj / silu_mul;
+// elsewhere the three.
+TEST_F(ProfiledRun, Bf16PrefillRecordsTheFusedMlpWhereTheBackendFusesIt) {
+  std::vector<int32_t> prompt(40);
+  for (int i = 0; i < 40; ++i) prompt[i] = 1 + 7 * i % 300;
+  Run(ProfileSchedule{}, DType::kBF16, prompt);
+  const LlamaConfig& c = model_->config();
+  MatView gate{nullptr, DType::kBF16, c.intermediate_size, c.hidden_size};
+  gate.bf16_compute = true;
+  const bool fused = backend_->FusesGateUpSilu(40, gate);
+  std::printf("  backend fuses gate/up/silu at 40 rows: %d (%s)\n", fused, CpuMatMulPath(DType::kBF16).c_str());
+  std::map<std::string, OpStats> ops;
+  for (const PhaseStats& ph : result_.summary.phases) {
+    if (ph.phase != "prefill") continue;
+    for (const OpStats& op : ph.ops) ops[op.name] = op;
+  }
+  for (const char* name : {"feed_forward.gate_proj", "feed_forward.up_proj", "feed_forward.silu_mul"}) {
+    EXPECT_EQ(ops.count(name), fused ? 0u : 1u) << name;
+  }
+  ASSERT_EQ(ops.count("feed_forward.gate_up_silu"), fused ? 1u : 0u);
+  if (fused) {
+    const OpStats& op = ops["feed_forward.gate_up_silu"];
+    const int64_t T = 40, F = c.intermediate_size, H = c.hidden_size;
+    EXPECT_EQ(op.calls, c.num_hidden_layers);
+    EXPECT_EQ(op.flops, static_cast<double>(c.num_hidden_layers * (2 * T * 2 * F * H + 5 * T * F)));
+    EXPECT_EQ(op.bytes, static_cast<double>(c.num_hidden_layers * (2 * F * H * 2 + 4 * (T * H + T * F))));
   }
 }
 

@@ -470,9 +470,14 @@ namespace {
 // fourth product, x_lo W_lo, is ~2^-16 of each product and left out.
 // prepacked: W's panels packed once over packed_depth (PrepackRows /
 // PrepackColumns), w.data unused and w.cols the depth read.
+// up (not with kSplitF16 or prepacked): w is the MLP's gate and up its up
+// projection (same shape and dtype); a pass takes half its panels from gate
+// rows and the same rows of up, and writes y = silu(gate product + bias) *
+// (up product + up_bias) for those rows: [n_begin, n_end) are rows of both.
 template <bool kSplitF16, bool kDots>
 void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
-          float* y, void* scratch, int64_t ldw, const uint32_t* prepacked = nullptr, int64_t packed_depth = 0) {
+          float* y, void* scratch, int64_t ldw, const uint32_t* prepacked = nullptr, int64_t packed_depth = 0,
+          const MatView* up = nullptr, const float* up_bias = nullptr) {
   const int64_t K = w.cols, N = w.rows;
   if (ldw == 0) ldw = K;
   const int64_t padded_depth = PaddedDepth(K);
@@ -486,9 +491,11 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
   uint32_t* panels_lo = panels + kPassPanels * panel_pairs;
   float* acc = reinterpret_cast<float*>(panels + (kSplitF16 ? 2 : 1) * kPassPanels * panel_pairs);
   if (!kDots) ConfigureTiles();
-  for (int64_t n0 = n_begin; n0 < n_end; n0 += acc_cols) {
-    const int64_t cols = std::min(acc_cols, n_end - n0);
-    const int64_t num_panels = (cols + kBlock - 1) / kBlock;
+  const int64_t pass_cols = up != nullptr ? acc_cols / 2 : acc_cols;  // columns of y per pass
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += pass_cols) {
+    const int64_t cols = std::min(pass_cols, n_end - n0);
+    const int64_t w_panels = (cols + kBlock - 1) / kBlock;  // of w; as many again of up
+    const int64_t num_panels = up != nullptr ? 2 * w_panels : w_panels;
     for (int64_t k0 = 0; k0 < padded_depth; k0 += kPassDepth) {
       const int64_t steps = std::min(kPassDepth, padded_depth - k0) / kTileDepth;
       // The pass's panels: packed here into scratch, or already packed.
@@ -499,12 +506,13 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
         pass_panels = prepacked + n0 / kBlock * panel_stride + k0 / kTileDepth * 512;
       }
       for (int64_t p = 0; prepacked == nullptr && p < num_panels; ++p) {
-        const int64_t valid = std::min(kBlock, n_end - n0 - p * kBlock);
+        const int64_t row = n0 + p % w_panels * kBlock;
+        const int64_t valid = std::min(kBlock, n_end - row);
         if (kSplitF16) {
-          PackPanelF16(wb, K, ldw, n0 + p * kBlock, valid, k0, steps, panels + p * panel_pairs,
-                       panels_lo + p * panel_pairs);
+          PackPanelF16(wb, K, ldw, row, valid, k0, steps, panels + p * panel_pairs, panels_lo + p * panel_pairs);
         } else {
-          PackPanel(wb, K, ldw, n0 + p * kBlock, valid, k0, steps, panels + p * panel_pairs);
+          const auto* src = p < w_panels ? wb : static_cast<const uint16_t*>(up->data);
+          PackPanel(src, K, ldw, row, valid, k0, steps, panels + p * panel_pairs);
         }
       }
       // C rows t.. (one or two A tiles: rows_left) against the pass's panels.
@@ -531,7 +539,14 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
         for (int64_t t = 0; t < M; t += kBlock) rows_against(t, M - t, panels_lo, true);
       }
     }
-    for (int64_t m = 0; m < M; ++m) {
+    for (int64_t m = 0; up != nullptr && m < M; ++m) {
+      float* gate_row = acc + m * acc_cols;
+      float* up_row = gate_row + w_panels * kBlock;
+      for (int64_t j = 0; bias != nullptr && j < cols; ++j) gate_row[j] += bias[n0 + j];
+      for (int64_t j = 0; up_bias != nullptr && j < cols; ++j) up_row[j] += up_bias[n0 + j];
+      simd::SiluMul(gate_row, up_row, cols, y + m * N + n0);
+    }
+    for (int64_t m = 0; up == nullptr && m < M; ++m) {
       const float* src = acc + m * acc_cols;
       const float* src_lo = acc + (lo_rows + m) * acc_cols;
       float* dst = y + m * N + n0;
@@ -558,6 +573,16 @@ void GemmBf16Dots(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_beg
 void GemmF16Split(const uint16_t* xb_split, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
                   const float* bias, float* y, void* scratch) {
   Gemm<true, false>(xb_split, M, w, n_begin, n_end, bias, y, scratch, 0);
+}
+
+void GemmBf16GateUpSilu(const uint16_t* xb, int64_t M, const MatView& gate, const MatView& up, int64_t n_begin,
+                        int64_t n_end, const float* gate_bias, const float* up_bias, float* y, void* scratch,
+                        bool dots) {
+  if (dots) {
+    Gemm<false, true>(xb, M, gate, n_begin, n_end, gate_bias, y, scratch, 0, nullptr, 0, &up, up_bias);
+  } else {
+    Gemm<false, false>(xb, M, gate, n_begin, n_end, gate_bias, y, scratch, 0, nullptr, 0, &up, up_bias);
+  }
 }
 
 void GemmBf16Prepacked(const uint16_t* xb, int64_t M, const uint32_t* packed, int64_t K, int64_t k_used,

@@ -78,6 +78,17 @@ size_t GemmScratchBytes(int64_t M, int64_t K, bool split_f16 = false);
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
               const float* bias, float* y, void* scratch, int64_t ldw = 0);
 
+// Llama's MLP up to down_proj in one GEMM: y[m, n] = silu(x . gate[n] +
+// gate_bias[n]) * (x . up[n] + up_bias[n]) for n in [n_begin, n_end)
+// (n_begin a multiple of 32; y rows gate.rows apart). Each pass packs 64
+// rows of gate and the same 64 of up, so both products meet in the pass's
+// float32 C block and only their product is written: no gate and up
+// matrices in memory, no separate SiluMul pass over them. gate and up are
+// bfloat16 of the same shape; `dots`: VDPBF16PS instead of tiles.
+void GemmBf16GateUpSilu(const uint16_t* xb, int64_t M, const MatView& gate, const MatView& up, int64_t n_begin,
+                        int64_t n_end, const float* gate_bias, const float* up_bias, float* y, void* scratch,
+                        bool dots);
+
 // W packed once for every call that reads it (prefill attention's K and V of
 // one KV head, shared by all the blocks of query rows): all panels of 32
 // rows (N padded to 32) over the whole depth (K padded to 32), each panel

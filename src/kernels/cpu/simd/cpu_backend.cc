@@ -234,6 +234,35 @@ class CpuBackend final : public KernelBackend {
     });
   }
 
+  // bfloat16 gate and up on a matrix unit, from the rows where x goes in
+  // unsplit (see MatMul): one GEMM whose passes pair 64 rows of gate with the
+  // same rows of up (amx::GemmBf16GateUpSilu).
+  bool FusesGateUpSilu(int64_t M, const MatView& gate) const override {
+    const ComputeUnit unit = MatMulUnit(M, gate);
+    return gate.dtype == DType::kBF16 && M > amx::kBlock / 2 &&
+           (unit == ComputeUnit::kAmxBf16 || unit == ComputeUnit::kBf16Dot);
+  }
+
+  void GateUpSilu(const float* x, int64_t M, const MatView& gate, const MatView& up, const float* gate_bias,
+                  const float* up_bias, float* out) override {
+    if (!FusesGateUpSilu(M, gate) || up.dtype != gate.dtype || up.rows != gate.rows || up.cols != gate.cols) {
+      KernelBackend::GateUpSilu(x, M, gate, up, gate_bias, up_bias, out);
+      return;
+    }
+    const int64_t K = gate.cols;
+    const bool dots = MatMulUnit(M, gate) == ComputeUnit::kBf16Dot;
+    auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
+    pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
+      amx::PackActivations(x, M, K, b, e, xb);
+    });
+    const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
+    // Tasks of 64 rows of each: the 128 W rows of MatMul's tasks.
+    pool_->ParallelRange(gate.rows, kAmxRowBlock / 2, [&](size_t b, size_t e, int worker) {
+      amx::GemmBf16GateUpSilu(xb, M, gate, up, b, e, gate_bias, up_bias, out, Scratch(worker, kPack, scratch_floats),
+                              dots);
+    });
+  }
+
   ComputeUnit MatMulUnit(int64_t M, const MatView& w) const override {
     // (AVX2's int8 dot products have no probe of their own: their roof is the FMA peak.)
     if (IsQuantized(w.dtype) && M < simd::GemvMaxRows() && simd::QuantActivationBytes(M, w) > 0 &&
