@@ -45,6 +45,11 @@ void KernelBackend::KvWrite(const float* k, const float* v, int64_t num_tokens, 
   }
 }
 
+void KernelBackend::MatMulSameX(const float* x, int64_t M, const MatView* ws, const float* const* biases,
+                                float* const* ys, int count) {
+  for (int i = 0; i < count; ++i) MatMul(x, M, ws[i], biases[i], ys[i]);
+}
+
 void KernelBackend::GateUpSilu(const float* x, int64_t M, const MatView& gate, const MatView& up,
                                const float* gate_bias, const float* up_bias, float* out) {
   std::vector<float> up_out(static_cast<size_t>(M * up.rows));

@@ -86,6 +86,13 @@ class KernelBackend {
   virtual void Attention(const AttentionArgs& args) = 0;
   // out = silu(gate) * up, elementwise over n.
   virtual void SiluMul(const float* gate, const float* up, size_t n, float* out) = 0;
+  // Projections of one x (attention's q, k and v): ys[i][M, ws[i].rows] =
+  // x ws[i]^T (+ biases[i], which may be null). A backend that
+  // FusesSameX(M, ws[0]) prepares x once and runs all their columns in one
+  // parallel region; this default calls MatMul for each.
+  virtual bool FusesSameX(int64_t M, const MatView& w) const { return false; }
+  virtual void MatMulSameX(const float* x, int64_t M, const MatView* ws, const float* const* biases, float* const* ys,
+                           int count);
   // Llama's MLP before down_proj: out[M, F] = silu(x Wg^T + bg) * (x Wu^T + bu)
   // (biases may be null), F = gate.rows = up.rows. A backend that
   // FusesGateUpSilu(M, gate) does it in one pass that never writes the two

@@ -400,12 +400,19 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
   }
   // A projection y[rows, w.rows] = x[rows, w.cols] W^T (+ b); its work follows
   // from the weight's shape and dtype.
-  auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
-    const double bytes_per_weight = static_cast<double>(DTypeRowBytes(w.dtype, w.cols)) / static_cast<double>(w.cols);
+  const auto bytes_per_weight = [](const Tensor& w) {
+    return static_cast<double>(DTypeRowBytes(w.dtype, w.cols)) / static_cast<double>(w.cols);
+  };
+  const auto matrix = [&](const Tensor& w) {
     MatView view = w.view();
     view.bf16_compute = weights_.dtype == DType::kBF16;
-    LLM_PROFILE(prof, op, layer, OnUnit(MatMulCost(rows, w.rows, w.cols, bytes_per_weight), k.MatMulUnit(rows, view)));
-    k.MatMul(in, rows, view, b.empty() ? nullptr : b.f32(), out);
+    return view;
+  };
+  const auto bias_of = [](const Tensor& b) { return b.empty() ? nullptr : b.f32(); };
+  auto linear = [&](Op op, int layer, const Tensor& w, const Tensor& b, const float* in, int64_t rows, float* out) {
+    const MatView view = matrix(w);
+    LLM_PROFILE(prof, op, layer, OnUnit(MatMulCost(rows, w.rows, w.cols, bytes_per_weight(w)), k.MatMulUnit(rows, view)));
+    k.MatMul(in, rows, view, bias_of(b), out);
   };
   // Each scope below is one line: op, layer, and the work it must do.
   {
@@ -431,9 +438,18 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
     }
     {
       LLM_PROFILE(prof, Op::kAttention, l);
-      linear(Op::kQProj, l, w.q_proj, w.q_bias, xn, T, q);
-      linear(Op::kKProj, l, w.k_proj, w.k_bias, xn, T, kk);
-      linear(Op::kVProj, l, w.v_proj, w.v_bias, xn, T, vv);
+      const MatView qkv_views[3] = {matrix(w.q_proj), matrix(w.k_proj), matrix(w.v_proj)};
+      if (k.FusesSameX(T, qkv_views[0])) {
+        LLM_PROFILE(prof, Op::kQkvProj, l,
+                    OnUnit(MatMulCost(T, Q + 2 * KV, H, bytes_per_weight(w.q_proj)), k.MatMulUnit(T, qkv_views[0])));
+        const float* biases[3] = {bias_of(w.q_bias), bias_of(w.k_bias), bias_of(w.v_bias)};
+        float* outs[3] = {q, kk, vv};
+        k.MatMulSameX(xn, T, qkv_views, biases, outs, 3);
+      } else {
+        linear(Op::kQProj, l, w.q_proj, w.q_bias, xn, T, q);
+        linear(Op::kKProj, l, w.k_proj, w.k_bias, xn, T, kk);
+        linear(Op::kVProj, l, w.v_proj, w.v_bias, xn, T, vv);
+      }
       {
         // 3 FLOPs per element (two multiplies, one add); reads and writes q, k and the tables.
         LLM_PROFILE(prof, Op::kRope, l, ElementwiseCost(T * (Q + KV), 3, 3));
@@ -488,19 +504,13 @@ Status LlamaModel::ForwardChunk(const std::vector<ChunkPiece>& pieces, int T) {
     }
     {
       LLM_PROFILE(prof, Op::kFeedForward, l);
-      MatView gate_view = w.gate_proj.view();
-      gate_view.bf16_compute = weights_.dtype == DType::kBF16;
+      const MatView gate_view = matrix(w.gate_proj);
       if (k.FusesGateUpSilu(T, gate_view)) {
-        MatView up_view = w.up_proj.view();
-        up_view.bf16_compute = gate_view.bf16_compute;
-        const double bytes_per_weight =
-            static_cast<double>(DTypeRowBytes(w.gate_proj.dtype, H)) / static_cast<double>(H);
-        OpCost cost = MatMulCost(T, 2 * F, H, bytes_per_weight);
+        OpCost cost = MatMulCost(T, 2 * F, H, bytes_per_weight(w.gate_proj));
         cost.flops += 5 * T * F;
         cost.bytes -= 4 * T * F;  // writes silu(g) * u only
         LLM_PROFILE(prof, Op::kGateUpSilu, l, OnUnit(cost, k.MatMulUnit(T, gate_view)));
-        k.GateUpSilu(xn, T, gate_view, up_view, w.gate_bias.empty() ? nullptr : w.gate_bias.f32(),
-                     w.up_bias.empty() ? nullptr : w.up_bias.f32(), gate);
+        k.GateUpSilu(xn, T, gate_view, matrix(w.up_proj), bias_of(w.gate_bias), bias_of(w.up_bias), gate);
       } else {
         linear(Op::kGateProj, l, w.gate_proj, w.gate_bias, xn, T, gate);
         linear(Op::kUpProj, l, w.up_proj, w.up_bias, xn, T, up);

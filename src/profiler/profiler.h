@@ -32,7 +32,7 @@ enum class Op : uint8_t {
   kQProj,
   kKProj,
   kVProj,
-  kQkvProj,          // q, k and v in one fused projection (CUDA decode)
+  kQkvProj,          // q, k and v in one fused projection (CUDA decode, bf16 prefill on a CPU matrix unit)
   kRope,
   kKvWrite,          // copy of K/V into the cache
   kSdpa,             // scaled dot-product attention, parent of the three below
@@ -46,7 +46,7 @@ enum class Op : uint8_t {
   kFeedForward,      // layers.N.feed_forward
   kGateProj,
   kUpProj,
-  kGateUpSilu,       // gate and up in one fused projection with silu * up (CUDA decode)
+  kGateUpSilu,       // gate and up in one fused projection with silu * up (CUDA decode, bf16 CPU prefill)
   kSiluMul,
   kDownProj,
   kFfnResidual,

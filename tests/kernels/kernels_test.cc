@@ -607,6 +607,68 @@ void ExpectGateUpSiluMatchesReference(ComputeUnit unit, const std::vector<int64_
   EXPECT_FALSE(cpu->FusesGateUpSilu(16, MatView{w.data(), DType::kF32, 64, 32}));
 }
 
+// Projections of one x in one call (q, k, v of different widths, one
+// without bias): each against the reference on the same bf16-rounded x,
+// within the float32 dot-product bound.
+void ExpectSameXMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  ThreadPool pool(2);
+  auto ref = MakeReferenceBackend();
+  auto cpu = MakeCpuBackend(&pool);
+  for (int64_t M : row_counts) {
+    for (int64_t K : {33, 300, 2100}) {
+      const int64_t widths[3] = {200, 33, 129};
+      std::vector<float> x(M * K), x_rounded(M * K);
+      for (float& e : x) e = d(rng);
+      std::vector<uint16_t> xb(x.size());
+      ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
+      ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+      std::vector<float> wf[3], bias[3], y[3], y_ref[3];
+      std::vector<uint16_t> wb[3];
+      MatView views[3];
+      const float* biases[3];
+      float* outs[3];
+      for (int i = 0; i < 3; ++i) {
+        const int64_t N = widths[i];
+        wf[i].resize(N * K);
+        bias[i].resize(N);
+        for (float& e : wf[i]) e = d(rng);
+        for (float& e : bias[i]) e = d(rng);
+        wb[i].resize(wf[i].size());
+        ConvertFloats(wf[i].data(), DType::kF32, wb[i].data(), DType::kBF16, wf[i].size());
+        ConvertFloats(wb[i].data(), DType::kBF16, wf[i].data(), DType::kF32, wf[i].size());
+        views[i] = MatView{wb[i].data(), DType::kBF16, N, K};
+        views[i].bf16_compute = true;
+        biases[i] = i == 1 ? nullptr : bias[i].data();
+        y[i].assign(M * N, std::nanf(""));
+        y_ref[i].resize(M * N);
+        outs[i] = y[i].data();
+        ref->MatMul(x_rounded.data(), M, views[i], biases[i], y_ref[i].data());
+      }
+      ASSERT_EQ(cpu->MatMulUnit(M, views[0]), unit) << "M=" << M;
+      ASSERT_TRUE(cpu->FusesSameX(M, views[0])) << "M=" << M;
+      cpu->MatMulSameX(x.data(), M, views, biases, outs, 3);
+      for (int i = 0; i < 3; ++i) {
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < widths[i]; ++n) {
+            double abs_sum = 0;
+            for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x_rounded[m * K + k] * wf[i][n * K + k]);
+            ASSERT_NEAR(y[i][m * widths[i] + n], y_ref[i][m * widths[i] + n], 2.0 * K * kEps * abs_sum + 1e-6)
+                << "M=" << M << " K=" << K << " matrix " << i << " at (" << m << ", " << n << ")";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(AmxGemm, SameXProjectionsMatchReferenceOnBf16RoundedInputs) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  ExpectSameXMatchesReference(ComputeUnit::kAmxBf16, {17, 33, 100});
+}
+
 TEST(AmxGemm, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {
   if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
   amx::SetAmxEnabled(true);
@@ -632,6 +694,12 @@ TEST(Bf16Dots, MatchesReferenceOnBf16RoundedInputsOverShapes) {
   if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
   Bf16DotsOn on;
   ExpectBf16GemmMatchesReference(ComputeUnit::kBf16Dot, {64, 65, 70, 95, 100, 129});
+}
+
+TEST(Bf16Dots, SameXProjectionsMatchReferenceOnBf16RoundedInputs) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  Bf16DotsOn on;
+  ExpectSameXMatchesReference(ComputeUnit::kBf16Dot, {64, 100});
 }
 
 TEST(Bf16Dots, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {

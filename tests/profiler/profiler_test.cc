@@ -324,11 +324,11 @@ TEST_F(ProfiledRun, OperatorSelfTimesAccountForEachDecodeStep) {
   }
 }
 
-// A bfloat16 prefill of 40 tokens: where the backend fuses gate, up and
-// silu * up (a matrix unit), one gate_up_silu scope per layer with both
-// projections' FLOPs and the silu's, and no gate_proj / up_proj / silu_mul;
-// elsewhere the three.
-TEST_F(ProfiledRun, Bf16PrefillRecordsTheFusedMlpWhereTheBackendFusesIt) {
+// A bfloat16 prefill of 40 tokens: where the backend fuses (a matrix unit),
+// one qkv_proj scope per layer with the three projections' work, and one
+// gate_up_silu with both projections' FLOPs and the silu's; no q/k/v_proj,
+// gate_proj, up_proj or silu_mul. Elsewhere those.
+TEST_F(ProfiledRun, Bf16PrefillRecordsTheFusedProjectionsWhereTheBackendFusesThem) {
   std::vector<int32_t> prompt(40);
   for (int i = 0; i < 40; ++i) prompt[i] = 1 + 7 * i % 300;
   Run(ProfileSchedule{}, DType::kBF16, prompt);
@@ -342,8 +342,17 @@ TEST_F(ProfiledRun, Bf16PrefillRecordsTheFusedMlpWhereTheBackendFusesIt) {
     if (ph.phase != "prefill") continue;
     for (const OpStats& op : ph.ops) ops[op.name] = op;
   }
-  for (const char* name : {"feed_forward.gate_proj", "feed_forward.up_proj", "feed_forward.silu_mul"}) {
+  for (const char* name : {"feed_forward.gate_proj", "feed_forward.up_proj", "feed_forward.silu_mul",
+                           "attention.q_proj", "attention.k_proj", "attention.v_proj"}) {
     EXPECT_EQ(ops.count(name), fused ? 0u : 1u) << name;
+  }
+  ASSERT_EQ(ops.count("attention.qkv_proj"), fused ? 1u : 0u);
+  if (fused) {
+    const OpStats& op = ops["attention.qkv_proj"];
+    const int64_t T = 40, N = c.q_dim() + 2 * c.kv_dim(), H = c.hidden_size;
+    EXPECT_EQ(op.calls, c.num_hidden_layers);
+    EXPECT_EQ(op.flops, static_cast<double>(c.num_hidden_layers * 2 * T * N * H));
+    EXPECT_EQ(op.bytes, static_cast<double>(c.num_hidden_layers * (N * H * 2 + 4 * (T * H + T * N))));
   }
   ASSERT_EQ(ops.count("feed_forward.gate_up_silu"), fused ? 1u : 0u);
   if (fused) {
