@@ -249,11 +249,14 @@ std::string NextStep(const OpStats& st, const Verdict& v, const std::string& pha
   if (n.find("sdpa.fused") != std::string::npos) {
     // Already fused: no score round trip to remove. Far below its roof, the
     // time is in the short tile products and the vector work between them.
-    return v.fraction < 0.5
-               ? "far below its roof: the tile products are short (Q·Kᵀ only head_dim deep) and the softmax between "
-                 "them runs on the vector units; larger query blocks per K/V panel, and a bfloat16 KV cache (no bf16 "
-                 "copies of K and V per call)"
-               : "a float16/bfloat16 KV cache halves the K/V bytes it reads";
+    const bool on_fma = st.unit_flops[static_cast<int>(ComputeUnit::kFma)] >= st.flops;
+    if (v.fraction >= 0.5) return "a float16/bfloat16 KV cache halves the K/V bytes it reads";
+    return on_fma ? "far below its roof: Q·Kᵀ is only head_dim deep and P·V runs over every cached position (the "
+                    "causal zeros included); P·V over each block's own prefix, and the products on a matrix unit "
+                    "(a bfloat16 model's attention runs on AMX tiles)"
+                  : "far below its roof: the tile products are short (Q·Kᵀ only head_dim deep) and the softmax "
+                    "between them runs on the vector units; larger query blocks per K/V panel, and a bfloat16 KV "
+                    "cache (no bf16 copies of K and V per call)";
   }
   if (n.find("sdpa") != std::string::npos) {
     return "attention reads the whole KV cache: a float16/bfloat16 KV cache halves its bytes; fusing scores, softmax "

@@ -162,12 +162,15 @@ TEST_P(KernelsTest, DecodeAttentionOverLongCachesMatchesReference) {
 }
 
 TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
-  // 9 query tokens take the per-row path, 40 the GEMM path used for prefill.
+  // 9 query tokens take the per-row path, 40 the fused GEMM path used for prefill.
   for (int tokens : {9, 40}) {
     for (int hd : {8, 12, 64}) {
       for (int kv_heads : {1, 2}) ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(tokens, 17, 4, kv_heads, 64, hd));
     }
   }
+  // 200 tokens of 8 heads over 2 KV heads: 800 rows per KV head, three blocks
+  // of query rows (the last partial), each with its own causal prefix.
+  ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(200, 17, 8, 2, 256, 64));
 }
 
 // The softmax's row maximum (vector accumulators and a scalar tail): exact,

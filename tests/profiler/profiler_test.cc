@@ -47,29 +47,20 @@ TEST(ProfilerCosts, MatchHandComputedValues) {
   EXPECT_EQ(ElementwiseCost(10, 5, 3).bytes, 120);
 }
 
-// Fused prefill attention on the tiles, as a TinyLlama pp512 layer gives it
-// (1.1 GFLOP, 9.4 MB without the scores, 4 ms): judged on those bytes (114
-// FLOP/byte, below the AMX ridge of 184: memory-bound, at 6% of the
-// bandwidth, where the unfused count's 77 MB made it 50%), and its next
-// step is not "fuse" (it is fused already).
-TEST(ProfileReport, FusedAttentionIsJudgedWithoutTheScoreRoundTrip) {
-  AttentionArgs a;
-  a.num_tokens = 512;
-  a.num_heads = 32;
-  a.cache.head_dim = 64;
-  a.cache.num_kv_heads = 4;
-  const OpCost cost = SdpaCost(a).fused;
+// profiler_stats.txt of a prefill with one operator of `cost` on `unit`,
+// against a fixed calibration (read 38 GB/s, FMA 480, AMX-BF16 7000 GFLOP/s).
+std::string StatsOfOneOperator(const std::string& name, const OpCost& cost, ComputeUnit unit, double ms) {
   OpStats op;
-  op.name = "attention.sdpa.fused";
-  op.category = "attention";
+  op.name = name;
+  op.category = "test";
   op.calls = 1;
-  op.self_ms = op.total_ms = 4.0;
+  op.self_ms = op.total_ms = ms;
   op.flops = static_cast<double>(cost.flops);
   op.bytes = static_cast<double>(cost.bytes);
-  op.unit_flops[static_cast<int>(ComputeUnit::kAmxBf16)] = op.flops;
+  op.unit_flops[static_cast<int>(unit)] = op.flops;
   PhaseStats prefill;
   prefill.phase = "prefill";
-  prefill.wall_ms = prefill.self_sum_ms = 4.0;
+  prefill.wall_ms = prefill.self_sum_ms = ms;
   prefill.steps = 1;
   prefill.ops = {op};
   ProfileSummary summary;
@@ -80,7 +71,27 @@ TEST(ProfileReport, FusedAttentionIsJudgedWithoutTheScoreRoundTrip) {
   cal.amx_bf16_gflops = 7000;
   cal.threads = 2;
   cal.source = "fixed by the test";
-  const std::string text = FormatProfileStats(summary, cal, "test\n");
+  return FormatProfileStats(summary, cal, "test\n");
+}
+
+// TinyLlama pp512's attention of one layer (32 heads over 4 KV heads of 64).
+OpCost TinyLlamaPrefillAttention() {
+  AttentionArgs a;
+  a.num_tokens = 512;
+  a.num_heads = 32;
+  a.cache.head_dim = 64;
+  a.cache.num_kv_heads = 4;
+  return SdpaCost(a).fused;
+}
+
+// Fused prefill attention on the tiles, as a TinyLlama pp512 layer gives it
+// (1.1 GFLOP, 9.4 MB without the scores, 4 ms): judged on those bytes (114
+// FLOP/byte, below the AMX ridge of 184: memory-bound, at 6% of the
+// bandwidth, where the unfused count's 77 MB made it 50%), and its next
+// step is not "fuse" (it is fused already).
+TEST(ProfileReport, FusedAttentionIsJudgedWithoutTheScoreRoundTrip) {
+  const std::string text =
+      StatsOfOneOperator("attention.sdpa.fused", TinyLlamaPrefillAttention(), ComputeUnit::kAmxBf16, 4.0);
   EXPECT_NE(text.find("attention.sdpa.fused (4.000 ms self): memory-bound at 6% of measured bandwidth (2.4 of"),
             std::string::npos)
       << text;
@@ -88,33 +99,25 @@ TEST(ProfileReport, FusedAttentionIsJudgedWithoutTheScoreRoundTrip) {
   EXPECT_EQ(text.find("avoids the score round trip"), std::string::npos) << text;
 }
 
+// The same attention fused on FMA (float32 / float16 models, 10 ms): past
+// the FMA ridge (114 FLOP/byte against 480 / 38 = 12.6), compute-bound; its
+// advice names the FMA path's own waste, not tiles.
+TEST(ProfileReport, FusedAttentionOnFmaGetsItsOwnAdvice) {
+  const std::string text =
+      StatsOfOneOperator("attention.sdpa.fused", TinyLlamaPrefillAttention(), ComputeUnit::kFma, 10.0);
+  EXPECT_NE(text.find("attention.sdpa.fused (10.000 ms self): compute-bound at 23% of measured FMA peak"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("P·V over each block's own prefix"), std::string::npos) << text;
+  EXPECT_EQ(text.find("tile products"), std::string::npos) << text;
+}
+
 // The fused MLP GEMM (gate and up paired, silu * up in its epilogue) is a
 // projection: compute-bound in prefill, its next step is the GEMM's, not
 // "fuse" (the silu is fused already).
 TEST(ProfileReport, FusedGateUpSiluIsJudgedAsAProjection) {
-  OpCost cost = MatMulCost(512, 2 * 5632, 2048, 2);
-  OpStats op;
-  op.name = "feed_forward.gate_up_silu";
-  op.category = "feed_forward";
-  op.calls = 1;
-  op.self_ms = op.total_ms = 12.0;
-  op.flops = static_cast<double>(cost.flops);
-  op.bytes = static_cast<double>(cost.bytes);
-  op.unit_flops[static_cast<int>(ComputeUnit::kAmxBf16)] = op.flops;
-  PhaseStats prefill;
-  prefill.phase = "prefill";
-  prefill.wall_ms = prefill.self_sum_ms = 12.0;
-  prefill.steps = 1;
-  prefill.ops = {op};
-  ProfileSummary summary;
-  summary.phases = {prefill};
-  Calibration cal;
-  cal.read_gbps = 38;
-  cal.fma_gflops = 480;
-  cal.amx_bf16_gflops = 7000;
-  cal.threads = 2;
-  cal.source = "fixed by the test";
-  const std::string text = FormatProfileStats(summary, cal, "test\n");
+  const std::string text = StatsOfOneOperator("feed_forward.gate_up_silu", MatMulCost(512, 2 * 5632, 2048, 2),
+                                              ComputeUnit::kAmxBf16, 12.0);
   EXPECT_NE(text.find("feed_forward.gate_up_silu (12.000 ms self): compute-bound at 28% of measured AMX-BF16 peak (1968.5 of"),
             std::string::npos)
       << text;

@@ -395,6 +395,8 @@ class CpuBackend final : public KernelBackend {
   // capacity] (sized once: no allocation per token).
   void Attention(const AttentionArgs& a) override {
     if (const ComputeUnit unit = AttentionUnit(a); unit != ComputeUnit::kFma) return AttentionBf16(a, unit);
+    if (a.num_tokens >= kGemmAttentionMinTokens) return AttentionFused(a);
+    // Decode and short chunks: one dot product per (row, position).
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
     const int group = a.num_heads / kv_heads;
@@ -412,39 +414,7 @@ class CpuBackend final : public KernelBackend {
         fn(t, static_cast<int>(task % kv_heads), a.start_pos + t);
       });
     };
-    // Prefill: scores and weighted sum as register-tiled GEMMs per (KV head,
-    // block of query rows) instead of one dot product per (row, position).
-    const bool gemm_path = a.num_tokens >= kGemmAttentionMinTokens;
-    const int64_t ctx = a.start_pos + a.num_tokens;           // cache positions any row can see
-    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;  // rows of one KV head
-    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
-    // Row r of a KV head's block matrix is query token r / group, head kvh * group + r % group.
-    auto row_of = [&](int kvh, int64_t r) {
-      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
-    };
-    // Task (kvh, block): rows r0 .. r0 + rows - 1 of the KV head's block matrix.
-    auto for_blocks = [&](const std::function<void(int kvh, int64_t r0, int64_t rows, int worker)>& fn) {
-      pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
-        const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
-        fn(static_cast<int>(task / blocks), r0, std::min<int64_t>(kAttentionRowBlock, group_rows - r0), worker);
-      });
-    };
-    if (gemm_path) {
-      LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
-      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
-        float* qg = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
-        float* sg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
-        for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qg + r * hd);
-        // Causal: the block's last row sees positions 0 .. need-1, so later keys are skipped.
-        const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
-        const MatView keys{a.cache.KeyAt(kvh, 0), DType::kF32, need, hd};  // [need, hd], rows contiguous
-        GemmOnWorker(qg, rows, keys, need, sg, worker);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* dst = scores + row_of(kvh, r0 + r) * stride;
-          for (int64_t p = 0; p < need; ++p) dst[p] = sg[r * need + p] * a.scale;
-        }
-      });
-    } else {
+    {
       LLM_PROFILE(profiler_, Op::kSdpaScores, a.layer, work.scores);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
@@ -460,37 +430,7 @@ class CpuBackend final : public KernelBackend {
         inv_sum[row] = 1.0f / simd::ExpShiftSum(s, pos + 1, simd::MaxOf(s, pos + 1));
       });
     }
-    if (gemm_path) {
-      // out = P V: V^T [hd, ctx] is built per task so the GEMM reads rows; P is
-      // zero beyond each row's own position (the causal mask).
-      LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
-      // V^T of each KV head, built once and shared by all its row blocks.
-      float* vt_all = Scratch(0, kValuesT, static_cast<size_t>(kv_heads) * hd * ctx);
-      pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
-        float* vt = vt_all + kvh * hd * ctx;
-        for (int64_t p = 0; p < ctx; ++p) {
-          const float* v = a.cache.ValueAt(static_cast<int>(kvh), static_cast<int>(p));
-          for (int d = 0; d < hd; ++d) vt[d * ctx + p] = v[d];
-        }
-      });
-      for_blocks([&](int kvh, int64_t r0, int64_t rows, int worker) {
-        float* pg = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * stride);
-        float* og = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);
-        const float* vt = vt_all + static_cast<size_t>(kvh) * hd * ctx;
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t pos = a.start_pos + (r0 + r) / group;
-          const float* src = scores + row_of(kvh, r0 + r) * stride;
-          std::copy_n(src, pos + 1, pg + r * ctx);
-          std::fill(pg + r * ctx + pos + 1, pg + (r + 1) * ctx, 0.f);
-        }
-        const MatView values_t{vt, DType::kF32, hd, ctx};
-        GemmOnWorker(pg, rows, values_t, hd, og, worker);
-        for (int64_t r = 0; r < rows; ++r) {
-          const size_t row = row_of(kvh, r0 + r);
-          for (int d = 0; d < hd; ++d) a.out[row * hd + d] = og[r * hd + d] * inv_sum[row];
-        }
-      });
-    } else {
+    {
       LLM_PROFILE(profiler_, Op::kSdpaWeightedSum, a.layer, work.weighted_sum);
       for_groups([&](int t, int kvh, int pos) {
         const size_t row0 = static_cast<size_t>(t) * a.num_heads + static_cast<size_t>(kvh) * group;
@@ -499,6 +439,62 @@ class CpuBackend final : public KernelBackend {
         for (int g = 0; g < group; ++g) simd::Scale(inv_sum[row0 + g], a.out + (row0 + g) * hd, hd);
       });
     }
+  }
+
+  // Prefill attention on FMA (float32 and float16 models), fused per task
+  // (KV head, block of query rows) as AttentionBf16 is: S = Q Kᵀ as a
+  // register-tiled GEMM, the causal softmax on S's rows, O = P V, back to back
+  // on the worker's scratch. Before, each step was its own parallel region
+  // through a [T * H, capacity] score matrix (TinyLlama pp512: 32 MiB per
+  // layer, written, read and rewritten, read again). Vᵀ of each KV head is
+  // built once per call and shared by its blocks.
+  void AttentionFused(const AttentionArgs& a) {
+    LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, SdpaCost(a).fused);
+    const int hd = a.cache.head_dim;
+    const int kv_heads = a.cache.num_kv_heads;
+    const int group = a.num_heads / kv_heads;
+    const int64_t ctx = a.start_pos + a.num_tokens;                      // cache positions any row can see
+    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;  // rows of one KV head
+    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
+    // Row r of a KV head's block matrix is query token r / group, head kvh * group + r % group.
+    auto row_of = [&](int kvh, int64_t r) {
+      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
+    };
+    float* vt_all = Scratch(0, kValuesT, static_cast<size_t>(kv_heads) * hd * ctx);
+    pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
+      float* vt = vt_all + kvh * hd * ctx;
+      for (int64_t p = 0; p < ctx; ++p) {
+        const float* v = a.cache.ValueAt(static_cast<int>(kvh), static_cast<int>(p));
+        for (int d = 0; d < hd; ++d) vt[d * ctx + p] = v[d];
+      }
+    });
+    // Task (kvh, block): rows r0 .. r0 + rows - 1 of the KV head's block matrix.
+    pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+      const int kvh = static_cast<int>(task / blocks);
+      const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+      const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
+      float* qo = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);  // Q rows, then O rows
+      float* p = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * ctx);
+      float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(kAttentionRowBlock));
+      for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
+      // Causal: the block's last row sees positions 0 .. need-1, so later keys
+      // are skipped. K as a [ctx, hd] matrix: the scores land in rows ctx apart
+      // (columns < need), the P·V operand's layout.
+      const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
+      GemmOnWorker(qo, rows, MatView{a.cache.KeyAt(kvh, 0), DType::kF32, ctx, hd}, need, p, worker);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t seen = a.start_pos + (r0 + r) / group + 1;
+        float* s = p + r * ctx;
+        simd::Scale(a.scale, s, seen);
+        inv_sum[r] = 1.0f / simd::ExpShiftSum(s, seen, simd::MaxOf(s, seen));
+        std::fill(s + seen, s + ctx, 0.f);  // the causal mask (and columns the scores skipped)
+      }
+      GemmOnWorker(p, rows, MatView{vt_all + static_cast<size_t>(kvh) * hd * ctx, DType::kF32, hd, ctx}, hd, qo, worker);
+      for (int64_t r = 0; r < rows; ++r) {
+        const size_t row = row_of(kvh, r0 + r);
+        for (int d = 0; d < hd; ++d) a.out[row * hd + d] = qo[r * hd + d] * inv_sum[r];
+      }
+    });
   }
 
   // Prefill attention of a bf16 model on a bf16 matrix unit (AMX tiles or
