@@ -251,9 +251,9 @@ std::string NextStep(const OpStats& st, const Verdict& v, const std::string& pha
     // time is in the short tile products and the vector work between them.
     const bool on_fma = st.unit_flops[static_cast<int>(ComputeUnit::kFma)] >= st.flops;
     if (v.fraction >= 0.5) return "a float16/bfloat16 KV cache halves the K/V bytes it reads";
-    return on_fma ? "far below its roof: Q·Kᵀ is only head_dim deep and P·V runs over every cached position (the "
-                    "causal zeros included); P·V over each block's own prefix, and the products on a matrix unit "
-                    "(a bfloat16 model's attention runs on AMX tiles)"
+    return on_fma ? "far below its roof: Q·Kᵀ is only head_dim deep, the softmax between the products is vector "
+                    "work, and Vᵀ is rebuilt from the cache per call; a transposed V cache, and the products on a "
+                    "matrix unit (a bfloat16 model's attention runs on AMX tiles)"
                   : "far below its roof: the tile products are short (Q·Kᵀ only head_dim deep) and the softmax "
                     "between them runs on the vector units; larger query blocks per K/V panel, and a bfloat16 KV "
                     "cache (no bf16 copies of K and V per call)";

@@ -357,10 +357,11 @@ class CpuBackend final : public KernelBackend {
   }
 
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
-  void GemmOnWorker(const float* x, int64_t M, const MatView& w, int64_t n_end, float* y, int worker) {
+  void GemmOnWorker(const float* x, int64_t M, const MatView& w, int64_t n_end, float* y, int worker,
+                    int64_t ldw = 0) {
     float* x_packed = Scratch(worker, kRowsPacked, simd::GemmPackedRowsFloats(M, w.cols));
     for (int64_t k0 = 0; k0 < w.cols; k0 += simd::kGemmDepth) simd::PackGemmRows(x, M, w.cols, k0, x_packed);
-    simd::GemmRows(x_packed, M, w, 0, n_end, nullptr, y, Scratch(worker, kPack, simd::GemmPackFloats()));
+    simd::GemmRows(x_packed, M, w, 0, n_end, nullptr, y, Scratch(worker, kPack, simd::GemmPackFloats()), ldw);
   }
 
   void RmsNorm(const float* x, const MatView& weight, float eps, int64_t M, float* out) override {
@@ -478,18 +479,18 @@ class CpuBackend final : public KernelBackend {
       float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(kAttentionRowBlock));
       for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
       // Causal: the block's last row sees positions 0 .. need-1, so later keys
-      // are skipped. K as a [ctx, hd] matrix: the scores land in rows ctx apart
-      // (columns < need), the P·V operand's layout.
+      // are skipped, and P·V reads only that prefix of each Vᵀ row.
       const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
-      GemmOnWorker(qo, rows, MatView{a.cache.KeyAt(kvh, 0), DType::kF32, ctx, hd}, need, p, worker);
+      GemmOnWorker(qo, rows, MatView{a.cache.KeyAt(kvh, 0), DType::kF32, need, hd}, need, p, worker);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t seen = a.start_pos + (r0 + r) / group + 1;
-        float* s = p + r * ctx;
+        float* s = p + r * need;
         simd::Scale(a.scale, s, seen);
         inv_sum[r] = 1.0f / simd::ExpShiftSum(s, seen, simd::MaxOf(s, seen));
-        std::fill(s + seen, s + ctx, 0.f);  // the causal mask (and columns the scores skipped)
+        std::fill(s + seen, s + need, 0.f);  // the causal mask
       }
-      GemmOnWorker(p, rows, MatView{vt_all + static_cast<size_t>(kvh) * hd * ctx, DType::kF32, hd, ctx}, hd, qo, worker);
+      GemmOnWorker(p, rows, MatView{vt_all + static_cast<size_t>(kvh) * hd * ctx, DType::kF32, hd, need}, hd, qo,
+                   worker, ctx);
       for (int64_t r = 0; r < rows; ++r) {
         const size_t row = row_of(kvh, r0 + r);
         for (int d = 0; d < hd; ++d) a.out[row * hd + d] = qo[r * hd + d] * inv_sum[r];

@@ -1608,7 +1608,7 @@ void WidenT(const WT* src, int64_t n, float* out);
 // Transposes W[n0:n0+nr, k0:k0+kc] into out[kc][nr], widening to float32 with
 // SIMD first (the scalar f16 conversion would dominate packing).
 template <class WT>
-void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+void PackPanel(const WT* w, int64_t ldw, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
   HWY_ALIGN float row_f32[kKc];
   // The row 4 ahead is fetched while this one is transposed: rows are K
   // elements apart, a stride the hardware prefetchers do not follow, and each
@@ -1624,9 +1624,9 @@ void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, in
       continue;
     }
     if (n + kAhead < n_end) {
-      for (int64_t k = 0; k < kc; k += line_elems) hwy::Prefetch(w + (n + kAhead) * K + k0 + k);
+      for (int64_t k = 0; k < kc; k += line_elems) hwy::Prefetch(w + (n + kAhead) * ldw + k0 + k);
     }
-    WidenT(w + n * K + k0, kc, row_f32);
+    WidenT(w + n * ldw + k0, kc, row_f32);
     for (int64_t k = 0; k < kc; ++k) out[k * nr + j] = row_f32[k];
   }
 }
@@ -1634,7 +1634,7 @@ void PackPanel(const WT* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, in
 // A quantized panel: kc (a multiple of the block size: k0 is a multiple of
 // 256) dequantized per row by the scalar reference, once per K block and
 // panel, shared by every row of x.
-void PackPanel(const QuantW* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+void PackPanel(const QuantW* w, int64_t /*ldw: rows are w->row_bytes apart*/, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
   HWY_ALIGN float row_f32[kKc];
   const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(w->type));
   const size_t block_bytes = info->type_size;
@@ -1651,8 +1651,8 @@ void PackPanel(const QuantW* w, int64_t K, int64_t n0, int64_t n_end, int64_t k0
 }
 
 template <class WT>
-void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
-           const float* bias, float* y, float* pack) {
+void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t ldw, int64_t N, int64_t n_begin,
+           int64_t n_end, const float* bias, float* y, float* pack) {
   const int64_t nr = PanelWidth();
   const int64_t padded_m = GemmPaddedRows(M);
   HWY_ALIGN float tile[kMr * 2 * 16];  // 16 = widest x86 lane count
@@ -1661,7 +1661,7 @@ void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, 
     const int64_t num_panels = (ne - nb + nr - 1) / nr;
     for (int64_t k0 = 0; k0 < K; k0 += kKc) {
       const int64_t kc = std::min(kKc, K - k0);
-      for (int64_t p = 0; p < num_panels; ++p) PackPanel(w, K, nb + p * nr, ne, k0, kc, nr, pack + p * kc * nr);
+      for (int64_t p = 0; p < num_panels; ++p) PackPanel(w, ldw, nb + p * nr, ne, k0, kc, nr, pack + p * kc * nr);
       const float* x_block = x_packed + k0 * padded_m;  // this K block: [padded_m / kMr][kc][kMr]
       for (int64_t mb = 0; mb < M; mb += kMc) {
         const int64_t me = std::min(M, mb + kMc);
@@ -1686,14 +1686,15 @@ void GemmT(const float* x_packed, int64_t M, const WT* w, int64_t K, int64_t N, 
 }
 
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
-              const float* bias, float* y, float* pack) {
+              const float* bias, float* y, float* pack, int64_t ldw) {
   if (IsQuantized(w.dtype)) {
     const QuantW q{static_cast<const uint8_t*>(w.data), static_cast<GgmlType>(DTypeGgmlType(w.dtype)),
                    DTypeRowBytes(w.dtype, w.cols)};
-    return GemmT(x_packed, M, &q, w.cols, w.rows, n_begin, n_end, bias, y, pack);
+    return GemmT(x_packed, M, &q, w.cols, w.cols, w.rows, n_begin, n_end, bias, y, pack);
   }
+  if (ldw == 0) ldw = w.cols;
   WithWeightType(w.data, w.dtype,
-                 [&](auto* wt) { GemmT(x_packed, M, wt, w.cols, w.rows, n_begin, n_end, bias, y, pack); });
+                 [&](auto* wt) { GemmT(x_packed, M, wt, w.cols, ldw, w.rows, n_begin, n_end, bias, y, pack); });
 }
 
 int64_t GemmRowBlock() { return kPanelsPerBlock * PanelWidth(); }
@@ -2273,8 +2274,8 @@ void PrepareQuantActivations(const float* x, int64_t M, const MatView& w, void* 
   HWY_DYNAMIC_DISPATCH(PrepareQuantActivations)(x, M, w, buffer, packed_w, m_begin, m_end < 0 ? M : m_end);
 }
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
-              const float* bias, float* y, float* pack) {
-  HWY_DYNAMIC_DISPATCH(GemmRows)(x_packed, M, w, n_begin, n_end, bias, y, pack);
+              const float* bias, float* y, float* pack, int64_t ldw) {
+  HWY_DYNAMIC_DISPATCH(GemmRows)(x_packed, M, w, n_begin, n_end, bias, y, pack, ldw);
 }
 size_t GemmPackedRowsFloats(int64_t M, int64_t K) {
   return static_cast<size_t>(GemmPaddedRows(M) * K);

@@ -107,9 +107,10 @@ bool HalfXPays();
 constexpr int64_t kHalfXOneRowMaxK = 8192;
 // Same result through a packed, register-tiled GEMM (compute-bound path for
 // prefill). x comes packed by PackGemmRows; `pack` is scratch of
-// GemmPackFloats() floats owned by the caller.
+// GemmPackFloats() floats owned by the caller. ldw: float W's rows are ldw
+// elements apart (0: w.cols; a prefix of each row is the depth read).
 void GemmRows(const float* x_packed, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
-              const float* bias, float* y, float* pack);
+              const float* bias, float* y, float* pack, int64_t ldw = 0);
 // Packed GEMM input: per block of kGemmDepth columns (the last may be
 // shorter), per group of kGemmRowGroup rows, [columns of the block][group]
 // (rows past M are zero). Packed once per matmul, read by every task.
