@@ -144,11 +144,14 @@ TEST_P(KernelsTest, RopeMatchesReference) {
       sin_t[p * half + i] = std::sin(p * 0.1f * (i + 1));
     }
   }
-  auto x = Random(5 * heads * hd);
-  auto a = x, b = x;
-  ref_->Rope(a.data(), 5, heads, hd, 31, cos_t.data(), sin_t.data());
-  cpu_->Rope(b.data(), 5, heads, hd, 31, cos_t.data(), sin_t.data());
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 1e-6) << i;
+  // 5 rows from position 31 (one thread), 37 from position 3 (rows split over the threads).
+  for (auto [rows, start] : {std::pair{5, 31}, std::pair{37, 3}}) {
+    auto x = Random(rows * heads * hd);
+    auto a = x, b = x;
+    ref_->Rope(a.data(), rows, heads, hd, start, cos_t.data(), sin_t.data());
+    cpu_->Rope(b.data(), rows, heads, hd, start, cos_t.data(), sin_t.data());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(b[i], a[i], 1e-6) << "rows " << rows << " at " << i;
+  }
 }
 
 // Decode (one token) over long caches: key blocks of four and value blocks of

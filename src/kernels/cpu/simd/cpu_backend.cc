@@ -374,22 +374,29 @@ class CpuBackend final : public KernelBackend {
   void Rope(float* x, int64_t M, int num_heads, int head_dim, int start_pos, const float* cos_table,
             const float* sin_table) override {
     const int half = head_dim / 2;
-    for (int64_t m = 0; m < M; ++m) {
-      const float* c = cos_table + (start_pos + m) * half;
-      const float* s = sin_table + (start_pos + m) * half;
-      for (int h = 0; h < num_heads; ++h) {
-        float* v = x + (m * num_heads + h) * head_dim;
-        for (int i = 0; i < half; ++i) {  // HF rotate_half: (a, b) -> (a c - b s, b c + a s)
-          const float a = v[i], b = v[i + half];
-          v[i] = a * c[i] - b * s[i];
-          v[i + half] = b * c[i] + a * s[i];
+    const auto rows = [&](int64_t m_begin, int64_t m_end) {
+      for (int64_t m = m_begin; m < m_end; ++m) {
+        const float* c = cos_table + (start_pos + m) * half;
+        const float* s = sin_table + (start_pos + m) * half;
+        for (int h = 0; h < num_heads; ++h) {
+          float* v = x + (m * num_heads + h) * head_dim;
+          for (int i = 0; i < half; ++i) {  // HF rotate_half: (a, b) -> (a c - b s, b c + a s)
+            const float a = v[i], b = v[i + half];
+            v[i] = a * c[i] - b * s[i];
+            v[i + half] = b * c[i] + a * s[i];
+          }
         }
       }
-    }
+    };
+    // Prefill chunks on every thread (TinyLlama pp512: 11.7 ms on one, 1.8%
+    // of a bf16 prefill); a decode step's few rows are not worth a hand-off.
+    if (M < 16) return rows(0, M);
+    pool_->ParallelRange(M, 8, [&](size_t b, size_t e, int) { rows(b, e); });
   }
 
-  // Three parallel passes, so the profiler can show scores, softmax and the
-  // weighted sum apart. Scores and weighted sum run per (token, KV head) and
+  // Prompt chunks of 16+ tokens: AttentionFused (or AttentionBf16 on a bf16
+  // matrix unit). Decode and shorter chunks: three parallel passes, so the
+  // profiler can show scores, softmax and the weighted sum apart. Scores and weighted sum run per (token, KV head) and
   // serve all query heads of the group from one read of each K and V row:
   // with grouped-query attention the cache is read once, not once per head.
   // Scores of every (token, head) sit in one scratch matrix [T * H, cache
