@@ -186,10 +186,7 @@ class CpuBackend final : public KernelBackend {
         a = hi_lo;
         y_parts = Scratch(0, kSplitOut, static_cast<size_t>(rows * N));
       }
-      auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(rows, K) + 1) / 2));
-      pool_->ParallelRange(amx::PaddedRows(rows), amx::kBlock, [&](size_t b, size_t e, int) {
-        amx::PackActivations(a, rows, K, b, e, xb);
-      });
+      const uint16_t* xb = RoundRowsToBf16(a, rows, K);
       const size_t scratch_floats = (amx::GemmScratchBytes(rows, K) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
         if (IsQuantized(w.dtype)) {
@@ -232,7 +229,8 @@ class CpuBackend final : public KernelBackend {
     // leaves a thread idle: k and v (256 rows in TinyLlama) were one task,
     // and ran at 44% of q's rate on 2 threads.
     const int64_t threads = pool_->num_threads();
-    const int64_t block = std::min(simd::GemmRowBlock(), std::max<int64_t>(16, (N + threads - 1) / threads + 15) / 16 * 16);
+    const int64_t per_thread = std::max<int64_t>(16, ((N + threads - 1) / threads + 15) / 16 * 16);
+    const int64_t block = std::min(simd::GemmRowBlock(), per_thread);
     pool_->ParallelRange(N, block, [&](size_t b, size_t e, int worker) {
       simd::GemmRows(x_packed, M, w, b, e, bias, y, Scratch(worker, kPack, simd::GemmPackFloats()));
     });
@@ -262,10 +260,7 @@ class CpuBackend final : public KernelBackend {
     }
     const int64_t K = ws[0].cols;
     const Bf16Gemm gemm = Bf16GemmOn(MatMulUnit(M, ws[0]));
-    auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
-    pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
-      amx::PackActivations(x, M, K, b, e, xb);
-    });
+    const uint16_t* xb = RoundRowsToBf16(x, M, K);
     same_x_tasks_.clear();
     for (int i = 0; i < count; ++i) {
       for (int64_t n = 0; n < ws[i].rows; n += kAmxRowBlock) same_x_tasks_.push_back({i, n});
@@ -286,10 +281,7 @@ class CpuBackend final : public KernelBackend {
     }
     const int64_t K = gate.cols;
     const bool dots = MatMulUnit(M, gate) == ComputeUnit::kBf16Dot;
-    auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
-    pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
-      amx::PackActivations(x, M, K, b, e, xb);
-    });
+    const uint16_t* xb = RoundRowsToBf16(x, M, K);
     const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
     // Tasks of 64 rows of each: the 128 W rows of MatMul's tasks.
     pool_->ParallelRange(gate.rows, kAmxRowBlock / 2, [&](size_t b, size_t e, int worker) {
@@ -356,6 +348,16 @@ class CpuBackend final : public KernelBackend {
     return Bf16MatrixUnit();
   }
 
+  // x[M, K] rounded to bf16 as the matrix units' A operand (amx::PackActivations),
+  // over the threads, into worker 0's scratch.
+  const uint16_t* RoundRowsToBf16(const float* x, int64_t M, int64_t K) {
+    auto* xb = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, (amx::PackedActivationElems(M, K) + 1) / 2));
+    pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
+      amx::PackActivations(x, M, K, b, e, xb);
+    });
+    return xb;
+  }
+
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
   void GemmOnWorker(const float* x, int64_t M, const MatView& w, int64_t n_end, float* y, int worker,
                     int64_t ldw = 0) {
@@ -396,11 +398,12 @@ class CpuBackend final : public KernelBackend {
 
   // Prompt chunks of 16+ tokens: AttentionFused (or AttentionBf16 on a bf16
   // matrix unit). Decode and shorter chunks: three parallel passes, so the
-  // profiler can show scores, softmax and the weighted sum apart. Scores and weighted sum run per (token, KV head) and
-  // serve all query heads of the group from one read of each K and V row:
-  // with grouped-query attention the cache is read once, not once per head.
-  // Scores of every (token, head) sit in one scratch matrix [T * H, cache
-  // capacity] (sized once: no allocation per token).
+  // profiler can show scores, softmax and the weighted sum apart. Scores and
+  // weighted sum run per (token, KV head) and serve all query heads of the
+  // group from one read of each K and V row: with grouped-query attention
+  // the cache is read once, not once per head. Scores of every (token, head)
+  // sit in one scratch matrix [T * H, cache capacity] (sized once: no
+  // allocation per token).
   void Attention(const AttentionArgs& a) override {
     if (const ComputeUnit unit = AttentionUnit(a); unit != ComputeUnit::kFma) return AttentionBf16(a, unit);
     if (a.num_tokens >= kGemmAttentionMinTokens) return AttentionFused(a);
