@@ -496,6 +496,26 @@ TEST_P(KernelsTest, RoundToF16RoundsAndRefusesWhatDoesNotFit) {
 INSTANTIATE_TEST_SUITE_P(Targets, KernelsTest, ::testing::ValuesIn(CompiledTargets()),
                          [](const ::testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
 
+// The reference and the CPU backend on two threads, and normal(0, 1) draws,
+// for the matrix-unit tests.
+struct RefAndCpu {
+  explicit RefAndCpu(unsigned seed) : rng(seed) {}
+  float Normal() { return normal(rng); }
+  std::mt19937 rng;
+  std::normal_distribution<float> normal{0.0f, 1.0f};
+  ThreadPool pool{2};
+  std::unique_ptr<KernelBackend> ref = MakeReferenceBackend();
+  std::unique_ptr<KernelBackend> cpu = MakeCpuBackend(&pool);
+};
+
+// v rounded to bfloat16 (nearest even) in place; returns the bf16 bits.
+std::vector<uint16_t> RoundToBf16InPlace(std::vector<float>* v) {
+  std::vector<uint16_t> bits(v->size());
+  ConvertFloats(v->data(), DType::kF32, bits.data(), DType::kBF16, v->size());
+  ConvertFloats(bits.data(), DType::kBF16, v->data(), DType::kF32, v->size());
+  return bits;
+}
+
 // The bf16 GEMM of `unit` over shapes, against the reference on bf16-rounded
 // x (on x itself up to 16 rows, where x runs as hi + lo).
 void ExpectBf16GemmMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
@@ -559,27 +579,20 @@ TEST(AmxGemm, MatchesReferenceOnBf16RoundedInputsOverShapes) {
 // the output within |silu'(g)| e_g |u| + |silu(g)| e_u (|silu'| < 1.1), plus
 // the float32 exp and divide of the epilogue.
 void ExpectGateUpSiluMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
-  std::mt19937 rng(11);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  ThreadPool pool(2);
-  auto ref = MakeReferenceBackend();
-  auto cpu = MakeCpuBackend(&pool);
+  RefAndCpu b(11);
+  KernelBackend* ref = b.ref.get();
+  KernelBackend* cpu = b.cpu.get();
   for (int64_t M : row_counts) {
     for (int64_t K : {7, 32, 33, 300, 2100}) {
       for (int64_t F : {1, 31, 33, 64, 65, 100, 200}) {
         const bool with_bias = (M + K + F) % 2 == 0;
         std::vector<float> gf(F * K), uf(F * K), x(M * K), gate_bias(F), up_bias(F);
         for (auto* v : {&gf, &uf, &x, &gate_bias, &up_bias}) {
-          for (float& e : *v) e = d(rng);
+          for (float& e : *v) e = b.Normal();
         }
-        std::vector<uint16_t> gb(gf.size()), ub(uf.size()), xb(x.size());
-        std::vector<float> x_rounded(x.size());
-        ConvertFloats(gf.data(), DType::kF32, gb.data(), DType::kBF16, gf.size());
-        ConvertFloats(uf.data(), DType::kF32, ub.data(), DType::kBF16, uf.size());
-        ConvertFloats(gb.data(), DType::kBF16, gf.data(), DType::kF32, gf.size());  // exact weights
-        ConvertFloats(ub.data(), DType::kBF16, uf.data(), DType::kF32, uf.size());
-        ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
-        ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+        const std::vector<uint16_t> gb = RoundToBf16InPlace(&gf), ub = RoundToBf16InPlace(&uf);  // exact weights
+        std::vector<float> x_rounded = x;
+        RoundToBf16InPlace(&x_rounded);
         MatView gate{gb.data(), DType::kBF16, F, K}, up{ub.data(), DType::kBF16, F, K};
         gate.bf16_compute = up.bf16_compute = true;
         ASSERT_EQ(cpu->MatMulUnit(M, gate), unit) << "M=" << M;
@@ -617,19 +630,16 @@ void ExpectGateUpSiluMatchesReference(ComputeUnit unit, const std::vector<int64_
 // without bias): each against the reference on the same bf16-rounded x,
 // within the float32 dot-product bound.
 void ExpectSameXMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
-  std::mt19937 rng(13);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  ThreadPool pool(2);
-  auto ref = MakeReferenceBackend();
-  auto cpu = MakeCpuBackend(&pool);
+  RefAndCpu b(13);
+  KernelBackend* ref = b.ref.get();
+  KernelBackend* cpu = b.cpu.get();
   for (int64_t M : row_counts) {
     for (int64_t K : {33, 300, 2100}) {
       const int64_t widths[3] = {200, 33, 129};
-      std::vector<float> x(M * K), x_rounded(M * K);
-      for (float& e : x) e = d(rng);
-      std::vector<uint16_t> xb(x.size());
-      ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
-      ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+      std::vector<float> x(M * K);
+      for (float& e : x) e = b.Normal();
+      std::vector<float> x_rounded = x;
+      RoundToBf16InPlace(&x_rounded);
       std::vector<float> wf[3], bias[3], y[3], y_ref[3];
       std::vector<uint16_t> wb[3];
       MatView views[3];
@@ -639,11 +649,9 @@ void ExpectSameXMatchesReference(ComputeUnit unit, const std::vector<int64_t>& r
         const int64_t N = widths[i];
         wf[i].resize(N * K);
         bias[i].resize(N);
-        for (float& e : wf[i]) e = d(rng);
-        for (float& e : bias[i]) e = d(rng);
-        wb[i].resize(wf[i].size());
-        ConvertFloats(wf[i].data(), DType::kF32, wb[i].data(), DType::kBF16, wf[i].size());
-        ConvertFloats(wb[i].data(), DType::kBF16, wf[i].data(), DType::kF32, wf[i].size());
+        for (float& e : wf[i]) e = b.Normal();
+        for (float& e : bias[i]) e = b.Normal();
+        wb[i] = RoundToBf16InPlace(&wf[i]);  // exact weights
         views[i] = MatView{wb[i].data(), DType::kBF16, N, K};
         views[i].bf16_compute = true;
         biases[i] = i == 1 ? nullptr : bias[i].data();
