@@ -452,6 +452,54 @@ class CpuBackend final : public KernelBackend {
     }
   }
 
+  // One task of fused prefill attention: rows r0 .. r0 + rows - 1 of KV head
+  // kvh's block matrix, whose row r is query token r / group, head
+  // kvh * group + r % group.
+  struct QueryBlock {
+    int kvh = 0;
+    int64_t r0 = 0, rows = 0;
+    int64_t need = 0;          // keys the block's last row sees (causal)
+    float* qo = nullptr;       // [rows, hd]: the block's Q rows in, its unnormalized O rows out
+    float* inv_sum = nullptr;  // [rows]: 1 / the softmax sum of each row, set by the task
+    int worker = 0;
+    int group = 1, start_pos = 0;
+    int64_t Seen(int64_t r) const { return start_pos + (r0 + r) / group + 1; }  // positions row r sees
+  };
+
+  // Prefill attention fused per task (KV head, block of query rows), the
+  // shared frame of AttentionFused and AttentionBf16: gathers the block's Q
+  // rows, lets `compute` run S = Q Kᵀ, the causal softmax and O = P V on the
+  // worker's scratch, and scatters O / sum into a.out.
+  template <class Compute>
+  void ForEachQueryBlock(const AttentionArgs& a, const Compute& compute) {
+    const int hd = a.cache.head_dim;
+    const int kv_heads = a.cache.num_kv_heads;
+    const int group = a.num_heads / kv_heads;
+    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;  // rows of one KV head
+    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
+    auto row_of = [&](int kvh, int64_t r) {
+      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
+    };
+    pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
+      QueryBlock b;
+      b.kvh = static_cast<int>(task / blocks);
+      b.r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
+      b.rows = std::min<int64_t>(kAttentionRowBlock, group_rows - b.r0);
+      b.group = group;
+      b.start_pos = a.start_pos;
+      b.need = b.Seen(b.rows - 1);
+      b.worker = worker;
+      b.qo = Scratch(worker, kRowsA, static_cast<size_t>(b.rows) * hd);
+      b.inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(b.rows));
+      for (int64_t r = 0; r < b.rows; ++r) std::copy_n(a.q + row_of(b.kvh, b.r0 + r) * hd, hd, b.qo + r * hd);
+      compute(b);
+      for (int64_t r = 0; r < b.rows; ++r) {
+        float* dst = a.out + row_of(b.kvh, b.r0 + r) * hd;
+        for (int d = 0; d < hd; ++d) dst[d] = b.qo[r * hd + d] * b.inv_sum[r];
+      }
+    });
+  }
+
   // Prefill attention on FMA (float32 and float16 models), fused per task
   // (KV head, block of query rows) as AttentionBf16 is: S = Q Kᵀ as a
   // register-tiled GEMM, the causal softmax on S's rows, O = P V, back to back
@@ -463,14 +511,7 @@ class CpuBackend final : public KernelBackend {
     LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, SdpaCost(a).fused);
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
-    const int group = a.num_heads / kv_heads;
-    const int64_t ctx = a.start_pos + a.num_tokens;                      // cache positions any row can see
-    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;  // rows of one KV head
-    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
-    // Row r of a KV head's block matrix is query token r / group, head kvh * group + r % group.
-    auto row_of = [&](int kvh, int64_t r) {
-      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
-    };
+    const int64_t ctx = a.start_pos + a.num_tokens;  // cache positions any row can see
     float* vt_all = Scratch(0, kValuesT, static_cast<size_t>(kv_heads) * hd * ctx);
     pool_->ParallelFor(kv_heads, [&](size_t kvh, int) {
       float* vt = vt_all + kvh * hd * ctx;
@@ -479,32 +520,19 @@ class CpuBackend final : public KernelBackend {
         for (int d = 0; d < hd; ++d) vt[d * ctx + p] = v[d];
       }
     });
-    // Task (kvh, block): rows r0 .. r0 + rows - 1 of the KV head's block matrix.
-    pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
-      const int kvh = static_cast<int>(task / blocks);
-      const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
-      const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
-      float* qo = Scratch(worker, kRowsA, static_cast<size_t>(kAttentionRowBlock) * hd);  // Q rows, then O rows
-      float* p = Scratch(worker, kRowsB, static_cast<size_t>(kAttentionRowBlock) * ctx);
-      float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(kAttentionRowBlock));
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
-      // Causal: the block's last row sees positions 0 .. need-1, so later keys
-      // are skipped, and P·V reads only that prefix of each Vᵀ row.
-      const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;
-      GemmOnWorker(qo, rows, MatView{a.cache.KeyAt(kvh, 0), DType::kF32, need, hd}, need, p, worker);
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t seen = a.start_pos + (r0 + r) / group + 1;
-        float* s = p + r * need;
+    ForEachQueryBlock(a, [&](const QueryBlock& b) {
+      // Keys past `need` are skipped, and P·V reads only that prefix of each Vᵀ row.
+      float* p = Scratch(b.worker, kRowsB, static_cast<size_t>(b.rows) * b.need);
+      GemmOnWorker(b.qo, b.rows, MatView{a.cache.KeyAt(b.kvh, 0), DType::kF32, b.need, hd}, b.need, p, b.worker);
+      for (int64_t r = 0; r < b.rows; ++r) {
+        const int64_t seen = b.Seen(r);
+        float* s = p + r * b.need;
         simd::Scale(a.scale, s, seen);
-        inv_sum[r] = 1.0f / simd::ExpShiftSum(s, seen, simd::MaxOf(s, seen));
-        std::fill(s + seen, s + need, 0.f);  // the causal mask
+        b.inv_sum[r] = 1.0f / simd::ExpShiftSum(s, seen, simd::MaxOf(s, seen));
+        std::fill(s + seen, s + b.need, 0.f);  // the causal mask
       }
-      GemmOnWorker(p, rows, MatView{vt_all + static_cast<size_t>(kvh) * hd * ctx, DType::kF32, hd, need}, hd, qo,
-                   worker, ctx);
-      for (int64_t r = 0; r < rows; ++r) {
-        const size_t row = row_of(kvh, r0 + r);
-        for (int d = 0; d < hd; ++d) a.out[row * hd + d] = qo[r * hd + d] * inv_sum[r];
-      }
+      GemmOnWorker(p, b.rows, MatView{vt_all + static_cast<size_t>(b.kvh) * hd * ctx, DType::kF32, hd, b.need}, hd,
+                   b.qo, b.worker, ctx);
     });
   }
 
@@ -520,13 +548,7 @@ class CpuBackend final : public KernelBackend {
     LLM_PROFILE(profiler_, Op::kSdpaFused, a.layer, OnUnit(SdpaCost(a).fused, unit));
     const int hd = a.cache.head_dim;
     const int kv_heads = a.cache.num_kv_heads;
-    const int group = a.num_heads / kv_heads;
     const int64_t ctx = a.start_pos + a.num_tokens;
-    const int64_t group_rows = static_cast<int64_t>(a.num_tokens) * group;
-    const int64_t blocks = (group_rows + kAttentionRowBlock - 1) / kAttentionRowBlock;
-    auto row_of = [&](int kvh, int64_t r) {
-      return static_cast<size_t>(r / group) * a.num_heads + static_cast<size_t>(kvh) * group + r % group;
-    };
     // K (for Q·Kᵀ) and Vᵀ (for P·V) of each KV head rounded to bf16 and put
     // in the tiles' panel order once, shared by all its blocks of query rows.
     const size_t k_elems = amx::PrepackedElems(ctx, hd), v_elems = amx::PrepackedElems(hd, ctx);
@@ -541,34 +563,25 @@ class CpuBackend final : public KernelBackend {
       }
     });
     const bool dots = unit == ComputeUnit::kBf16Dot;
-    pool_->ParallelFor(static_cast<size_t>(kv_heads) * blocks, [&](size_t task, int worker) {
-      const int kvh = static_cast<int>(task / blocks);
-      const int64_t r0 = static_cast<int64_t>(task % blocks) * kAttentionRowBlock;
-      const int64_t rows = std::min<int64_t>(kAttentionRowBlock, group_rows - r0);
-      const int64_t need = a.start_pos + (r0 + rows - 1) / group + 1;  // keys the block's last row sees
-      float* qo = Scratch(worker, kRowsA, static_cast<size_t>(rows) * hd);  // Q rows, later O rows
-      float* s = Scratch(worker, kRowsB, static_cast<size_t>(rows) * need);
+    ForEachQueryBlock(a, [&](const QueryBlock& b) {
+      const int64_t rows = b.rows, need = b.need;
+      float* s = Scratch(b.worker, kRowsB, static_cast<size_t>(rows) * need);
       auto* xb = reinterpret_cast<uint16_t*>(
-          Scratch(worker, kBf16Rows, (amx::PackedActivationElems(rows, std::max<int64_t>(need, hd)) + 1) / 2));
-      void* gemm_scratch = Scratch(worker, kPack, (amx::GemmScratchBytes(rows, std::max<int64_t>(need, hd)) + 3) / 4);
-      for (int64_t r = 0; r < rows; ++r) std::copy_n(a.q + row_of(kvh, r0 + r) * hd, hd, qo + r * hd);
-      amx::PackActivations(qo, rows, hd, 0, amx::PaddedRows(rows), xb);
-      amx::GemmBf16Prepacked(xb, rows, keys_packed + kvh * k_elems, hd, hd, 0, need, s, need, gemm_scratch, dots);
+          Scratch(b.worker, kBf16Rows, (amx::PackedActivationElems(rows, std::max<int64_t>(need, hd)) + 1) / 2));
+      void* gemm_scratch =
+          Scratch(b.worker, kPack, (amx::GemmScratchBytes(rows, std::max<int64_t>(need, hd)) + 3) / 4);
+      amx::PackActivations(b.qo, rows, hd, 0, amx::PaddedRows(rows), xb);
+      amx::GemmBf16Prepacked(xb, rows, keys_packed + b.kvh * k_elems, hd, hd, 0, need, s, need, gemm_scratch, dots);
       // The causal softmax written straight into P·V's bf16 operand (one
       // pass for the maximum, one for exp, sum and rounding: the separate
       // scale, exp and rounding passes took 40% of this task's time).
-      float* inv_sum = Scratch(worker, kRowSums, static_cast<size_t>(rows));
       const int64_t ld = amx::RowStride(need);
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t seen = a.start_pos + (r0 + r) / group + 1;  // causal: positions 0 .. pos
-        inv_sum[r] = 1.0f / amx::SoftmaxRowToBf16(s + r * need, seen, a.scale, ld, xb + r * ld);
+        b.inv_sum[r] = 1.0f / amx::SoftmaxRowToBf16(s + r * need, b.Seen(r), a.scale, ld, xb + r * ld);
       }
       std::fill(xb + rows * ld, xb + amx::PaddedRows(rows) * ld, uint16_t{0});
-      amx::GemmBf16Prepacked(xb, rows, values_packed + kvh * v_elems, ctx, need, 0, hd, qo, hd, gemm_scratch, dots);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = a.out + row_of(kvh, r0 + r) * hd;
-        for (int d = 0; d < hd; ++d) dst[d] = qo[r * hd + d] * inv_sum[r];
-      }
+      amx::GemmBf16Prepacked(xb, rows, values_packed + b.kvh * v_elems, ctx, need, 0, hd, b.qo, hd, gemm_scratch,
+                             dots);
     });
   }
 

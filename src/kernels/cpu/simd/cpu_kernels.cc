@@ -1633,8 +1633,9 @@ void PackPanel(const WT* w, int64_t ldw, int64_t n0, int64_t n_end, int64_t k0, 
 
 // A quantized panel: kc (a multiple of the block size: k0 is a multiple of
 // 256) dequantized per row by the scalar reference, once per K block and
-// panel, shared by every row of x.
-void PackPanel(const QuantW* w, int64_t /*ldw: rows are w->row_bytes apart*/, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr, float* out) {
+// panel, shared by every row of x. Its rows are w->row_bytes apart (ldw unused).
+void PackPanel(const QuantW* w, int64_t /*ldw*/, int64_t n0, int64_t n_end, int64_t k0, int64_t kc, int64_t nr,
+               float* out) {
   HWY_ALIGN float row_f32[kKc];
   const GgmlTypeInfo* info = GgmlTypeInfoOf(static_cast<uint32_t>(w->type));
   const size_t block_bytes = info->type_size;
