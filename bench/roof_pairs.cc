@@ -1,5 +1,5 @@
 // Pairs of readings one moment apart: the read probe (--calibrate's, on 256
-// MiB), then the one-row quantized GEMV of each type from memory, then the
+// MiB), then the one-row (decode) GEMV of each weight type from memory, then the
 // probe again, round after round. On a shared machine whose bandwidth moves
 // from minute to minute (AMD EPYC Zen 4 VM: 29-63 GB/s), a kernel's fraction
 // of the roof means something only against the roof of its own moment; the
@@ -39,11 +39,11 @@ int Run(int argc, char** argv) {
   int rounds = 60, pause_ms = 300, threads = 0;
   int64_t K = 2048, N = 5632;
   std::vector<std::string> names = {"q8_0", "q4_0", "q4_k"};
-  CLI::App app{"read probe and quantized decode GEMVs from memory, alternated (pairs one moment apart)"};
+  CLI::App app{"read probe and decode GEMVs from memory, alternated (pairs one moment apart)"};
   app.add_option("--rounds", rounds, "probe, every type, probe: this many times");
   app.add_option("--k", K, "columns (the reduction)");
   app.add_option("--n", N, "rows");
-  app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ...)")->delimiter(',');
+  app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ..., bfloat16, float16, float32)")->delimiter(',');
   app.add_option("--pause-ms", pause_ms, "sleep between rounds, so that rounds sample different minutes");
   app.add_option("--threads", threads, "0: all available");
   CLI11_PARSE(app, argc, argv);
@@ -57,8 +57,8 @@ int Run(int argc, char** argv) {
   std::vector<Matrices> mats;
   for (const std::string& name : names) {
     DType dt;
-    if (!ParseWeightDType(name, &dt) || !IsQuantized(dt)) {
-      std::fprintf(stderr, "error: --types: '%s' is not a quantized type\n", name.c_str());
+    if (!ParseWeightDType(name, &dt) || dt == DType::kI32) {
+      std::fprintf(stderr, "error: --types: '%s' is not a weight type\n", name.c_str());
       return 2;
     }
     if (K % DTypeBlockSize(dt) != 0) {
@@ -70,7 +70,16 @@ int Run(int argc, char** argv) {
     m.matrix_bytes = DTypeRowBytes(dt, K) * static_cast<size_t>(N);
     m.copies = static_cast<int>((size_t{256} << 20) / m.matrix_bytes + 1);
     m.bytes.Allocate(m.matrix_bytes * m.copies);
-    FillQuantBytes(static_cast<uint8_t*>(m.bytes.data()), m.matrix_bytes * m.copies, dt);
+    if (IsQuantized(dt)) {
+      FillQuantBytes(static_cast<uint8_t*>(m.bytes.data()), m.matrix_bytes * m.copies, dt);
+    } else {  // float weights: small finite values, converted one row at a time
+      std::vector<float> row(static_cast<size_t>(K));
+      for (int64_t i = 0; i < K; ++i) row[i] = static_cast<float>((i * 2654435761u) % 997) * 1e-5f - 0.005f;
+      for (size_t r = 0; r < static_cast<size_t>(N) * m.copies; ++r) {
+        ConvertFloats(row.data(), DType::kF32, static_cast<uint8_t*>(m.bytes.data()) + r * DTypeRowBytes(dt, K), dt,
+                      static_cast<size_t>(K));
+      }
+    }
     mats.push_back(std::move(m));
   }
   size_t reserve = 0;

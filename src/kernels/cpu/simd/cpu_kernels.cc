@@ -164,13 +164,15 @@ HWY_INLINE float RowDot(DF df, const WT* w, const XT* x, int64_t K) {
 // four rows' bias where given: four weight streams, each load of x serving
 // four rows, eight independent FMA chains (two vectors per row per step) to
 // cover the FMA latency.
+// The rows are `apart` rows apart (1: four adjacent rows), and so are their
+// bias and out entries.
 template <class WT, class XT>
 HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool prefetch, const float* bias4,
-                            float* out) {
+                            float* out, int64_t apart = 1) {
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const WT* w1 = w0 + K;
-  const WT* w2 = w1 + K;
-  const WT* w3 = w2 + K;
+  const WT* w1 = w0 + apart * K;
+  const WT* w2 = w1 + apart * K;
+  const WT* w3 = w2 + apart * K;
   VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   VF b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
   int64_t k = 0;
@@ -209,7 +211,7 @@ HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool pr
   for (int j = 0; j < 4; ++j) {
     float sum = ReduceSum(df, sums[j]);
     for (int64_t t = k; t < K; ++t) sum += ScalarW(x + t) * ScalarW(rows[j] + t);
-    out[j] = sum + (bias4 ? bias4[j] : 0.f);
+    out[j * apart] = sum + (bias4 ? bias4[j * apart] : 0.f);
   }
 }
 
@@ -232,6 +234,18 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     // (2048x5632 27.8 vs 29.4, 4096x11008 20.5-21.0 vs 29.8-31.3).
     for (; n < n_end; ++n) y[n] = RowDot(df, w + n * K, x, K) + (bias ? bias[n] : 0.f);
     return;
+  }
+  if (M == 1 && prefetch) {
+    // One row of x: the four streams are the four quarters of the task's
+    // rows, each read row after row, so that a stream continues into its next
+    // row where the prefetches 1 KiB ahead already went (four adjacent rows
+    // would each stop at their row's end, a page at bf16 K = 2048, and the
+    // prefetches there hit the row beside, already read).
+    const int64_t quarter = (n_end - n) / 4;
+    for (int64_t i = 0; i < quarter; ++i, ++n) {
+      FourRowDots(df, w + n * K, x, K, prefetch, bias ? bias + n : nullptr, y + n, quarter);
+    }
+    n += 3 * quarter;
   }
   for (; n + 4 <= n_end; n += 4) {
     for (int64_t m = 0; m < M; ++m) {
