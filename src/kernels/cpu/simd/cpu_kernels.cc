@@ -235,12 +235,14 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     for (; n < n_end; ++n) y[n] = RowDot(df, w + n * K, x, K) + (bias ? bias[n] : 0.f);
     return;
   }
-  if (M == 1 && prefetch) {
+  if (M == 1 && prefetch && HWY_TARGET <= HWY_AVX3) {
     // One row of x: the four streams are the four quarters of the task's
     // rows, each read row after row, so that a stream continues into its next
     // row where the prefetches 1 KiB ahead already went (four adjacent rows
     // would each stop at their row's end, a page at bf16 K = 2048, and the
-    // prefetches there hit the row beside, already read).
+    // prefetches there hit the row beside, already read). Measured on an
+    // Intel Xeon (README); AVX2 (Zen 3 among others) keeps adjacent rows
+    // until measured there.
     const int64_t quarter = (n_end - n) / 4;
     for (int64_t i = 0; i < quarter; ++i, ++n) {
       FourRowDots(df, w + n * K, x, K, prefetch, bias ? bias + n : nullptr, y + n, quarter);
