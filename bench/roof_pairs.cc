@@ -37,12 +37,13 @@ struct Matrices {
 
 int Run(int argc, char** argv) {
   int rounds = 60, pause_ms = 300, threads = 0;
-  int64_t K = 2048, N = 5632;
+  int64_t K = 2048, N = 5632, M = 1;
   std::vector<std::string> names = {"q8_0", "q4_0", "q4_k"};
   CLI::App app{"read probe and decode GEMVs from memory, alternated (pairs one moment apart)"};
   app.add_option("--rounds", rounds, "probe, every type, probe: this many times");
   app.add_option("--k", K, "columns (the reduction)");
   app.add_option("--n", N, "rows");
+  app.add_option("--batch", M, "rows of x (decode of a batch of sequences)");
   app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ..., bfloat16, float16, float32)")->delimiter(',');
   app.add_option("--pause-ms", pause_ms, "sleep between rounds, so that rounds sample different minutes");
   app.add_option("--threads", threads, "0: all available");
@@ -92,11 +93,12 @@ int Run(int argc, char** argv) {
       backend->PrepareWeights(MatView{static_cast<const uint8_t*>(m.bytes.data()) + m.matrix_bytes * c, m.dtype, N, K});
     }
   }
-  std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
-  for (int64_t i = 0; i < K; ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  std::vector<float> x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M * K; ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
 
-  std::printf("%zu threads, %lld x %lld, 256 MiB per type per pass; GB/s: probe before, each type, probe after\n",
-              static_cast<size_t>(pool.num_threads()), static_cast<long long>(K), static_cast<long long>(N));
+  std::printf("%zu threads, %lld x %lld, %lld row(s) of x, 256 MiB per type per pass; GB/s: probe before, each type, probe after\n",
+              static_cast<size_t>(pool.num_threads()), static_cast<long long>(K), static_cast<long long>(N),
+              static_cast<long long>(M));
   std::vector<double> roofs;
   std::vector<std::vector<double>> fractions(mats.size());
   for (int r = 0; r < rounds; ++r) {
@@ -109,7 +111,7 @@ int Run(int argc, char** argv) {
       for (int pass = 0; pass < 2; ++pass) {
         const auto t0 = std::chrono::steady_clock::now();
         for (int c = 0; c < m.copies; ++c) {
-          backend->MatMul(x.data(), 1, MatView{static_cast<const uint8_t*>(m.bytes.data()) + m.matrix_bytes * c, m.dtype, N, K},
+          backend->MatMul(x.data(), M, MatView{static_cast<const uint8_t*>(m.bytes.data()) + m.matrix_bytes * c, m.dtype, N, K},
                           nullptr, y.data());
         }
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

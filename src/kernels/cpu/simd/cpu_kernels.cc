@@ -82,20 +82,30 @@ HWY_INLINE bool SoftwarePrefetch() {
 #endif
 }
 
+// Whether a GEMV's four weight streams are the four quarters of its task's
+// rows, each read row after row, rather than four adjacent rows: a stream
+// then continues into its next row, where its prefetches 1 KiB ahead already
+// went (four adjacent rows each stop at their row's end, a page at bf16 K =
+// 2048, and the prefetches there hit the row beside, already read). Measured
+// on an Intel Xeon (README); AVX2 (Zen 3 among others) keeps adjacent rows
+// until measured there, and AMD's AVX-512 reads one row at a time.
+HWY_INLINE bool QuarterStreams() { return HWY_TARGET <= HWY_AVX3 && SoftwarePrefetch(); }
+
 // A batch of decode rows (M = 2 .. a few dozen): each weight vector is loaded
 // and widened once and serves R rows of x (4 W rows x R x rows of
 // accumulators), so W streams from memory once per call and the x rows stay
 // in L1. R = 4 with AVX-512's 32 registers, 2 with AVX2's 16.
 constexpr int kGemvRowsPerPass = HWY_MAX_BYTES >= 64 ? 4 : 2;
 
+// The four W rows are `apart` rows apart (see GemvT's quarters).
 template <int R, class WT>
 HWY_INLINE void GemvBatchTile(const float* x, const WT* w0, int64_t K, int64_t N, int64_t n, const float* bias,
-                              float* y) {
+                              float* y, int64_t apart) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
-  const WT* w1 = w0 + K;
-  const WT* w2 = w1 + K;
-  const WT* w3 = w2 + K;
+  const WT* w1 = w0 + apart * K;
+  const WT* w2 = w1 + apart * K;
+  const WT* w3 = w2 + apart * K;
   VF acc[4][R];
   for (int j = 0; j < 4; ++j) {
     for (int i = 0; i < R; ++i) acc[j][i] = hn::Zero(df);
@@ -123,21 +133,21 @@ HWY_INLINE void GemvBatchTile(const float* x, const WT* w0, int64_t K, int64_t N
     for (int j = 0; j < 4; ++j) {
       float s = ReduceSum(df, acc[j][i]);
       for (int64_t t = k; t < K; ++t) s += x[i * K + t] * ScalarW(rows[j] + t);
-      y[i * N + n + j] = s + (bias ? bias[n + j] : 0.f);
+      y[i * N + n + j * apart] = s + (bias ? bias[n + j * apart] : 0.f);
     }
   }
 }
 
 template <class WT>
 void GemvBatch(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n, const float* bias,
-               float* y) {
+               float* y, int64_t apart = 1) {
   constexpr int R = kGemvRowsPerPass;
   int64_t m = 0;
-  for (; m + R <= M; m += R) GemvBatchTile<R>(x + m * K, w + n * K, K, N, n, bias, y + m * N);
+  for (; m + R <= M; m += R) GemvBatchTile<R>(x + m * K, w + n * K, K, N, n, bias, y + m * N, apart);
   switch (M - m) {
-    case 3: GemvBatchTile<3>(x + m * K, w + n * K, K, N, n, bias, y + m * N); break;
-    case 2: GemvBatchTile<2>(x + m * K, w + n * K, K, N, n, bias, y + m * N); break;
-    case 1: GemvBatchTile<1>(x + m * K, w + n * K, K, N, n, bias, y + m * N); break;
+    case 3: GemvBatchTile<3>(x + m * K, w + n * K, K, N, n, bias, y + m * N, apart); break;
+    case 2: GemvBatchTile<2>(x + m * K, w + n * K, K, N, n, bias, y + m * N, apart); break;
+    case 1: GemvBatchTile<1>(x + m * K, w + n * K, K, N, n, bias, y + m * N, apart); break;
     default: break;
   }
 }
@@ -220,6 +230,11 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
            const float* bias, float* y) {
   const DF df;
   int64_t n = n_begin;
+  if (M >= 2 && QuarterStreams()) {
+    const int64_t quarter = (n_end - n) / 4;
+    for (int64_t i = 0; i < quarter; ++i, ++n) GemvBatch(x, M, w, K, N, n, bias, y, quarter);
+    n += 3 * quarter;
+  }
   if (M >= 2) {
     for (; n + 4 <= n_end; n += 4) GemvBatch(x, M, w, K, N, n, bias, y);
   }
@@ -235,14 +250,7 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
     for (; n < n_end; ++n) y[n] = RowDot(df, w + n * K, x, K) + (bias ? bias[n] : 0.f);
     return;
   }
-  if (M == 1 && prefetch && HWY_TARGET <= HWY_AVX3) {
-    // One row of x: the four streams are the four quarters of the task's
-    // rows, each read row after row, so that a stream continues into its next
-    // row where the prefetches 1 KiB ahead already went (four adjacent rows
-    // would each stop at their row's end, a page at bf16 K = 2048, and the
-    // prefetches there hit the row beside, already read). Measured on an
-    // Intel Xeon (README); AVX2 (Zen 3 among others) keeps adjacent rows
-    // until measured there.
+  if (M == 1 && QuarterStreams()) {
     const int64_t quarter = (n_end - n) / 4;
     for (int64_t i = 0; i < quarter; ++i, ++n) {
       FourRowDots(df, w + n * K, x, K, prefetch, bias ? bias + n : nullptr, y + n, quarter);
