@@ -20,6 +20,7 @@
 #include "core/aligned_buffer.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/amx/amx_gemm.h"
 #include "kernels/ops.h"
 #include "quant_matrices.h"
 
@@ -47,7 +48,10 @@ int Run(int argc, char** argv) {
   app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ..., bfloat16, float16, float32)")->delimiter(',');
   app.add_option("--pause-ms", pause_ms, "sleep between rounds, so that rounds sample different minutes");
   app.add_option("--threads", threads, "0: all available");
+  bool no_amx = false;
+  app.add_flag("--no-amx", no_amx, "batches of bf16 / f16 W on the vector units instead of AMX tiles");
   CLI11_PARSE(app, argc, argv);
+  if (no_amx) amx::SetAmxEnabled(false);
   ThreadPool pool(threads > 0 ? threads : AvailableCpuThreads());
   ReadProbeBuffer probe;
   if (!probe.Allocate(&pool, size_t{256} << 20)) {

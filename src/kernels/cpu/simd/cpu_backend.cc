@@ -21,11 +21,15 @@ namespace {
 
 // From this many rows bfloat16 matmuls go to the AMX tiles where the CPU has
 // them (rows past M padded to a 32-row block); below, the batched GEMV. The
-// AMX kernel's cost is flat up to 32 rows and near the weight-read time, so a
-// batch of 4 already gains: TinyLlama bf16 decode S_TG at B = 2 / 4 / 8 / 12 was
-// 23.9 / 42.3 / 59.8 / 68.5 tok/s from 16 rows on, 20.9-23.7 / 41.3 / 79.8 /
-// 114.4 from 4 (Xeon with AMX, 2 threads, one run each).
-constexpr int64_t kAmxMinRows = 4;
+// AMX kernel's cost is flat up to 32 rows, but it reads W at only 53-64% of
+// the bandwidth (each pass packs its panels, then computes), where the
+// batched GEMV reads its four quarters at 82-85% for 4 rows, 63-69% for 5,
+// 59-63% for 6 against 59-61% (roof_pairs --batch, 2048x5632 from memory,
+// alternating; Xeon with AMX, 2 threads): TinyLlama bf16 tg64 at B = 4,
+// three alternating runs, 9.5-10.1 tok/s from 4 rows, 12.6-13.2 from 6.
+// (Before the GEMV's quarters, S_TG at B = 2 / 4 / 8 / 12 was 23.9 / 42.3 /
+// 59.8 / 68.5 tok/s from 16 rows on, 20.9-23.7 / 41.3 / 79.8 / 114.4 from 4.)
+constexpr int64_t kAmxMinRows = 6;
 constexpr int64_t kAmxMinQuantRows = 128;
 // float16 W: three tile products per product (hi/lo splits of W and x), and
 // the split costs more per panel than bf16's reorder.
@@ -722,7 +726,7 @@ static std::string QuantBf16Prefill() {
 static std::string DefaultMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
-    return "batches of 4+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+    return "batches of " + std::to_string(kAmxMinRows) + "+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
   }
   if (dtype == DType::kBF16 && amx::Bf16DotsEnabled()) {
     char ratio[16];
