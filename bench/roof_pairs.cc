@@ -45,7 +45,8 @@ int Run(int argc, char** argv) {
   app.add_option("--k", K, "columns (the reduction)");
   app.add_option("--n", N, "rows");
   app.add_option("--batch", M, "rows of x (decode of a batch of sequences)");
-  app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ..., bfloat16, float16, float32)")->delimiter(',');
+  app.add_option("--types", names, "comma-separated weight types (q8_0, q4_0, q4_k, q6_k, ..., bfloat16, float16, float32)")
+      ->delimiter(',');
   app.add_option("--pause-ms", pause_ms, "sleep between rounds, so that rounds sample different minutes");
   app.add_option("--threads", threads, "0: all available");
   bool no_amx = false;
@@ -100,7 +101,8 @@ int Run(int argc, char** argv) {
   std::vector<float> x(static_cast<size_t>(M * K)), y(static_cast<size_t>(M * N));
   for (int64_t i = 0; i < M * K; ++i) x[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
 
-  std::printf("%zu threads, %lld x %lld, %lld row(s) of x, 256 MiB per type per pass; GB/s: probe before, each type, probe after\n",
+  std::printf("%zu threads, %lld x %lld, %lld row(s) of x, 256 MiB per type per pass; "
+              "GB/s: probe before, each type, probe after\n",
               static_cast<size_t>(pool.num_threads()), static_cast<long long>(K), static_cast<long long>(N),
               static_cast<long long>(M));
   std::vector<double> roofs;

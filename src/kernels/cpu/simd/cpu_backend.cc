@@ -726,7 +726,8 @@ static std::string QuantBf16Prefill() {
 static std::string DefaultMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
-    return "batches of " + std::to_string(kAmxMinRows) + "+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+    return "batches of " + std::to_string(kAmxMinRows) +
+           "+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
   }
   if (dtype == DType::kBF16 && amx::Bf16DotsEnabled()) {
     char ratio[16];
