@@ -519,27 +519,23 @@ std::vector<uint16_t> RoundToBf16InPlace(std::vector<float>* v) {
 // The bf16 GEMM of `unit` over shapes, against the reference on bf16-rounded
 // x (on x itself up to 16 rows, where x runs as hi + lo).
 void ExpectBf16GemmMatchesReference(ComputeUnit unit, const std::vector<int64_t>& row_counts) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  ThreadPool pool(2);
-  auto ref = MakeReferenceBackend();
-  auto cpu = MakeCpuBackend(&pool);
+  RefAndCpu b(7);
+  KernelBackend* ref = b.ref.get();
+  KernelBackend* cpu = b.cpu.get();
   for (int64_t M : row_counts) {
     for (int64_t K : {1, 7, 31, 32, 33, 64, 300, 2100}) {  // 2100: two depth blocks
       for (int64_t N : {1, 17, 31, 32, 33, 130, 200}) {
         for (int offset : {0, 1}) {
           const bool with_bias = (M + K + N + offset) % 2 == 0;
           std::vector<float> wf(N * K), x(M * K), bias(N);
-          for (auto& v : wf) v = d(rng);
-          for (auto& v : x) v = d(rng);
-          for (auto& v : bias) v = d(rng);
+          for (auto& v : wf) v = b.Normal();
+          for (auto& v : x) v = b.Normal();
+          for (auto& v : bias) v = b.Normal();
           std::vector<uint16_t> wb(N * K + offset);
           ConvertFloats(wf.data(), DType::kF32, wb.data() + offset, DType::kBF16, wf.size());
           ConvertFloats(wb.data() + offset, DType::kBF16, wf.data(), DType::kF32, wf.size());  // exact weights
-          std::vector<uint16_t> xb(x.size());
-          std::vector<float> x_rounded(x.size());
-          ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
-          ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+          std::vector<float> x_rounded = x;
+          RoundToBf16InPlace(&x_rounded);
           const MatView w{wb.data() + offset, DType::kBF16, N, K};
           ASSERT_EQ(cpu->MatMulUnit(M, w), unit) << "M=" << M;
           std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
@@ -727,11 +723,9 @@ TEST(Bf16Dots, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {
 // the same rounded x, the float32 dot-product bound. Default and batches: FMA.
 TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
   if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
-  std::mt19937 rng(11);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  ThreadPool pool(2);
-  auto ref = MakeReferenceBackend();
-  auto cpu = MakeCpuBackend(&pool);
+  RefAndCpu b(11);
+  KernelBackend* ref = b.ref.get();
+  KernelBackend* cpu = b.cpu.get();
   std::vector<uint16_t> probe_w(64 * 64);
   const MatView probe{probe_w.data(), DType::kBF16, 64, 64};
   EXPECT_NE(cpu->MatMulUnit(1, probe), ComputeUnit::kBf16Dot) << "float32 x by default";
@@ -743,15 +737,14 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
       for (int offset : {0, 1}) {
         const bool with_bias = (K + N + offset) % 2 == 0;
         std::vector<float> wf(N * K), x(K), bias(N);
-        for (auto& v : wf) v = d(rng);
-        for (auto& v : x) v = d(rng);
-        for (auto& v : bias) v = d(rng);
-        std::vector<uint16_t> wb(N * K + offset), xb(K);
+        for (auto& v : wf) v = b.Normal();
+        for (auto& v : x) v = b.Normal();
+        for (auto& v : bias) v = b.Normal();
+        std::vector<uint16_t> wb(N * K + offset);
         ConvertFloats(wf.data(), DType::kF32, wb.data() + offset, DType::kBF16, wf.size());
         ConvertFloats(wb.data() + offset, DType::kBF16, wf.data(), DType::kF32, wf.size());
-        std::vector<float> x_rounded(K);
-        ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
-        ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+        std::vector<float> x_rounded = x;
+        RoundToBf16InPlace(&x_rounded);
         const MatView w{wb.data() + offset, DType::kBF16, N, K};
         std::vector<float> y_ref(N), y(N, std::nanf(""));
         ref->MatMul(x_rounded.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
@@ -846,31 +839,26 @@ TEST(AmxGemm, Float16WeightsMatchReferenceOnUnroundedInputs) {
 // dequantized exactly, then rounded to bf16 with x; against the reference on
 // those same rounded inputs, within the float32 dot-product bound.
 void ExpectQuantizedBf16MatMulMatchesReference(ComputeUnit unit) {
-  std::mt19937 rng(5);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  ThreadPool pool(2);
-  auto ref = MakeReferenceBackend();
-  auto cpu = MakeCpuBackend(&pool);
+  RefAndCpu b(5);
+  KernelBackend* ref = b.ref.get();
+  KernelBackend* cpu = b.cpu.get();
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     const int64_t M = 130, K = 2 * DTypeBlockSize(t) * 4, N = 161;
-    auto bytes = RandomQuantRows(t, N, K, rng);
+    auto bytes = RandomQuantRows(t, N, K, b.rng);
     MatView w{bytes.data(), t, N, K};
     w.bf16_compute = true;
     ASSERT_EQ(cpu->MatMulUnit(M, w), unit);
     // The same values as a bf16 matrix: dequantized, rounded.
     std::vector<float> wf(N * K);
-    std::vector<uint16_t> wb(N * K);
     for (int64_t n = 0; n < N; ++n) {
       DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), bytes.data() + n * DTypeRowBytes(t, K), wf.data() + n * K, K);
     }
-    ConvertFloats(wf.data(), DType::kF32, wb.data(), DType::kBF16, wf.size());
-    ConvertFloats(wb.data(), DType::kBF16, wf.data(), DType::kF32, wf.size());
-    std::vector<float> x(M * K), x_rounded(M * K), bias(N);
-    for (auto& v : x) v = d(rng);
-    for (auto& v : bias) v = d(rng);
-    std::vector<uint16_t> xb(x.size());
-    ConvertFloats(x.data(), DType::kF32, xb.data(), DType::kBF16, x.size());
-    ConvertFloats(xb.data(), DType::kBF16, x_rounded.data(), DType::kF32, x.size());
+    const std::vector<uint16_t> wb = RoundToBf16InPlace(&wf);
+    std::vector<float> x(M * K), bias(N);
+    for (auto& v : x) v = b.Normal();
+    for (auto& v : bias) v = b.Normal();
+    std::vector<float> x_rounded = x;
+    RoundToBf16InPlace(&x_rounded);
     std::vector<float> y_ref(M * N), y(M * N, std::nanf(""));
     ref->MatMul(x_rounded.data(), M, MatView{wb.data(), DType::kBF16, N, K}, bias.data(), y_ref.data());
     cpu->MatMul(x.data(), M, w, bias.data(), y.data());
