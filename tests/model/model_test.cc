@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
+#include "core/memory_ledger.h"
 #include "core/thread_pool.h"
 #include "model/generate.h"
 #include "model/llama_model.h"
@@ -48,6 +50,37 @@ TEST(DummyWeights, MadeDirectlyInTheTargetDtype) {
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(w->layers[0].q_proj.dtype, DType::kBF16);
   EXPECT_EQ(w->layers[0].q_proj.nbytes(), 64u * 64 * 2);
+}
+
+// Tensors under 2 MiB share 8 MiB chunks (on huge pages where Linux gives
+// them), 64-byte aligned one after another; a chunk goes with its last
+// tensor; from 2 MiB a tensor has its own buffer.
+TEST(Weights, SmallTensorsShareChunksThatGoWithTheirLastTensor) {
+  const int64_t before = MemoryLedger::Get().current(MemCategory::kWeights);
+  {
+    auto a = AllocateTensor(DType::kBF16, 256, 2048, "k");  // 1 MiB
+    auto b = AllocateTensor(DType::kF32, 3, 5, "odd");      // 60 bytes
+    auto c = AllocateTensor(DType::kBF16, 256, 2048, "v");
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+    const auto* pa = static_cast<const uint8_t*>(a->data);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(pa) % 64, 0u);
+    EXPECT_EQ(static_cast<const uint8_t*>(b->data), pa + (1 << 20));
+    EXPECT_EQ(static_cast<const uint8_t*>(c->data), pa + (1 << 20) + 64);
+    EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, 8 << 20);
+    auto big = AllocateTensor(DType::kF32, 512, 1024, "q");  // 2 MiB: its own buffer
+    ASSERT_TRUE(big.ok());
+    EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, (8 << 20) + (2 << 20));
+    // The chunk outlives the tensors released first.
+    *a = Tensor{};
+    *b = Tensor{};
+    EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, (8 << 20) + (2 << 20));
+    std::memset(const_cast<void*>(c->data), 1, c->nbytes());
+  }
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights), before);
+  // A new chunk after the last one went.
+  auto d = AllocateTensor(DType::kF16, 8, 8, "d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(MemoryLedger::Get().current(MemCategory::kWeights) - before, 8 << 20);
 }
 
 TEST(Weights, DecodeBytesCountEveryMatrixOnce) {
