@@ -233,8 +233,9 @@ std::string NextStep(const OpStats& st, const Verdict& v, const std::string& pha
     if ((v.fraction_beside > 0 ? v.fraction_beside : v.fraction) >= 0.85) {
       return "at the bandwidth roof: only fewer bytes help (lower-precision or quantized weights)";
     }
-    if (n.find("q_proj") != std::string::npos || n.find("k_proj") != std::string::npos ||
-        n.find("v_proj") != std::string::npos) {
+    const bool fused = n.find("qkv_proj") != std::string::npos;  // already one region ("qkv_proj" holds "v_proj")
+    if (!fused && (n.find("q_proj") != std::string::npos || n.find("k_proj") != std::string::npos ||
+                   n.find("v_proj") != std::string::npos)) {
       return "fuse q/k/v into one GEMV (one pass over the activations, one parallel region) and keep more rows in flight";
     }
     if (n.find("gate_proj") != std::string::npos || n.find("up_proj") != std::string::npos) {

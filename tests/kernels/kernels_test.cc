@@ -349,6 +349,107 @@ TEST_P(KernelsTest, QuantizedMatMulMatchesReferenceDequantization) {
   }
 }
 
+// Decode (one row of x, or a batch of 3) on the GEMV: q, k and v in one
+// parallel region, and gate and up with silu(g) * u in one, against the same
+// backend's MatMul of each matrix and silu in double. Float and quantized W
+// (in 16-row groups where the widths allow); widths below one task; float32
+// and float16 x.
+TEST_P(KernelsTest, FusedProjectionsOnGemvMatchMatMul) {
+  struct Matrix {
+    std::vector<uint8_t> bytes;
+    std::vector<float> values;  // dequantized
+    MatView view;
+  };
+  const auto make = [&](DType t, int64_t N, int64_t K) {
+    Matrix m;
+    if (IsQuantized(t)) {
+      m.bytes = RandomQuantRows(t, N, K, rng_);
+      m.values.resize(N * K);
+      for (int64_t n = 0; n < N; ++n) {
+        DequantizeRow(static_cast<GgmlType>(DTypeGgmlType(t)), m.bytes.data() + n * DTypeRowBytes(t, K),
+                      m.values.data() + n * K, K);
+      }
+    } else {
+      m.values = Random(N * K);
+      m.bytes = Store(m.values, t, 0);
+    }
+    m.view = MatView{m.bytes.data(), t, N, K};
+    cpu_->PrepareWeights(m.view);
+    return m;
+  };
+  int packed = 0;
+  for (DecodeX mode : {DecodeX::kFloat32, DecodeX::kFloat16}) {
+    SetCpuDecodeX(mode);
+    for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K}) {
+      const int64_t block = DTypeBlockSize(t);
+      for (int64_t K : IsQuantized(t) ? std::vector<int64_t>{block, 3 * block} : std::vector<int64_t>{7, 64, 300}) {
+        for (int64_t M : {1, 3}) {
+          for (const std::vector<int64_t>& widths : {std::vector<int64_t>{300, 17, 33}, {320, 32, 48}}) {
+            std::vector<Matrix> ws;
+            for (int64_t N : widths) ws.push_back(make(t, N, K));
+            ws.push_back(make(t, widths[0], K));  // up, beside gate = ws[0]
+            packed += simd::PackedQuantBytes(ws[0].view) > 0;
+            const auto x = Random(M * K);
+            std::vector<std::vector<float>> bias(3), y(3), y_one(4);
+            MatView views[3];
+            const float* biases[3];
+            float* outs[3];
+            for (int i = 0; i < 4; ++i) {
+              const int64_t N = ws[i].view.rows;
+              if (i < 3) {
+                views[i] = ws[i].view;
+                bias[i] = Random(N);
+                biases[i] = i == 1 ? nullptr : bias[i].data();
+                y[i].assign(M * N, std::nanf(""));
+                outs[i] = y[i].data();
+              }
+              y_one[i].resize(M * N);
+              cpu_->MatMul(x.data(), M, ws[i].view, i < 3 ? biases[i] : nullptr, y_one[i].data());
+            }
+            ASSERT_TRUE(cpu_->FusesSameX(M, views[0])) << DTypeName(t) << " M=" << M;
+            ASSERT_TRUE(cpu_->FusesGateUpSilu(M, views[0])) << DTypeName(t) << " M=" << M;
+            cpu_->MatMulSameX(x.data(), M, views, biases, outs, 3);
+            std::vector<float> silu_out(M * widths[0], std::nanf(""));
+            cpu_->GateUpSilu(x.data(), M, views[0], ws[3].view, biases[0], nullptr, silu_out.data());
+            const auto tol = [&](int i, int64_t m, int64_t n) {
+              double abs_sum = 0;
+              for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[m * K + k] * ws[i].values[n * K + k]);
+              return 2.0 * K * kEps * abs_sum + 1e-6;
+            };
+            for (int i = 0; i < 3; ++i) {
+              const int64_t N = widths[i];
+              for (int64_t m = 0; m < M; ++m) {
+                for (int64_t n = 0; n < N; ++n) {
+                  ASSERT_NEAR(y[i][m * N + n], y_one[i][m * N + n], tol(i, m, n))
+                      << DTypeName(t) << " K=" << K << " M=" << M << " matrix " << i << " at (" << m << ", " << n << ")";
+                }
+              }
+            }
+            const int64_t F = widths[0];
+            for (int64_t m = 0; m < M; ++m) {
+              for (int64_t n = 0; n < F; ++n) {
+                const double g = y_one[0][m * F + n], u = y_one[3][m * F + n];
+                const double silu = g / (1.0 + std::exp(-g)), want = silu * u;
+                const double bound = 1.1 * tol(0, m, n) * std::fabs(u) + std::fabs(silu) * tol(3, m, n) +
+                                     1e-5 * std::fabs(want) + 1e-6;
+                ASSERT_NEAR(silu_out[m * F + n], want, bound)
+                    << DTypeName(t) << " K=" << K << " M=" << M << " at (" << m << ", " << n << ")";
+              }
+            }
+            for (const Matrix& w : ws) cpu_->ReleaseWeights(w.view);
+          }
+        }
+      }
+    }
+  }
+  if (simd::Int8DotsOnVnni()) {
+    EXPECT_GT(packed, 0) << "no case ran on W in 16-row groups";
+  }
+  // From GemvMaxRows rows of x: the GEMM's paths.
+  const auto w = Random(64 * 32);
+  EXPECT_FALSE(cpu_->FusesSameX(simd::GemvMaxRows(), MatView{w.data(), DType::kF32, 64, 32}));
+}
+
 // ReserveWeights: a model's repacked matrices share one allocation (huge
 // pages), hold exactly what they did alone, give the same decode bit for bit,
 // and leave nothing in the ledger once released; a matrix the reservation has
@@ -617,9 +718,13 @@ void ExpectGateUpSiluMatchesReference(ComputeUnit unit, const std::vector<int64_
       }
     }
   }
-  // Below the split threshold (x as bf16 hi + lo) and for float32 W: unfused.
-  const std::vector<float> w(64 * 32);
-  EXPECT_FALSE(cpu->FusesGateUpSilu(16, MatView{w.data(), DType::kF32, 64, 32}));
+  // On the matrix unit below the split threshold (x as bf16 hi + lo): unfused.
+  const std::vector<uint16_t> w(64 * 32);
+  MatView w16{w.data(), DType::kBF16, 64, 32};
+  w16.bf16_compute = true;
+  if (cpu->MatMulUnit(16, w16) == unit) {
+    EXPECT_FALSE(cpu->FusesGateUpSilu(16, w16));
+  }
 }
 
 // Projections of one x in one call (q, k, v of different widths, one

@@ -94,66 +94,15 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { amx::GemvBf16Dots(xb, w, b, e, bias, y); });
       return;
     }
-    if (M == 1 && unit == ComputeUnit::kFma && (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && HalfDecodeX()) {
-      // x in float16 (half the L1 of float32 x beside the weight stream),
-      // unless some |x| does not fit: then float32 below.
-      auto* xh = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, static_cast<size_t>(w.cols + 1) / 2));
-      if (simd::RoundToF16(x, w.cols, xh)) {
-        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRowsHalfX(xh, w, b, e, bias, y); });
-        return;
-      }
-    }
     if (M >= simd::GemvMaxRows() && unit == ComputeUnit::kInt8Vnni) {
       PrefillOnPackedW(x, M, w, bias, y);
       return;
     }
-    if (M < simd::GemvMaxRows() && unit != ComputeUnit::kAmxBf16 && unit != ComputeUnit::kBf16Dot) {
-      if (IsQuantized(w.dtype)) {
-        // x quantized to int8 where the target has the dot products. One row
-        // (decode of one sequence): each worker quantizes it into its own
-        // scratch as its first task begins, rather than worker 0 alone before
-        // the others start: the others waited 2-10 us per projection for it
-        // (TinyLlama Q4_0 decode trace, Zen 4: k_proj 13.7 us of which 7.6
-        // streaming), and x then came to them through worker 0's cache.
-        // Batches: once, by worker 0, read by every task.
-        const size_t prepared_bytes = simd::QuantActivationBytes(M, w);
-        const auto packed = prepared_bytes > 0 && simd::PackedQuantBytes(w) > 0 ? packed_.find(w.data) : packed_.end();
-        const bool packed_w = packed != packed_.end();
-        const bool per_worker = M == 1 && prepared_bytes > 0;
-        uint64_t call = 0;
-        if (per_worker) {
-          call = ++quant_x_calls_;
-          for (int worker = 0; worker < pool_->num_threads(); ++worker) Scratch(worker, kQuantX, (prepared_bytes + 3) / 4);
-        } else if (prepared_bytes > 0) {
-          Scratch(0, kQuantX, (prepared_bytes + 3) / 4);
-          simd::PrepareQuantActivations(x, M, w, scratch_[0].slots[kQuantX].data(), packed_w);
-        }
-        // The worker's quantized x (nullptr where x stays float32).
-        const auto x_for = [&](int worker) -> const void* {
-          if (prepared_bytes == 0) return nullptr;
-          WorkerScratch& mine = scratch_[per_worker ? worker : 0];
-          if (per_worker && mine.quant_x_call != call) {
-            simd::PrepareQuantActivations(x, M, w, mine.slots[kQuantX].data(), packed_w);
-            mine.quant_x_call = call;
-          }
-          return mine.slots[kQuantX].data();
-        };
-        if (packed_w) {
-          const int64_t groups = N / simd::kPackedRows;
-          const void* rows = packed->second.rows;
-          // Tasks of whole 4-group tiles (64 rows), ~8 per thread.
-          const int64_t grain_groups = std::max<int64_t>(4, groups / (8 * pool_->num_threads()) / 4 * 4);
-          pool_->ParallelRange(groups, grain_groups, [&](size_t b, size_t e, int worker) {
-            simd::GemvPackedRows(x_for(worker), M, w, rows, b * simd::kPackedRows, e * simd::kPackedRows, bias, y);
-          });
-          return;
-        }
-        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int worker) {
-          simd::GemvQuantRows(x, x_for(worker), M, w, b, e, bias, y);
-        });
-      } else {
-        pool_->ParallelRange(N, grain, [&](size_t b, size_t e, int) { simd::GemvRows(x, M, w, b, e, bias, y); });
-      }
+    if (OnGemv(M, w)) {
+      const GemvInput in = PrepareGemvInput(x, M, w);
+      pool_->ParallelRange(N, GemvGrain(N, in.packed), [&](size_t b, size_t e, int worker) {
+        GemvRowsOf(in, w, b, e, bias, y, worker);
+      });
       return;
     }
     const int64_t K = w.cols;
@@ -244,11 +193,7 @@ class CpuBackend final : public KernelBackend {
   // MatMul): x rounded once for q, k and v; for gate and up, one GEMM whose
   // passes pair 64 rows of gate with the same rows of up
   // (amx::GemmBf16GateUpSilu).
-  bool FusesSameX(int64_t M, const MatView& w) const override {
-    const ComputeUnit unit = MatMulUnit(M, w);
-    return w.dtype == DType::kBF16 && M > amx::kBlock / 2 &&
-           (unit == ComputeUnit::kAmxBf16 || unit == ComputeUnit::kBf16Dot);
-  }
+  bool FusesSameX(int64_t M, const MatView& w) const override { return FusesOnMatrixUnit(M, w) || OnGemv(M, w); }
   bool FusesGateUpSilu(int64_t M, const MatView& gate) const override { return FusesSameX(M, gate); }
 
   // One rounding of x and one parallel region over the tasks of every W: k
@@ -257,9 +202,16 @@ class CpuBackend final : public KernelBackend {
   void MatMulSameX(const float* x, int64_t M, const MatView* ws, const float* const* biases, float* const* ys,
                    int count) override {
     bool fused = FusesSameX(M, ws[0]);
-    for (int i = 1; i < count; ++i) fused = fused && ws[i].dtype == ws[0].dtype && ws[i].cols == ws[0].cols;
+    for (int i = 1; i < count; ++i) {
+      fused = fused && ws[i].dtype == ws[0].dtype && ws[i].cols == ws[0].cols &&
+              (PackedRows(ws[i]) != nullptr) == (PackedRows(ws[0]) != nullptr);
+    }
     if (!fused) {
       KernelBackend::MatMulSameX(x, M, ws, biases, ys, count);
+      return;
+    }
+    if (OnGemv(M, ws[0])) {
+      SameXOnGemv(x, M, ws, biases, ys, count);
       return;
     }
     const int64_t K = ws[0].cols;
@@ -279,8 +231,13 @@ class CpuBackend final : public KernelBackend {
 
   void GateUpSilu(const float* x, int64_t M, const MatView& gate, const MatView& up, const float* gate_bias,
                   const float* up_bias, float* out) override {
-    if (!FusesGateUpSilu(M, gate) || up.dtype != gate.dtype || up.rows != gate.rows || up.cols != gate.cols) {
+    if (!FusesGateUpSilu(M, gate) || up.dtype != gate.dtype || up.rows != gate.rows || up.cols != gate.cols ||
+        (PackedRows(up) != nullptr) != (PackedRows(gate) != nullptr)) {
       KernelBackend::GateUpSilu(x, M, gate, up, gate_bias, up_bias, out);
+      return;
+    }
+    if (OnGemv(M, gate)) {
+      GateUpSiluOnGemv(x, M, gate, up, gate_bias, up_bias, out);
       return;
     }
     const int64_t K = gate.cols;
@@ -660,7 +617,129 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysPacked, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysPacked, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kUpRows, kNumSlots };
+
+  // bfloat16 W on a matrix unit, from the rows where x goes in unsplit (see MatMul).
+  bool FusesOnMatrixUnit(int64_t M, const MatView& w) const {
+    const ComputeUnit unit = MatMulUnit(M, w);
+    return w.dtype == DType::kBF16 && M > amx::kBlock / 2 &&
+           (unit == ComputeUnit::kAmxBf16 || unit == ComputeUnit::kBf16Dot);
+  }
+  // Decode (of one sequence or a batch of fewer than GemvMaxRows rows) on the
+  // GEMV kernels: W streams once and serves every row of x.
+  bool OnGemv(int64_t M, const MatView& w) const {
+    const ComputeUnit unit = MatMulUnit(M, w);
+    return M < simd::GemvMaxRows() && unit != ComputeUnit::kAmxBf16 && unit != ComputeUnit::kBf16Dot;
+  }
+  // W's 16-row groups for the VNNI decode kernel (PrepareWeights), or null.
+  const void* PackedRows(const MatView& w) const {
+    if (simd::PackedQuantBytes(w) == 0) return nullptr;
+    const auto it = packed_.find(w.data);
+    return it == packed_.end() ? nullptr : it->second.rows;
+  }
+
+  // x as the GEMV kernels read it, prepared once per call for every matrix
+  // of W's type and width: float16 for one row of float16 / bfloat16 W where
+  // HalfDecodeX (half the L1 of float32 x beside the weight stream) and every
+  // |x| fits; int8 blocks for quantized W on the dot products; else float32.
+  // One row's int8 x is made by each worker as its first task begins, rather
+  // than by worker 0 alone before the others start: they waited 2-10 us per
+  // projection for it (TinyLlama Q4_0 decode trace, Zen 4: k_proj 13.7 us of
+  // which 7.6 streaming), and x then came to them through worker 0's cache.
+  // A batch's: once, by worker 0, read by every task.
+  struct GemvInput {
+    const float* x = nullptr;
+    int64_t M = 1;
+    const uint16_t* x_f16 = nullptr;
+    size_t quant_bytes = 0;  // 0: quantized W reads float32 x
+    bool packed = false;     // W's 16-row groups, and x prepared for them
+    uint64_t call = 0;       // one row: the preparation each worker's scratch must hold
+  };
+  GemvInput PrepareGemvInput(const float* x, int64_t M, const MatView& w) {
+    GemvInput in;
+    in.x = x;
+    in.M = M;
+    if (!IsQuantized(w.dtype)) {
+      if (M == 1 && (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && HalfDecodeX()) {
+        auto* xh = reinterpret_cast<uint16_t*>(Scratch(0, kRowsPacked, static_cast<size_t>(w.cols + 1) / 2));
+        if (simd::RoundToF16(x, w.cols, xh)) in.x_f16 = xh;
+      }
+      return in;
+    }
+    in.quant_bytes = simd::QuantActivationBytes(M, w);
+    if (in.quant_bytes == 0) return in;
+    in.packed = PackedRows(w) != nullptr;
+    const size_t floats = (in.quant_bytes + 3) / 4;
+    if (M == 1) {
+      in.call = ++quant_x_calls_;
+      for (int worker = 0; worker < pool_->num_threads(); ++worker) Scratch(worker, kQuantX, floats);
+    } else {
+      simd::PrepareQuantActivations(x, M, w, Scratch(0, kQuantX, floats), in.packed);
+    }
+    return in;
+  }
+  // Rows b .. e - 1 of y = x W^T (+ bias) on the GEMV kernels; multiples of
+  // 16 for W in groups. W of the type and width `in` was prepared for.
+  void GemvRowsOf(const GemvInput& in, const MatView& w, int64_t b, int64_t e, const float* bias, float* y,
+                  int worker) {
+    if (!IsQuantized(w.dtype)) {
+      if (in.x_f16 != nullptr) simd::GemvRowsHalfX(in.x_f16, w, b, e, bias, y);
+      else simd::GemvRows(in.x, in.M, w, b, e, bias, y);
+      return;
+    }
+    const void* xq = nullptr;
+    if (in.quant_bytes > 0) {
+      WorkerScratch& mine = scratch_[in.call != 0 ? worker : 0];
+      if (in.call != 0 && mine.quant_x_call != in.call) {
+        simd::PrepareQuantActivations(in.x, in.M, w, mine.slots[kQuantX].data(), in.packed);
+        mine.quant_x_call = in.call;
+      }
+      xq = mine.slots[kQuantX].data();
+    }
+    if (in.packed) simd::GemvPackedRows(xq, in.M, w, PackedRows(w), b, e, bias, y);
+    else simd::GemvQuantRows(in.x, xq, in.M, w, b, e, bias, y);
+  }
+  // Rows per GEMV task: ~8 tasks per thread, each long enough to amortise
+  // the hand-off; whole 4-group tiles (64 rows) of W in groups.
+  int64_t GemvGrain(int64_t rows, bool packed) const {
+    const int64_t per_task = rows / (8 * pool_->num_threads());
+    return packed ? std::max<int64_t>(64, per_task / 64 * 64) : std::max<int64_t>(16, per_task / 4 * 4);
+  }
+
+  // Several matrices of one x (q, k and v) in one parallel region: each
+  // region pays its start and its tail (the last task alone), and k and v
+  // (1 MiB each in TinyLlama bfloat16) are short enough for that to be a
+  // third of their time.
+  void SameXOnGemv(const float* x, int64_t M, const MatView* ws, const float* const* biases, float* const* ys,
+                   int count) {
+    const GemvInput in = PrepareGemvInput(x, M, ws[0]);
+    int64_t total = 0;
+    for (int i = 0; i < count; ++i) total += ws[i].rows;
+    const int64_t grain = GemvGrain(total, in.packed);
+    same_x_tasks_.clear();
+    for (int i = 0; i < count; ++i) {
+      for (int64_t n = 0; n < ws[i].rows; n += grain) same_x_tasks_.push_back({i, n});
+    }
+    pool_->ParallelFor(same_x_tasks_.size(), [&](size_t t, int worker) {
+      const auto [i, n] = same_x_tasks_[t];
+      GemvRowsOf(in, ws[i], n, std::min(n + grain, ws[i].rows), biases[i], ys[i], worker);
+    });
+  }
+
+  // gate and up in one region, each task the same rows of both, silu(g) * u
+  // written: no second region for up, none for SiluMul.
+  void GateUpSiluOnGemv(const float* x, int64_t M, const MatView& gate, const MatView& up, const float* gate_bias,
+                        const float* up_bias, float* out) {
+    const GemvInput in = PrepareGemvInput(x, M, gate);
+    const int64_t F = gate.rows;
+    float* u = Scratch(0, kUpRows, static_cast<size_t>(M * F));
+    // Tasks of as many bytes as MatMul's: half its rows of each matrix.
+    pool_->ParallelRange(F, GemvGrain(F / 2, in.packed), [&](size_t b, size_t e, int worker) {
+      GemvRowsOf(in, gate, b, e, gate_bias, out, worker);
+      GemvRowsOf(in, up, b, e, up_bias, u, worker);
+      for (int64_t m = 0; m < M; ++m) simd::SiluMul(out + m * F + b, u + m * F + b, e - b, out + m * F + b);
+    });
+  }
 
   // Per-worker scratch, grown on first use and then reused: no allocation per token.
   float* Scratch(int worker, Slot slot, size_t floats) {
