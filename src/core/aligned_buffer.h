@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 
@@ -71,6 +72,24 @@ class AlignedBuffer {
   std::unique_ptr<void, FreeDeleter> data_;
   size_t size_ = 0;
   MemCategory category_ = MemCategory::kOther;
+};
+
+// One buffer handed out front to back, so that several tensors or packed
+// matrices share one allocation (and its huge pages). Holders keep it alive
+// through a shared_ptr aliasing the piece they took.
+struct BufferArena {
+  explicit BufferArena(MemCategory category) : buffer(category) {}
+  AlignedBuffer buffer;
+  size_t used = 0;
+  // `bytes` (a multiple of 64 keeps the next piece aligned) from the unused
+  // end, or null when they do not fit.
+  void* Take(size_t bytes) {
+    if (buffer.size() - used < bytes) return nullptr;
+    void* p = buffer.as<uint8_t>() + used;
+    used += bytes;
+    return p;
+  }
+  bool full() const { return used == buffer.size(); }
 };
 
 }  // namespace llm

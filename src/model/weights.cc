@@ -28,25 +28,20 @@ namespace {
 constexpr size_t kSharedBelow = size_t{2} << 20;
 constexpr size_t kChunkBytes = size_t{8} << 20;
 
-struct WeightChunk {
-  AlignedBuffer buffer{MemCategory::kWeights};
-  size_t used = 0;
-};
-
 // Room for `bytes` (under kSharedBelow) in the current chunk or a new one;
 // null when memory is short.
 std::shared_ptr<const void> TakeFromChunk(size_t bytes) {
   static std::mutex mutex;
-  static std::weak_ptr<WeightChunk> current;
+  static std::weak_ptr<BufferArena> current;
   std::lock_guard<std::mutex> lock(mutex);
-  std::shared_ptr<WeightChunk> chunk = current.lock();
-  if (!chunk || chunk->buffer.size() - chunk->used < AlignedSize(bytes)) {
-    chunk = std::make_shared<WeightChunk>();
+  std::shared_ptr<BufferArena> chunk = current.lock();
+  void* p = chunk ? chunk->Take(AlignedSize(bytes)) : nullptr;
+  if (p == nullptr) {
+    chunk = std::make_shared<BufferArena>(MemCategory::kWeights);
     if (!chunk->buffer.Allocate(kChunkBytes)) return nullptr;
     current = chunk;
+    p = chunk->Take(AlignedSize(bytes));
   }
-  void* p = chunk->buffer.as<uint8_t>() + chunk->used;
-  chunk->used += AlignedSize(bytes);
   return std::shared_ptr<const void>(chunk, p);
 }
 }  // namespace

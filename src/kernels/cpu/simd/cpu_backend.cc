@@ -100,7 +100,7 @@ class CpuBackend final : public KernelBackend {
     }
     if (OnGemv(M, w)) {
       const GemvInput in = PrepareGemvInput(x, M, w);
-      pool_->ParallelRange(N, GemvGrain(N, in.packed), [&](size_t b, size_t e, int worker) {
+      pool_->ParallelRange(N, GemvGrain(N, in.packed_rows != nullptr), [&](size_t b, size_t e, int worker) {
         GemvRowsOf(in, w, b, e, bias, y, worker);
       });
       return;
@@ -559,11 +559,10 @@ class CpuBackend final : public KernelBackend {
   }
 
   // The model's sum of PrepareWeightsBytes, before its PrepareWeights calls:
-  // one arena for them all (see WeightArena).
+  // one arena for them all (see Packed).
   void ReserveWeights(size_t bytes) override {
     arena_.reset();
-    auto arena = std::make_shared<WeightArena>();
-    arena->buffer.set_category(MemCategory::kWeights);
+    auto arena = std::make_shared<BufferArena>(MemCategory::kWeights);
     if (bytes > 0 && arena->buffer.Allocate(bytes)) arena_ = std::move(arena);
   }
 
@@ -579,11 +578,9 @@ class CpuBackend final : public KernelBackend {
     const size_t bytes = PackedBytes(w);
     if (bytes == 0) return;
     Packed p;
-    if (arena_ && arena_->buffer.size() - arena_->used >= bytes) {
-      p.rows = static_cast<uint8_t*>(arena_->buffer.data()) + arena_->used;
-      arena_->used += bytes;
+    if (arena_ && (p.rows = arena_->Take(bytes)) != nullptr) {
       p.arena = arena_;
-      if (arena_->used == arena_->buffer.size()) arena_.reset();  // full: its matrices hold it from here on
+      if (arena_->full()) arena_.reset();  // its matrices hold it from here on
     } else {
       p.own.set_category(MemCategory::kWeights);
       if (!p.own.Allocate(bytes)) return;  // no room: the row-major kernels serve it
@@ -640,8 +637,8 @@ class CpuBackend final : public KernelBackend {
     return it == packed_.end() ? nullptr : it->second.rows;
   }
 
-  // x as the GEMV kernels read it, prepared once per call for every matrix
-  // of W's type and width: float16 for one row of float16 / bfloat16 W where
+  // x as the GEMV kernels read it, prepared once per call (for every matrix
+  // of W's type and width, float W): float16 for one row of float16 / bfloat16 W where
   // HalfDecodeX (half the L1 of float32 x beside the weight stream) and every
   // |x| fits; int8 blocks for quantized W on the dot products; else float32.
   // One row's int8 x is made by each worker as its first task begins, rather
@@ -654,7 +651,7 @@ class CpuBackend final : public KernelBackend {
     int64_t M = 1;
     const uint16_t* x_f16 = nullptr;
     size_t quant_bytes = 0;  // 0: quantized W reads float32 x
-    bool packed = false;     // W's 16-row groups, and x prepared for them
+    const void* packed_rows = nullptr;  // quantized W's 16-row groups (x prepared for them), or null
     uint64_t call = 0;       // one row: the preparation each worker's scratch must hold
   };
   GemvInput PrepareGemvInput(const float* x, int64_t M, const MatView& w) {
@@ -670,18 +667,19 @@ class CpuBackend final : public KernelBackend {
     }
     in.quant_bytes = simd::QuantActivationBytes(M, w);
     if (in.quant_bytes == 0) return in;
-    in.packed = PackedRows(w) != nullptr;
+    in.packed_rows = PackedRows(w);
     const size_t floats = (in.quant_bytes + 3) / 4;
     if (M == 1) {
       in.call = ++quant_x_calls_;
       for (int worker = 0; worker < pool_->num_threads(); ++worker) Scratch(worker, kQuantX, floats);
     } else {
-      simd::PrepareQuantActivations(x, M, w, Scratch(0, kQuantX, floats), in.packed);
+      simd::PrepareQuantActivations(x, M, w, Scratch(0, kQuantX, floats), in.packed_rows != nullptr);
     }
     return in;
   }
   // Rows b .. e - 1 of y = x W^T (+ bias) on the GEMV kernels; multiples of
-  // 16 for W in groups. W of the type and width `in` was prepared for.
+  // 16 for W in groups. Float W of the type and width `in` was prepared
+  // for; quantized W, the matrix itself.
   void GemvRowsOf(const GemvInput& in, const MatView& w, int64_t b, int64_t e, const float* bias, float* y,
                   int worker) {
     if (!IsQuantized(w.dtype)) {
@@ -693,12 +691,12 @@ class CpuBackend final : public KernelBackend {
     if (in.quant_bytes > 0) {
       WorkerScratch& mine = scratch_[in.call != 0 ? worker : 0];
       if (in.call != 0 && mine.quant_x_call != in.call) {
-        simd::PrepareQuantActivations(in.x, in.M, w, mine.slots[kQuantX].data(), in.packed);
+        simd::PrepareQuantActivations(in.x, in.M, w, mine.slots[kQuantX].data(), in.packed_rows != nullptr);
         mine.quant_x_call = in.call;
       }
       xq = mine.slots[kQuantX].data();
     }
-    if (in.packed) simd::GemvPackedRows(xq, in.M, w, PackedRows(w), b, e, bias, y);
+    if (in.packed_rows != nullptr) simd::GemvPackedRows(xq, in.M, w, in.packed_rows, b, e, bias, y);
     else simd::GemvQuantRows(in.x, xq, in.M, w, b, e, bias, y);
   }
   // Rows per GEMV task: ~8 tasks per thread, each long enough to amortise
@@ -717,7 +715,7 @@ class CpuBackend final : public KernelBackend {
     const GemvInput in = PrepareGemvInput(x, M, ws[0]);
     int64_t total = 0;
     for (int i = 0; i < count; ++i) total += ws[i].rows;
-    const int64_t grain = GemvGrain(total, in.packed);
+    const int64_t grain = GemvGrain(total, false);  // float W only
     same_x_tasks_.clear();
     for (int i = 0; i < count; ++i) {
       for (int64_t n = 0; n < ws[i].rows; n += grain) same_x_tasks_.push_back({i, n});
@@ -736,7 +734,7 @@ class CpuBackend final : public KernelBackend {
     const int64_t F = gate.rows;
     float* u = Scratch(0, kUpRows, static_cast<size_t>(M * F));
     // Tasks of as many bytes as MatMul's: half its rows of each matrix.
-    pool_->ParallelRange(F, GemvGrain(F / 2, in.packed), [&](size_t b, size_t e, int worker) {
+    pool_->ParallelRange(F, GemvGrain(F / 2, false), [&](size_t b, size_t e, int worker) {  // float W only
       GemvRowsOf(in, gate, b, e, gate_bias, out, worker);
       GemvRowsOf(in, up, b, e, up_bias, u, worker);
       for (int64_t m = 0; m < M; ++m) simd::SiluMul(out + m * F + b, u + m * F + b, e - b, out + m * F + b);
@@ -770,18 +768,14 @@ class CpuBackend final : public KernelBackend {
   // One allocation for all the matrices a model prepares (ReserveWeights): it
   // is large enough for huge pages, where TinyLlama's matrices alone (0.3-6.5
   // MB) are below AlignedBuffer's threshold and would stream from 4 KiB pages.
-  struct WeightArena {
-    AlignedBuffer buffer;
-    size_t used = 0;
-  };
   struct Packed {
     void* rows = nullptr;
     size_t bytes = 0;
-    std::shared_ptr<WeightArena> arena;  // holds rows, or
+    std::shared_ptr<BufferArena> arena;  // holds rows, or
     AlignedBuffer own;                   // when there was no reservation (or no room left in it)
     int refs = 1;
   };
-  std::shared_ptr<WeightArena> arena_;  // the reservation being filled
+  std::shared_ptr<BufferArena> arena_;  // the reservation being filled
   std::unordered_map<const void*, Packed> packed_;  // by the row-major matrix's data
 };
 
