@@ -176,6 +176,34 @@ TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(200, 17, 8, 2, 256, 64));
 }
 
+// K/V rows into the cache: a prompt chunk (16+ tokens, one task per KV head
+// and K or V) and decode's few rows land exactly where the reference puts
+// them, at any start position, and nothing else in the cache changes.
+TEST_P(KernelsTest, KvWriteMatchesReference) {
+  for (int64_t tokens : {1, 15, 16, 40}) {
+    for (int kv_heads : {1, 3}) {
+      for (int hd : {8, 64}) {
+        for (int start : {0, 7}) {
+          const int capacity = 64;
+          const auto k = Random(static_cast<size_t>(tokens) * kv_heads * hd);
+          const auto v = Random(k.size());
+          const size_t cache_elems = static_cast<size_t>(kv_heads) * capacity * hd;
+          std::vector<float> k_ref(cache_elems, -7.f), v_ref(cache_elems, -7.f), k_got = k_ref, v_got = v_ref;
+          ref_->KvWrite(k.data(), v.data(), tokens, KvCacheView{k_ref.data(), v_ref.data(), kv_heads, capacity, hd},
+                        start);
+          cpu_->KvWrite(k.data(), v.data(), tokens, KvCacheView{k_got.data(), v_got.data(), kv_heads, capacity, hd},
+                        start);
+          ASSERT_EQ(k_got, k_ref) << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd << ", start " << start;
+          ASSERT_EQ(v_got, v_ref) << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd << ", start " << start;
+          // The reference itself: token t of head h at position start + t.
+          ASSERT_EQ(k_ref[(static_cast<size_t>(kv_heads - 1) * capacity + start + tokens - 1) * hd + hd - 1],
+                    k[static_cast<size_t>(tokens) * kv_heads * hd - 1]);
+        }
+      }
+    }
+  }
+}
+
 // The softmax's row maximum (vector accumulators and a scalar tail): exact,
 // wherever the maximum sits, for every length around the vector widths.
 TEST_P(KernelsTest, MaxOfFindsTheMaximumWhereverItIs) {
