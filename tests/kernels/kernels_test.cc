@@ -1112,6 +1112,36 @@ TEST(AmxGemm, PrefillAttentionMatchesReferenceWithinBf16Error) {
   ExpectBf16AttentionMatchesReference(ComputeUnit::kAmxBf16);
 }
 
+// K and Vᵀ put in the tiles' panels by the vector code: bit for bit what the
+// plain loops make, over sizes around the 32-row panels and 32-deep steps
+// (partial halves, odd depths, rows further apart than they are long).
+TEST(Bf16Dots, PrepackedPanelsEqualThePlainLoops) {
+  if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (int64_t N : {1, 15, 16, 17, 33, 64, 70}) {
+    for (int64_t K : {1, 2, 31, 32, 33, 64, 100}) {
+      for (int64_t pad : {0, 3}) {
+        // Rows: W[n][k] at n * ld + k (ld >= K); columns: W[n][k] at k * ld + n (ld >= N).
+        for (const bool columns : {false, true}) {
+          const int64_t ld = (columns ? N : K) + pad;
+          std::vector<float> src((columns ? K : N) * ld);
+          for (auto& x : src) x = d(rng);
+          std::vector<uint32_t> want(amx::PrepackedElems(N, K), 0xdeadbeef), got(want.size(), 0x12345678);
+          if (columns) {
+            amx::PrepackColumnsReference(src.data(), ld, N, K, want.data());
+            amx::PrepackColumns(src.data(), ld, N, K, got.data());
+          } else {
+            amx::PrepackRowsReference(src.data(), ld, N, K, want.data());
+            amx::PrepackRows(src.data(), ld, N, K, got.data());
+          }
+          ASSERT_EQ(got, want) << (columns ? "columns" : "rows") << " N " << N << " K " << K << " ld " << ld;
+        }
+      }
+    }
+  }
+}
+
 // The same on the AVX512-BF16 dot products (the same operands and bound).
 TEST(Bf16Dots, PrefillAttentionMatchesReferenceWithinBf16Error) {
   if (!amx::Bf16DotsUsable()) GTEST_SKIP() << "AVX512-BF16 not usable here: " << amx::Bf16DotsUnavailableReason();

@@ -102,6 +102,11 @@ void PrepackRows(const float* rows, int64_t ld, int64_t N, int64_t K, uint32_t* 
 // From float32 columns: W[n][k] = cols[k * ld + n] (W = Vᵀ for P·V, read from
 // the cache's position-major V rows without a transpose in memory).
 void PrepackColumns(const float* cols, int64_t ld, int64_t N, int64_t K, uint32_t* packed);
+// The plain loops both are checked against (and run where the CPU has no
+// AVX512-BF16). The vector ones round as these do (nearest even) but, as
+// VCVTNEPS2BF16 does, flush float32 subnormals to zero.
+void PrepackRowsReference(const float* rows, int64_t ld, int64_t N, int64_t K, uint32_t* packed);
+void PrepackColumnsReference(const float* cols, int64_t ld, int64_t N, int64_t K, uint32_t* packed);
 // GemmBf16 / GemmBf16Dots on W prepacked over depth K: y[m, n] for n in
 // [n_begin, n_end) (n_begin a multiple of 32), y's rows ldy apart; only depth
 // [0, k_used) is read (xb packed for k_used), so one packing serves every
