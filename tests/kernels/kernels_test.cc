@@ -174,6 +174,8 @@ TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
   // 200 tokens of 8 heads over 2 KV heads: 800 rows per KV head, three blocks
   // of query rows (the last partial), each with its own causal prefix.
   ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(200, 17, 8, 2, 256, 64));
+  // One head per KV head: blocks of at most 192 tokens (two here, the second partial).
+  ASSERT_NO_FATAL_FAILURE(ExpectAttentionMatchesReference(250, 3, 2, 2, 256, 16));
 }
 
 // K/V rows into the cache: a prompt chunk (16+ tokens, one task per KV head
@@ -1028,7 +1030,8 @@ void ExpectBf16AttentionMatchesReference(ComputeUnit unit) {
   auto cpu = MakeCpuBackend(&pool);
   struct Shape { int tokens, start, heads, kv_heads, hd; };
   for (const Shape& sh : {Shape{16, 0, 4, 4, 12}, Shape{37, 5, 6, 2, 16}, Shape{100, 0, 8, 1, 64},
-                          Shape{64, 130, 4, 2, 128}, Shape{200, 0, 32, 4, 64}}) {
+                          Shape{64, 130, 4, 2, 128}, Shape{200, 0, 32, 4, 64},
+                          Shape{250, 3, 2, 2, 32}}) {  // one head per KV head: blocks of 192 tokens and the rest
     const int capacity = sh.start + sh.tokens + 3;
     std::vector<float> k(sh.kv_heads * capacity * sh.hd), v(k.size()), q(sh.tokens * sh.heads * sh.hd);
     for (auto* vec : {&k, &v, &q}) for (auto& x : *vec) x = d(rng);
