@@ -35,13 +35,17 @@ SdpaWork SdpaCost(const AttentionArgs& a) {
 // rows into the [kv_head, pos, hd] layout, ~1% of a decode step.
 void KernelBackend::KvWrite(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache,
                             int start_pos) {
+  for (int part = 0; part < 2 * cache.num_kv_heads; ++part) KvWritePart(k, v, num_tokens, cache, start_pos, part);
+}
+
+void KernelBackend::KvWritePart(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache,
+                                int start_pos, int part) {
+  const int h = part / 2;
   const size_t row = static_cast<size_t>(cache.num_kv_heads) * cache.head_dim;
-  const size_t head_bytes = static_cast<size_t>(cache.head_dim) * sizeof(float);
+  const float* src = (part % 2 == 0 ? k : v) + static_cast<size_t>(h) * cache.head_dim;
+  float* dst = part % 2 == 0 ? cache.KeyAt(h, start_pos) : cache.ValueAt(h, start_pos);
   for (int64_t t = 0; t < num_tokens; ++t) {
-    for (int h = 0; h < cache.num_kv_heads; ++h) {
-      std::memcpy(cache.KeyAt(h, start_pos + static_cast<int>(t)), k + t * row + h * cache.head_dim, head_bytes);
-      std::memcpy(cache.ValueAt(h, start_pos + static_cast<int>(t)), v + t * row + h * cache.head_dim, head_bytes);
-    }
+    std::memcpy(dst + t * cache.head_dim, src + t * row, static_cast<size_t>(cache.head_dim) * sizeof(float));
   }
 }
 

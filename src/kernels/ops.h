@@ -108,6 +108,10 @@ class KernelBackend {
   // Appends num_tokens rows to a KV cache: k[t] and v[t] ([kv_heads * head_dim]
   // each) go to position start_pos + t of every KV head.
   virtual void KvWrite(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache, int start_pos);
+  // One part of KvWrite, the one a backend may run in parallel: part 2h
+  // writes KV head h's K rows, part 2h + 1 its V rows, position after position.
+  static void KvWritePart(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache, int start_pos,
+                          int part);
   // Positions 0 .. count-1 of every KV head of `from` copied into `to` (same
   // shape): B continuations of one prompt share its prefill.
   virtual void KvCopy(const KvCacheView& from, const KvCacheView& to, int count);

@@ -179,8 +179,9 @@ TEST_P(KernelsTest, AttentionMatchesReferenceWithGqaAndCausalMask) {
 }
 
 // K/V rows into the cache: a prompt chunk (16+ tokens, one task per KV head
-// and K or V) and decode's few rows land exactly where the reference puts
-// them, at any start position, and nothing else in the cache changes.
+// and K or V) and decode's few rows land where token t of head h belongs,
+// position start + t of head h, in the reference and the SIMD backend alike,
+// and nothing else in the cache changes.
 TEST_P(KernelsTest, KvWriteMatchesReference) {
   for (int64_t tokens : {1, 15, 16, 40}) {
     for (int kv_heads : {1, 3}) {
@@ -190,16 +191,26 @@ TEST_P(KernelsTest, KvWriteMatchesReference) {
           const auto k = Random(static_cast<size_t>(tokens) * kv_heads * hd);
           const auto v = Random(k.size());
           const size_t cache_elems = static_cast<size_t>(kv_heads) * capacity * hd;
-          std::vector<float> k_ref(cache_elems, -7.f), v_ref(cache_elems, -7.f), k_got = k_ref, v_got = v_ref;
-          ref_->KvWrite(k.data(), v.data(), tokens, KvCacheView{k_ref.data(), v_ref.data(), kv_heads, capacity, hd},
-                        start);
-          cpu_->KvWrite(k.data(), v.data(), tokens, KvCacheView{k_got.data(), v_got.data(), kv_heads, capacity, hd},
-                        start);
-          ASSERT_EQ(k_got, k_ref) << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd << ", start " << start;
-          ASSERT_EQ(v_got, v_ref) << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd << ", start " << start;
-          // The reference itself: token t of head h at position start + t.
-          ASSERT_EQ(k_ref[(static_cast<size_t>(kv_heads - 1) * capacity + start + tokens - 1) * hd + hd - 1],
-                    k[static_cast<size_t>(tokens) * kv_heads * hd - 1]);
+          std::vector<float> k_want(cache_elems, -7.f), v_want(cache_elems, -7.f);
+          for (int64_t t = 0; t < tokens; ++t) {
+            for (int h = 0; h < kv_heads; ++h) {
+              for (int d = 0; d < hd; ++d) {
+                const size_t at = (static_cast<size_t>(h) * capacity + start + t) * hd + d;
+                k_want[at] = k[(t * kv_heads + h) * hd + d];
+                v_want[at] = v[(t * kv_heads + h) * hd + d];
+              }
+            }
+          }
+          for (KernelBackend* backend : {ref_.get(), cpu_.get()}) {
+            std::vector<float> k_got(cache_elems, -7.f), v_got(cache_elems, -7.f);
+            backend->KvWrite(k.data(), v.data(), tokens,
+                             KvCacheView{k_got.data(), v_got.data(), kv_heads, capacity, hd}, start);
+            const char* name = backend == ref_.get() ? "reference" : "SIMD";
+            ASSERT_EQ(k_got, k_want) << name << ", " << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd
+                                     << ", start " << start;
+            ASSERT_EQ(v_got, v_want) << name << ", " << tokens << " tokens, " << kv_heads << " KV heads, hd " << hd
+                                     << ", start " << start;
+          }
         }
       }
     }

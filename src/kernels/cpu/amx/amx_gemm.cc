@@ -286,6 +286,11 @@ __attribute__((target("avx512f,avx512bf16"))) void DotBlock(const uint16_t* a, i
   for (; r < rows; r += 4) DotRows<4>(a + r * lda, lda, panel, steps, accumulate, c + r * ldc, ldc);
 }
 
+// The mask of a vector's first n of 16 float lanes (all from 16, none below 1).
+__attribute__((target("avx512f"))) inline __mmask16 FirstLanes(int64_t n) {
+  return n >= 16 ? __mmask16{0xffff} : n <= 0 ? __mmask16{0} : static_cast<__mmask16>((1u << n) - 1);
+}
+
 __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) void RoundRow(const float* x, int64_t K,
                                                                              int64_t padded, uint16_t* out) {
   int64_t k = 0;
@@ -294,7 +299,7 @@ __attribute__((target("avx512f,avx512bf16,avx512vl,avx512bw"))) void RoundRow(co
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), reinterpret_cast<const __m256i&>(v));
   }
   if (k < K) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (K - k)) - 1);
+    const __mmask16 m = FirstLanes(K - k);
     const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + k));
     _mm256_mask_storeu_epi16(out + k, m, reinterpret_cast<const __m256i&>(v));
   }
@@ -306,8 +311,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void SplitRow(const float
                                                                    uint16_t* hi, uint16_t* lo) {
   for (int64_t k = 0; k < K; k += 32) {
     const int64_t left = std::min<int64_t>(32, K - k);
-    const __mmask16 m0 = static_cast<__mmask16>(left >= 16 ? 0xffff : (1u << left) - 1);
-    const __mmask16 m1 = static_cast<__mmask16>(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0);
+    const __mmask16 m0 = FirstLanes(left), m1 = FirstLanes(left - 16);
     __m512i h, l;
     SplitBf16(_mm512_maskz_loadu_ps(m0, x + k), _mm512_maskz_loadu_ps(m1, x + k + 16), &h, &l);
     const __mmask32 m = static_cast<__mmask32>(m0) | (static_cast<__mmask32>(m1) << 16);
@@ -467,7 +471,7 @@ namespace {
 __attribute__((target("avx512f"))) void StoreRow(const float* src, const float* lo, const float* bias, int64_t cols,
                                                  float* dst) {
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 m = cols - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (cols - j)) - 1);
+    const __mmask16 m = FirstLanes(cols - j);
     __m512 v = _mm512_maskz_loadu_ps(m, src + j);
     if (lo != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, lo + j));
     if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + j));
@@ -654,10 +658,6 @@ void Prepack(At at, int64_t N, int64_t K, uint32_t* packed) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
-__attribute__((target("avx512f"))) inline __mmask16 FirstLanes(int64_t n) {
-  return n >= 16 ? __mmask16{0xffff} : n <= 0 ? __mmask16{0} : static_cast<__mmask16>((1u << n) - 1);
-}
-
 // Rows: each W row's 32-deep step is two float vectors rounded into one
 // vector of 16 pairs; 16 rows of those transposed give the half's 16 pair rows.
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void PrepackRowsVector(const float* rows, int64_t ld,
@@ -807,7 +807,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl"))) float SoftmaxRow
   const __m512 shift = _mm512_set1_ps(max);
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < seen; j += 16) {
-    const __mmask16 m = seen - j >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (seen - j)) - 1);
+    const __mmask16 m = FirstLanes(seen - j);
     const __m512 p = _mm512_maskz_mov_ps(m, Exp2(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), shift), k)));
     sum = _mm512_add_ps(sum, p);
     const __m256bh h = _mm512_cvtneps_pbh(p);

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -567,20 +566,15 @@ class CpuBackend final : public KernelBackend {
     pool_->ParallelRange(n, 1 << 16, [&](size_t b, size_t e, int) { simd::Add(x + b, y + b, e - b); });
   }
 
-  // A prompt chunk's K and V on every thread, one (KV head, K or V) per task,
-  // each written position after position: one thread's scatter of 512-byte
-  // rows over 64 heads' regions copied 4.5 GB/s (Llama-2-7B pp512: 118 ms,
-  // 2.9% of a bf16 prefill, Xeon with AMX). Decode's one row stays serial.
+  // A prompt chunk's K and V on every thread, one KvWritePart (a KV head's K
+  // or V) per task: one thread's scatter of 512-byte rows over 64 heads'
+  // regions copied 4.5 GB/s (Llama-2-7B pp512: 118 ms, 2.9% of a bf16
+  // prefill, Xeon with AMX). Decode's one row stays serial.
   void KvWrite(const float* k, const float* v, int64_t num_tokens, const KvCacheView& cache,
                int start_pos) override {
     if (num_tokens < kGemmAttentionMinTokens) return KernelBackend::KvWrite(k, v, num_tokens, cache, start_pos);
-    const size_t row = static_cast<size_t>(cache.num_kv_heads) * cache.head_dim;
-    const size_t head_bytes = static_cast<size_t>(cache.head_dim) * sizeof(float);
-    pool_->ParallelFor(2 * static_cast<size_t>(cache.num_kv_heads), [&](size_t task, int) {
-      const int h = static_cast<int>(task / 2);
-      const float* src = (task % 2 == 0 ? k : v) + static_cast<size_t>(h) * cache.head_dim;
-      float* dst = task % 2 == 0 ? cache.KeyAt(h, start_pos) : cache.ValueAt(h, start_pos);
-      for (int64_t t = 0; t < num_tokens; ++t) std::memcpy(dst + t * cache.head_dim, src + t * row, head_bytes);
+    pool_->ParallelFor(2 * static_cast<size_t>(cache.num_kv_heads), [&](size_t part, int) {
+      KvWritePart(k, v, num_tokens, cache, start_pos, static_cast<int>(part));
     });
   }
 
