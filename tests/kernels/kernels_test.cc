@@ -829,6 +829,85 @@ TEST(AmxGemm, GateUpSiluMatchesReferenceOnBf16RoundedInputs) {
   ExpectGateUpSiluMatchesReference(ComputeUnit::kAmxBf16, {17, 31, 33, 100});
 }
 
+// The few-rows GEMM (W's rows straight into the A tiles, x as B tiles, C
+// transposed into y) over several 32-row blocks and tasks, one and two B
+// tiles, with and without bias, and its gate/up form, against double sums of
+// the same bf16 values: within the float32 dot-product bound. Through the
+// backend (q/k/v-like widths, multiples of 32) and the amx calls at an
+// offset block range.
+TEST(AmxGemm, FewRowsTakeWInPlaceAndMatchDoubleSums) {
+  if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
+  amx::SetAmxEnabled(true);
+  RefAndCpu b(17);
+  for (int64_t M : {1, 6, 16, 17, 32}) {
+    for (int64_t K : {32, 96, 2048}) {
+      const int64_t N = 256, n_begin = 64, n_end = 224;
+      std::vector<float> wf(N * K), x(M * K), bias(N), uf(N * K), ubias(N);
+      for (auto* v : {&wf, &x, &bias, &uf, &ubias}) {
+        for (float& e : *v) e = b.Normal();
+      }
+      const std::vector<uint16_t> wb = RoundToBf16InPlace(&wf), ub = RoundToBf16InPlace(&uf);
+      std::vector<uint16_t> xb(amx::PackedActivationElems(M, K));
+      amx::PackActivations(x.data(), M, K, 0, amx::PaddedRows(M), xb.data());
+      std::vector<float> x_rounded = x;
+      RoundToBf16InPlace(&x_rounded);
+      MatView w{wb.data(), DType::kBF16, N, K}, up{ub.data(), DType::kBF16, N, K};
+      ASSERT_TRUE(amx::FewRowsApply(M, w));
+      std::vector<uint32_t> x_tiles_store(amx::FewRowsXElems(K) + 16);  // 64-byte aligned within
+      uint32_t* x_tiles = x_tiles_store.data() + (16 - reinterpret_cast<uintptr_t>(x_tiles_store.data()) % 64 / 4) % 16;
+      amx::PackFewRows(xb.data(), M, K, x_tiles);
+      std::vector<float> y(M * N, -7.f), gu(M * N, -7.f);
+      amx::GemmBf16FewRows(x_tiles, M, w, n_begin, n_end, M % 2 ? bias.data() : nullptr, y.data());
+      amx::GemmBf16GateUpSiluFewRows(x_tiles, M, w, up, n_begin, n_end, bias.data(), ubias.data(), gu.data());
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          if (n < n_begin || n >= n_end) {  // outside the range: untouched
+            ASSERT_EQ(y[m * N + n], -7.f);
+            ASSERT_EQ(gu[m * N + n], -7.f);
+            continue;
+          }
+          double g = 0, u = 0, abs_g = 0, abs_u = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            g += double(x_rounded[m * K + k]) * wf[n * K + k];
+            u += double(x_rounded[m * K + k]) * uf[n * K + k];
+            abs_g += std::fabs(double(x_rounded[m * K + k]) * wf[n * K + k]);
+            abs_u += std::fabs(double(x_rounded[m * K + k]) * uf[n * K + k]);
+          }
+          const double e_g = 2.0 * K * kEps * abs_g + 1e-6, e_u = 2.0 * K * kEps * abs_u + 1e-6;
+          ASSERT_NEAR(y[m * N + n], g + (M % 2 ? bias[n] : 0.f), e_g) << "M=" << M << " K=" << K << " (" << m << ", " << n << ")";
+          const double gb = g + bias[n], ubv = u + ubias[n], silu = gb / (1.0 + std::exp(-gb)), want = silu * ubv;
+          ASSERT_NEAR(gu[m * N + n], want, 1.1 * e_g * std::fabs(ubv) + std::fabs(silu) * e_u + 1e-5 * std::fabs(want) + 1e-6)
+              << "gate/up M=" << M << " K=" << K << " (" << m << ", " << n << ")";
+        }
+      }
+      // Through the backend: q/k/v-like widths in one call, and one matmul.
+      if (M > amx::kBlock / 2) {
+        MatView views[3] = {w, MatView{wb.data(), DType::kBF16, 64, K}, MatView{ub.data(), DType::kBF16, 96, K}};
+        for (auto& v : views) v.bf16_compute = true;
+        std::vector<float> ys[3], ys_ref[3];
+        float* outs[3];
+        const float* biases[3] = {bias.data(), nullptr, ubias.data()};
+        for (int i = 0; i < 3; ++i) {
+          ys[i].assign(M * views[i].rows, std::nanf(""));
+          ys_ref[i].resize(M * views[i].rows);
+          outs[i] = ys[i].data();
+          b.ref->MatMul(x_rounded.data(), M, views[i], biases[i], ys_ref[i].data());
+        }
+        ASSERT_TRUE(b.cpu->FusesSameX(M, views[0]));
+        b.cpu->MatMulSameX(x.data(), M, views, biases, outs, 3);
+        for (int i = 0; i < 3; ++i) {
+          for (int64_t e = 0; e < M * views[i].rows; ++e) {
+            const int64_t m = e / views[i].rows, n = e % views[i].rows;
+            double abs_sum = 0;
+            for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(double(x_rounded[m * K + k]) * (i == 2 ? uf : wf)[n * K + k]);
+            ASSERT_NEAR(ys[i][e], ys_ref[i][e], 2.0 * K * kEps * abs_sum + 1e-6) << "same x, matrix " << i << " M=" << M;
+          }
+        }
+      }
+    }
+  }
+}
+
 // Restores the dot products' default mode and the tiles when a test ends.
 struct Bf16DotsOn {
   Bf16DotsOn() {

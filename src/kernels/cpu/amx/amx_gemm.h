@@ -89,6 +89,23 @@ void GemmBf16GateUpSilu(const uint16_t* xb, int64_t M, const MatView& gate, cons
                         int64_t n_end, const float* gate_bias, const float* up_bias, float* y, void* scratch,
                         bool dots);
 
+// Up to 32 rows of x (short prompts, decode batches) a bf16 GEMM is a read of
+// W, and the panel packing's sixteen-row transposing reads take W from memory
+// at ~15 GB/s on two threads (Xeon with AMX). Here the tiles take W's rows in
+// place as the A operand (16 rows x 64 bytes a tile load, 25-28 GB/s) and x,
+// packed once per call (PackFewRows: PackPanel's layout, x rows for W rows),
+// as the B operand: C = W xᵀ, written to y transposed. Applies to bf16 W with
+// K and N multiples of 32 (its rows adjacent); tasks take whole 32-row blocks.
+bool FewRowsApply(int64_t M, const MatView& w);
+constexpr size_t FewRowsXElems(int64_t K) { return static_cast<size_t>(PaddedDepth(K)) * 16; }  // uint32
+// xb: M rows of bf16 x, RowStride(K) apart (PackActivations); x_tiles 64-byte aligned.
+void PackFewRows(const uint16_t* xb, int64_t M, int64_t K, uint32_t* x_tiles);
+void GemmBf16FewRows(const uint32_t* x_tiles, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+                     const float* bias, float* y);
+void GemmBf16GateUpSiluFewRows(const uint32_t* x_tiles, int64_t M, const MatView& gate, const MatView& up,
+                               int64_t n_begin, int64_t n_end, const float* gate_bias, const float* up_bias,
+                               float* y);
+
 // W packed once for every call that reads it (prefill attention's K and V of
 // one KV head, shared by all the blocks of query rows): all panels of 32
 // rows (N padded to 32) over the whole depth (K padded to 32), each panel

@@ -146,6 +146,18 @@ class CpuBackend final : public KernelBackend {
         a = hi_lo;
         y_parts = Scratch(0, kSplitOut, static_cast<size_t>(rows * N));
       }
+      if (unit == ComputeUnit::kAmxBf16 && amx::FewRowsApply(rows, w)) {
+        const uint32_t* x_tiles = FewRowsX(a, rows, K);
+        pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int) {
+          amx::GemmBf16FewRows(x_tiles, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y);
+          for (int64_t m = 0; split && m < M; ++m) {
+            for (size_t n = b; n < e; ++n) {
+              y[m * N + n] = y_parts[m * N + n] + y_parts[(M + m) * N + n] + (bias ? bias[n] : 0.f);
+            }
+          }
+        });
+        return;
+      }
       const uint16_t* xb = RoundRowsToBf16(a, rows, K);
       const size_t scratch_floats = (amx::GemmScratchBytes(rows, K) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
@@ -225,12 +237,23 @@ class CpuBackend final : public KernelBackend {
       return;
     }
     const int64_t K = ws[0].cols;
-    const Bf16Gemm gemm = Bf16GemmOn(MatMulUnit(M, ws[0]));
-    const uint16_t* xb = RoundRowsToBf16(x, M, K);
+    const ComputeUnit unit = MatMulUnit(M, ws[0]);
+    const Bf16Gemm gemm = Bf16GemmOn(unit);
     same_x_tasks_.clear();
     for (int i = 0; i < count; ++i) {
       for (int64_t n = 0; n < ws[i].rows; n += kAmxRowBlock) same_x_tasks_.push_back({i, n});
     }
+    bool few_rows = unit == ComputeUnit::kAmxBf16;
+    for (int i = 0; i < count; ++i) few_rows = few_rows && amx::FewRowsApply(M, ws[i]);
+    if (few_rows) {
+      const uint32_t* x_tiles = FewRowsX(x, M, K);
+      pool_->ParallelFor(same_x_tasks_.size(), [&](size_t t, int) {
+        const auto [i, n] = same_x_tasks_[t];
+        amx::GemmBf16FewRows(x_tiles, M, ws[i], n, std::min(n + kAmxRowBlock, ws[i].rows), biases[i], ys[i]);
+      });
+      return;
+    }
+    const uint16_t* xb = RoundRowsToBf16(x, M, K);
     const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
     pool_->ParallelFor(same_x_tasks_.size(), [&](size_t t, int worker) {
       const auto [i, n] = same_x_tasks_[t];
@@ -251,6 +274,13 @@ class CpuBackend final : public KernelBackend {
     }
     const int64_t K = gate.cols;
     const bool dots = MatMulUnit(M, gate) == ComputeUnit::kBf16Dot;
+    if (!dots && amx::FewRowsApply(M, gate)) {
+      const uint32_t* x_tiles = FewRowsX(x, M, K);
+      pool_->ParallelRange(gate.rows, kAmxRowBlock / 2, [&](size_t b, size_t e, int) {
+        amx::GemmBf16GateUpSiluFewRows(x_tiles, M, gate, up, b, e, gate_bias, up_bias, out);
+      });
+      return;
+    }
     const uint16_t* xb = RoundRowsToBf16(x, M, K);
     const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
     // Tasks of 64 rows of each: the 128 W rows of MatMul's tasks.
@@ -326,6 +356,14 @@ class CpuBackend final : public KernelBackend {
       amx::PackActivations(x, M, K, b, e, xb);
     });
     return xb;
+  }
+
+  // x[M, K] as the B tiles of amx's few-rows GEMM (rounded to bf16 first), once per call.
+  const uint32_t* FewRowsX(const float* x, int64_t M, int64_t K) {
+    const uint16_t* xb = RoundRowsToBf16(x, M, K);
+    auto* x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(K)));
+    amx::PackFewRows(xb, M, K, x_tiles);
+    return x_tiles;
   }
 
   // GemmRows on one worker: packs x[M, K] into that worker's scratch first.
@@ -636,7 +674,7 @@ class CpuBackend final : public KernelBackend {
   }
 
  private:
-  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysPacked, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kUpRows, kNumSlots };
+  enum Slot { kPack, kRowsPacked, kScores, kRowSums, kValuesT, kRowsA, kRowsB, kKeysPacked, kBf16Rows, kSplitRows, kSplitOut, kQuantPanel, kQuantRow, kQuantOut, kQuantX, kUpRows, kFewRowsX, kNumSlots };
 
   // bfloat16 W on a matrix unit, from the rows where x goes in unsplit (see MatMul).
   bool FusesOnMatrixUnit(int64_t M, const MatView& w) const {
