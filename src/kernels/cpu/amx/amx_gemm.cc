@@ -585,45 +585,37 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
   if (!kDots) ReleaseTiles();
 }
 
-// C = W xᵀ for W rows [n_begin, n_end) in blocks of 32, on tiles 0-3 (W rows
-// 0-15 / 16-31 by x rows 0-15 / 16-31), stored per block and written to y
-// transposed (+ bias; with up, silu(gate + bias) * (up + up_bias)).
+// C = W xᵀ for W rows [n_begin, n_end) in blocks of 32, on tiles 0-1 (16 W
+// rows by x rows 0-15 / 16-31), stored per block and written to y transposed
+// (+ bias; with up, silu(gate + bias) * (up + up_bias)).
 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) void FewRowsGemm(
     const uint32_t* x_tiles, int64_t M, const MatView& w, const MatView* up, int64_t n_begin, int64_t n_end,
     const float* bias, const float* up_bias, float* y) {
   const int64_t K = w.cols, N = w.rows, steps = K / kTileDepth, ld_bytes = K * 2;
-  const bool two = M > 16;  // a second B tile (x rows 16-31) and its two C tiles
+  const bool two = M > 16;  // a second B tile (x rows 16-31) and its C tile
   alignas(64) float c[2][kBlock * kBlock];  // [W row][x row] of w, then of up
   alignas(64) float row[2][kBlock];
   ConfigureTiles();
   for (int64_t n = n_begin; n < n_end; n += kBlock) {
     for (int part = 0; part < (up != nullptr ? 2 : 1); ++part) {
-      const auto* a = static_cast<const uint16_t*>(part == 0 ? w.data : up->data) + n * K;
-      const uint16_t* a1 = a + 16 * K;
-      _tile_zero(0);
-      _tile_zero(2);
-      if (two) {
-        _tile_zero(1);
-        _tile_zero(3);
-      }
-      for (int64_t st = 0; st < steps; ++st) {
-        _tile_loadd(4, a + st * kTileDepth, ld_bytes);
-        _tile_loadd(5, a1 + st * kTileDepth, ld_bytes);
-        _tile_loadd(6, x_tiles + st * 512, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(2, 5, 6);
-        if (two) {
-          _tile_loadd(7, x_tiles + st * 512 + 256, 64);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(3, 5, 7);
+      // Sixteen W rows at a time (one A tile, sixteen streams): two tiles'
+      // thirty-two streams read 5-10% less (pp16 / pp32).
+      for (int64_t half = 0; half < 2; ++half) {
+        const auto* a = static_cast<const uint16_t*>(part == 0 ? w.data : up->data) + (n + 16 * half) * K;
+        _tile_zero(0);
+        if (two) _tile_zero(1);
+        for (int64_t st = 0; st < steps; ++st) {
+          _tile_loadd(4, a + st * kTileDepth, ld_bytes);
+          _tile_loadd(6, x_tiles + st * 512, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          if (two) {
+            _tile_loadd(7, x_tiles + st * 512 + 256, 64);
+            _tile_dpbf16ps(1, 4, 7);
+          }
         }
-      }
-      float* cp = c[part];
-      _tile_stored(0, cp, kBlock * 4);
-      _tile_stored(2, cp + 16 * kBlock, kBlock * 4);
-      if (two) {
-        _tile_stored(1, cp + 16, kBlock * 4);
-        _tile_stored(3, cp + 16 * kBlock + 16, kBlock * 4);
+        float* cp = c[part] + 16 * half * kBlock;
+        _tile_stored(0, cp, kBlock * 4);
+        if (two) _tile_stored(1, cp + 16, kBlock * 4);
       }
     }
     for (int64_t m = 0; m < M; ++m) {
