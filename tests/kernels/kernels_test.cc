@@ -839,7 +839,13 @@ TEST(AmxGemm, FewRowsTakeWInPlaceAndMatchDoubleSums) {
   if (!amx::AmxBf16Usable()) GTEST_SKIP() << "AMX-BF16 not usable here: " << amx::AmxUnavailableReason();
   amx::SetAmxEnabled(true);
   RefAndCpu b(17);
-  for (int64_t M : {1, 6, 16, 17, 32}) {
+  // Up to 32 rows, at any depth; x in chunks of 64 beyond, while its tiles fit L2.
+  EXPECT_FALSE(amx::FewRowsApply(amx::kFewRowsMax + 1, MatView{nullptr, DType::kBF16, 64, 64}));
+  EXPECT_FALSE(amx::FewRowsApply(96, MatView{nullptr, DType::kBF16, 64, 11008}));
+  EXPECT_TRUE(amx::FewRowsApply(32, MatView{nullptr, DType::kBF16, 64, 11008}));
+  EXPECT_FALSE(amx::FewRowsApply(8, MatView{nullptr, DType::kBF16, 48, 64}));  // N not whole blocks
+  EXPECT_FALSE(amx::FewRowsApply(8, MatView{nullptr, DType::kF16, 64, 64}));
+  for (int64_t M : {1, 6, 16, 17, 32, 33, 64, 65, 96}) {
     for (int64_t K : {32, 96, 2048}) {
       const int64_t N = 256, n_begin = 64, n_end = 224;
       std::vector<float> wf(N * K), x(M * K), bias(N), uf(N * K), ubias(N);
@@ -853,7 +859,7 @@ TEST(AmxGemm, FewRowsTakeWInPlaceAndMatchDoubleSums) {
       RoundToBf16InPlace(&x_rounded);
       MatView w{wb.data(), DType::kBF16, N, K}, up{ub.data(), DType::kBF16, N, K};
       ASSERT_TRUE(amx::FewRowsApply(M, w));
-      std::vector<uint32_t> x_tiles_store(amx::FewRowsXElems(K) + 16);  // 64-byte aligned within
+      std::vector<uint32_t> x_tiles_store(amx::FewRowsXElems(M, K) + 16);  // 64-byte aligned within
       uint32_t* x_tiles = x_tiles_store.data() + (16 - reinterpret_cast<uintptr_t>(x_tiles_store.data()) % 64 / 4) % 16;
       amx::PackFewRows(xb.data(), M, K, x_tiles);
       std::vector<float> y(M * N, -7.f), gu(M * N, -7.f);

@@ -361,7 +361,7 @@ class CpuBackend final : public KernelBackend {
   // x[M, K] as the B tiles of amx's few-rows GEMM (rounded to bf16 first), once per call.
   const uint32_t* FewRowsX(const float* x, int64_t M, int64_t K) {
     const uint16_t* xb = RoundRowsToBf16(x, M, K);
-    auto* x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(K)));
+    auto* x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(M, K)));
     amx::PackFewRows(xb, M, K, x_tiles);
     return x_tiles;
   }
