@@ -21,12 +21,15 @@ namespace {
 
 // From this many rows bfloat16 matmuls go to the AMX tiles where the CPU has
 // them (rows past M padded to a 32-row block); below, the batched GEMV. The
-// AMX kernel's cost is flat up to 32 rows, but it reads W at only 53-64% of
-// the bandwidth (each pass packs its panels, then computes), where the
+// AMX kernel's cost is flat up to 32 rows, but it read W at only 53-64% of
+// the bandwidth (each pass packed its panels, then computed), where the
 // batched GEMV reads its four quarters at 82-85% for 4 rows, 63-69% for 5,
 // 59-63% for 6 against 59-61% (roof_pairs --batch, 2048x5632 from memory,
 // alternating; Xeon with AMX, 2 threads): TinyLlama bf16 tg64 at B = 4,
 // three alternating runs, 9.5-10.1 tok/s from 4 rows, 12.6-13.2 from 6.
+// With W read in place by the few-rows kernel (amx::FewRowsApply) the tiles
+// read 73% at 6 rows and 71% at 8, the GEMV 59% and 49%; at 5 rows the GEMV
+// reads 65-70% (2026-12-08), so the threshold stays.
 // (Before the GEMV's quarters, S_TG at B = 2 / 4 / 8 / 12 was 23.9 / 42.3 /
 // 59.8 / 68.5 tok/s from 16 rows on, 20.9-23.7 / 41.3 / 79.8 / 114.4 from 4.)
 constexpr int64_t kAmxMinRows = 6;
