@@ -90,16 +90,17 @@ void GemmBf16GateUpSilu(const uint16_t* xb, int64_t M, const MatView& gate, cons
                         bool dots);
 
 // For a few rows of x (short prompts, decode batches) a bf16 GEMM is mostly a
-// read of W, and the panel packing's sixteen-row transposing reads take W from memory
-// at ~15 GB/s on two threads (Xeon with AMX). Here the tiles take W's rows in
-// place as the A operand (16 rows x 64 bytes a tile load, 25-28 GB/s) and x,
+// read of W, and the panel packing's sixteen-row transposing reads take W
+// from memory at 15-19 GB/s on two threads (Xeon with AMX). Here the tiles
+// take W's rows in place as the A operand (16 rows x 64 bytes a tile load;
+// 25-28 GB/s in a model of the loop, 21-22 in a pp32 profile) and x,
 // packed once per call (PackFewRows: PackPanel's layout, x rows for W rows),
 // as the B operand: C = W xᵀ, written to y transposed. Applies to bf16 W with
 // K and N multiples of 32 (its rows adjacent); tasks take whole 32-row blocks.
 // From 33 rows x comes in chunks of up to 64 (the first reads W from memory,
 // the others from L2), while its tiles (M x K bf16) stay in L2 beside W's
 // rows. Measured against the panel GEMM (Xeon with AMX, 2 MiB L2 a core, pp
-// tok/s): TinyLlama pp48 / pp64 / pp96 +25% / +30% / +15-20%, pp128 equal,
+// tok/s): TinyLlama pp48 / pp64 / pp96 +28% / +37% / +13%, pp128 equal,
 // pp256 0.75x; Llama-2-7B pp64 +30%, and at pp96 its gate/up 531 -> 436 ms
 // but down_proj (x tiles 2 MiB) 283 -> 380 ms.
 constexpr int64_t kFewRowsMax = 96;
