@@ -1027,10 +1027,14 @@ TEST(AmxGemm, Float16WeightsMatchReferenceOnUnroundedInputs) {
   ThreadPool pool(2);
   auto ref = MakeReferenceBackend();
   auto cpu = MakeCpuBackend(&pool);
-  for (int64_t M : {16, 17, 33, 100}) {
-    for (int64_t K : {1, 31, 64, 300, 2100}) {  // 2100: two depth blocks
-      for (int64_t N : {1, 31, 33, 200}) {
+  // K and N multiples of 32 up to 96 rows: the few-rows kernel (W split per 16 rows, in place).
+  for (int64_t M : {16, 17, 33, 64, 96, 100}) {
+    for (int64_t K : {1, 31, 64, 300, 2048, 2100}) {  // 2100: two depth blocks
+      for (int64_t N : {1, 31, 33, 96, 200}) {
         const bool with_bias = (M + K + N) % 2 == 0;
+        if (N == 96 && K % 32 == 0) {
+          EXPECT_EQ(amx::FewRowsApplyF16(M, MatView{nullptr, DType::kF16, N, K}), M <= 96);
+        }
         std::vector<float> wf(N * K), x(M * K), bias(N);
         for (auto& v : wf) v = d(rng);
         for (auto& v : x) v = d(rng);

@@ -665,6 +665,105 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) void FewRowsGemm(
   ReleaseTiles();
 }
 
+// float16 W, rows [n, n + 16) over the whole depth, split exactly into bf16
+// hi and lo rows (PackPanelF16's split, without the transpose), K apart.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // as for PackPanelF16 above
+#endif
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void SplitRowsF16(const uint16_t* w, int64_t K,
+                                                                       uint16_t* hi, uint16_t* lo) {
+  // Four rows at a time, each a stream with prefetches 1 KiB ahead (as the
+  // decode GEMV reads W).
+  for (int64_t r0 = 0; r0 < 16; r0 += 4) {
+    for (int64_t k = 0; k < K; k += 32) {
+      for (int64_t r = r0; r < r0 + 4; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + r * K + k) + 1024, _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(w + r * K + k);
+        __m512i h, l;
+        SplitBf16(_mm512_cvtph_ps(_mm512_castsi512_si256(v)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1)), &h,
+                  &l);
+        _mm512_storeu_si512(hi + r * K + k, h);
+        _mm512_storeu_si512(lo + r * K + k, l);
+      }
+    }
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+// kBlocks (1-2) blocks of 16 x rows against 16 float16 W rows split into hi
+// and lo (A tiles 4, 5): C += W_hi x_hi + W_hi x_lo + W_lo x_hi per block
+// (B tiles 2, 3 and 6, 7; C tiles 0, 1), as GemmF16Split computes.
+template <int kBlocks>
+__attribute__((target("amx-tile,amx-bf16"))) inline void XBlocksF16(const uint16_t* a_hi, const uint16_t* a_lo,
+                                                                    int64_t ld_bytes, const uint32_t* const* x_hi,
+                                                                    const uint32_t* const* x_lo, int64_t steps,
+                                                                    float* c, int64_t ldc_bytes) {
+  _tile_zero(0);
+  if (kBlocks > 1) _tile_zero(1);
+  for (int64_t st = 0; st < steps; ++st) {
+    _tile_loadd(4, a_hi + st * kTileDepth, ld_bytes);
+    _tile_loadd(5, a_lo + st * kTileDepth, ld_bytes);
+    _tile_loadd(2, x_hi[0] + st * 512, 64);
+    _tile_loadd(3, x_lo[0] + st * 512, 64);
+    _tile_dpbf16ps(0, 4, 2);
+    _tile_dpbf16ps(0, 4, 3);
+    _tile_dpbf16ps(0, 5, 2);
+    if (kBlocks > 1) {
+      _tile_loadd(6, x_hi[1] + st * 512, 64);
+      _tile_loadd(7, x_lo[1] + st * 512, 64);
+      _tile_dpbf16ps(1, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(1, 5, 6);
+    }
+  }
+  _tile_stored(0, c, ldc_bytes);
+  if (kBlocks > 1) _tile_stored(1, c + 16, ldc_bytes);
+}
+
+// FewRowsGemm for float16 W: each 16 W rows split once into bf16 hi and lo
+// rows (scratch: 64 K bytes), x_tiles holding x_hi's blocks and then, from
+// block lo_block, x_lo's (PackSplitActivations' rows, packed by PackFewRows).
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16"))) void FewRowsGemmF16(
+    const uint32_t* x_tiles, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
+    float* y, void* scratch) {
+  const int64_t K = w.cols, N = w.rows, steps = K / kTileDepth, ld_bytes = K * 2;
+  if (M > kFewRowsMax) std::abort();  // callers ask FewRowsApply first
+  const int64_t x_blocks = (M + 15) / 16, ldc = x_blocks * 16, lo_block = PaddedRows(M) / 16;
+  alignas(64) static thread_local float c[kBlock * kFewRowsMax];  // [W row][x row]
+  alignas(64) float row[kBlock];
+  const uint32_t* x_hi[kFewRowsMax / 16];
+  const uint32_t* x_lo[kFewRowsMax / 16];
+  const auto block = [&](int64_t b) { return x_tiles + b / 2 * steps * 512 + b % 2 * 256; };
+  for (int64_t b = 0; b < x_blocks; ++b) {
+    x_hi[b] = block(b);
+    x_lo[b] = block(lo_block + b);
+  }
+  auto* w_hi = static_cast<uint16_t*>(scratch);
+  uint16_t* w_lo = w_hi + 16 * K;
+  ConfigureTiles();
+  for (int64_t n = n_begin; n < n_end; n += kBlock) {
+    for (int64_t half = 0; half < 2; ++half) {
+      SplitRowsF16(static_cast<const uint16_t*>(w.data) + (n + 16 * half) * K, K, w_hi, w_lo);
+      float* cp = c + 16 * half * ldc;
+      for (int64_t b = 0; b < x_blocks; b += 2) {
+        if (x_blocks - b >= 2) {
+          XBlocksF16<2>(w_hi, w_lo, ld_bytes, x_hi + b, x_lo + b, steps, cp + 16 * b, ldc * 4);
+        } else {
+          XBlocksF16<1>(w_hi, w_lo, ld_bytes, x_hi + b, x_lo + b, steps, cp + 16 * b, ldc * 4);
+        }
+      }
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      for (int64_t j = 0; j < kBlock; ++j) row[j] = c[j * ldc + m] + (bias != nullptr ? bias[n + j] : 0.f);
+      std::memcpy(y + m * N + n, row, sizeof(row));
+    }
+  }
+  ReleaseTiles();
+}
+
 }  // namespace
 
 void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end, const float* bias,
@@ -675,6 +774,16 @@ void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, 
 bool FewRowsApply(int64_t M, const MatView& w) {
   const bool x_fits = M <= kBlock || (M <= kFewRowsMax && PaddedRows(M) * PaddedDepth(w.cols) * 2 <= kFewRowsXBytes);
   return x_fits && w.dtype == DType::kBF16 && w.cols % kTileDepth == 0 && w.rows % kBlock == 0;
+}
+
+bool FewRowsApplyF16(int64_t M, const MatView& w) {
+  const bool x_fits = M <= kBlock || (M <= kFewRowsMax && 2 * PaddedRows(M) * PaddedDepth(w.cols) * 2 <= kFewRowsXBytes);
+  return x_fits && w.dtype == DType::kF16 && w.cols % kTileDepth == 0 && w.rows % kBlock == 0;
+}
+
+void GemmF16FewRows(const uint32_t* x_tiles, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
+                    const float* bias, float* y, void* scratch) {
+  FewRowsGemmF16(x_tiles, M, w, n_begin, n_end, bias, y, scratch);
 }
 
 void PackFewRows(const uint16_t* xb, int64_t M, int64_t K, uint32_t* x_tiles) {

@@ -123,6 +123,16 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
         amx::PackSplitActivations(x, M, K, b, e, xb);
       });
+      if (amx::FewRowsApplyF16(M, w)) {
+        const int64_t split_rows = 2 * amx::PaddedRows(M);
+        auto* x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(split_rows, K)));
+        amx::PackFewRows(xb, split_rows, K, x_tiles);
+        const size_t split_floats = amx::FewRowsF16ScratchBytes(K) / 4;
+        pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
+          amx::GemmF16FewRows(x_tiles, M, w, b, e, bias, y, Scratch(worker, kPack, split_floats));
+        });
+        return;
+      }
       const size_t scratch_floats = (amx::GemmScratchBytes(M, K, true) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
         amx::GemmF16Split(xb, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
@@ -863,7 +873,9 @@ static std::string DefaultMatMulPath(DType dtype) {
   const std::string fma = std::string(simd::TargetName()) + " FMA";
   if (dtype == DType::kBF16 && amx::AmxEnabled()) {
     return "batches of " + std::to_string(kAmxMinRows) +
-           "+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles, decode " + fma;
+           "+ rows (prefill, batched decode) and prefill attention on AMX-BF16 tiles (up to " +
+           std::to_string(amx::kFewRowsMax) + " rows W read in place, x as the B tiles; more: W packed per pass), decode " +
+           fma;
   }
   if (dtype == DType::kBF16 && amx::Bf16DotsEnabled()) {
     char ratio[16];
@@ -873,7 +885,8 @@ static std::string DefaultMatMulPath(DType dtype) {
   }
   if (dtype == DType::kF16 && amx::AmxEnabled()) {
     return "batches of " + std::to_string(kAmxMinF16Rows) + "+ rows (prefill, batched decode) on AMX-BF16 tiles with W split exactly into bf16 hi + lo "
-           "and x into hi + lo (3 tile products per product: the AMX peak counts one), decode " + fma +
+           "and x into hi + lo (3 tile products per product: the AMX peak counts one; up to " +
+           std::to_string(amx::kFewRowsMax) + " rows W split 16 rows at a time, x as the B tiles), decode " + fma +
            " (weights widened to float32)";
   }
   if (IsQuantized(dtype)) {
