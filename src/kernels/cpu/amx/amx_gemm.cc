@@ -585,6 +585,31 @@ void Gemm(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, int6
   if (!kDots) ReleaseTiles();
 }
 
+// PackFewRows' layout: x rows in groups of 32, each group PackPanel's layout
+// over the whole depth (steps of 512 pairs, rows 0-15 of the group at 0,
+// rows 16-31 at 256): where block b (x rows 16b ..) starts, in pairs.
+constexpr int64_t XBlockAt(int64_t steps, int64_t b) { return b / 2 * steps * 512 + b % 2 * 256; }
+
+// The few-rows kernels' C of one 32-row block of W, c[j * ldc + m] for W row
+// n + j and x row m, into y's rows transposed, + bias; with up_c (the up
+// projection's C), silu(c + bias) * (up_c + up_bias).
+__attribute__((target("avx512f"))) void WriteTransposed(const float* c, const float* up_c, int64_t ldc, int64_t M,
+                                                        int64_t n, const float* bias, const float* up_bias, float* y,
+                                                        int64_t N) {
+  alignas(64) float row[2][kBlock];
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t j = 0; j < kBlock; ++j) {
+      row[0][j] = c[j * ldc + m] + (bias != nullptr ? bias[n + j] : 0.f);
+      if (up_c != nullptr) row[1][j] = up_c[j * ldc + m] + (up_bias != nullptr ? up_bias[n + j] : 0.f);
+    }
+    if (up_c != nullptr) {
+      simd::SiluMul(row[0], row[1], kBlock, y + m * N + n);
+    } else {
+      std::memcpy(y + m * N + n, row[0], sizeof(row[0]));
+    }
+  }
+}
+
 // kBlocks (1-4) blocks of 16 x rows against 16 W rows `a` over the whole
 // depth: one A tile of W per step, each x block's B tile (tiles 5, 6, 7, then
 // 5 again) and its C tile (0-3); C stored at c, block b at c + 16 b.
@@ -631,9 +656,8 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) void FewRowsGemm(
   if (M > kFewRowsMax) std::abort();  // callers ask FewRowsApply first
   const int64_t x_blocks = (M + 15) / 16, ldc = x_blocks * 16;
   alignas(64) static thread_local float c[2][kBlock * kFewRowsMax];  // [W row][x row] of w, then of up
-  alignas(64) float row[2][kBlock];
   const uint32_t* x_block[kFewRowsMax / 16];
-  for (int64_t b = 0; b < x_blocks; ++b) x_block[b] = x_tiles + b / 2 * steps * 512 + b % 2 * 256;
+  for (int64_t b = 0; b < x_blocks; ++b) x_block[b] = x_tiles + XBlockAt(steps, b);
   ConfigureTiles();
   for (int64_t n = n_begin; n < n_end; n += kBlock) {
     for (int part = 0; part < (up != nullptr ? 2 : 1); ++part) {
@@ -650,17 +674,7 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) void FewRowsGemm(
         }
       }
     }
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t j = 0; j < kBlock; ++j) {
-        row[0][j] = c[0][j * ldc + m] + (bias != nullptr ? bias[n + j] : 0.f);
-        if (up != nullptr) row[1][j] = c[1][j * ldc + m] + (up_bias != nullptr ? up_bias[n + j] : 0.f);
-      }
-      if (up != nullptr) {
-        simd::SiluMul(row[0], row[1], kBlock, y + m * N + n);
-      } else {
-        std::memcpy(y + m * N + n, row[0], sizeof(row[0]));
-      }
-    }
+    WriteTransposed(c[0], up != nullptr ? c[1] : nullptr, ldc, M, n, bias, up_bias, y, N);
   }
   ReleaseTiles();
 }
@@ -733,13 +747,11 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16"))) void Fe
   if (M > kFewRowsMax) std::abort();  // callers ask FewRowsApply first
   const int64_t x_blocks = (M + 15) / 16, ldc = x_blocks * 16, lo_block = PaddedRows(M) / 16;
   alignas(64) static thread_local float c[kBlock * kFewRowsMax];  // [W row][x row]
-  alignas(64) float row[kBlock];
   const uint32_t* x_hi[kFewRowsMax / 16];
   const uint32_t* x_lo[kFewRowsMax / 16];
-  const auto block = [&](int64_t b) { return x_tiles + b / 2 * steps * 512 + b % 2 * 256; };
   for (int64_t b = 0; b < x_blocks; ++b) {
-    x_hi[b] = block(b);
-    x_lo[b] = block(lo_block + b);
+    x_hi[b] = x_tiles + XBlockAt(steps, b);
+    x_lo[b] = x_tiles + XBlockAt(steps, lo_block + b);
   }
   auto* w_hi = static_cast<uint16_t*>(scratch);
   uint16_t* w_lo = w_hi + 16 * K;
@@ -756,10 +768,7 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16"))) void Fe
         }
       }
     }
-    for (int64_t m = 0; m < M; ++m) {
-      for (int64_t j = 0; j < kBlock; ++j) row[j] = c[j * ldc + m] + (bias != nullptr ? bias[n + j] : 0.f);
-      std::memcpy(y + m * N + n, row, sizeof(row));
-    }
+    WriteTransposed(c, nullptr, ldc, M, n, bias, nullptr, y, N);
   }
   ReleaseTiles();
 }
@@ -771,15 +780,19 @@ void GemmBf16(const uint16_t* xb, int64_t M, const MatView& w, int64_t n_begin, 
   Gemm<false, false>(xb, M, w, n_begin, n_end, bias, y, scratch, ldw);
 }
 
-bool FewRowsApply(int64_t M, const MatView& w) {
-  const bool x_fits = M <= kBlock || (M <= kFewRowsMax && PaddedRows(M) * PaddedDepth(w.cols) * 2 <= kFewRowsXBytes);
-  return x_fits && w.dtype == DType::kBF16 && w.cols % kTileDepth == 0 && w.rows % kBlock == 0;
+namespace {
+// Whether W of `dtype` takes the few-rows kernel for M rows of x whose tiles
+// hold x_parts bf16 rows per row of x (float16's hi and lo: 2).
+bool FewRowsFit(int64_t M, int64_t x_parts, const MatView& w, DType dtype) {
+  const bool x_fits =
+      M <= kBlock || (M <= kFewRowsMax && x_parts * PaddedRows(M) * PaddedDepth(w.cols) * 2 <= kFewRowsXBytes);
+  return x_fits && w.dtype == dtype && w.cols % kTileDepth == 0 && w.rows % kBlock == 0;
 }
+}  // namespace
 
-bool FewRowsApplyF16(int64_t M, const MatView& w) {
-  const bool x_fits = M <= kBlock || (M <= kFewRowsMax && 2 * PaddedRows(M) * PaddedDepth(w.cols) * 2 <= kFewRowsXBytes);
-  return x_fits && w.dtype == DType::kF16 && w.cols % kTileDepth == 0 && w.rows % kBlock == 0;
-}
+bool FewRowsApply(int64_t M, const MatView& w) { return FewRowsFit(M, 1, w, DType::kBF16); }
+
+bool FewRowsApplyF16(int64_t M, const MatView& w) { return FewRowsFit(M, 2, w, DType::kF16); }
 
 void GemmF16FewRows(const uint32_t* x_tiles, int64_t M, const MatView& w, int64_t n_begin, int64_t n_end,
                     const float* bias, float* y, void* scratch) {
@@ -789,7 +802,8 @@ void GemmF16FewRows(const uint32_t* x_tiles, int64_t M, const MatView& w, int64_
 void PackFewRows(const uint16_t* xb, int64_t M, int64_t K, uint32_t* x_tiles) {
   const int64_t steps = K / kTileDepth;
   for (int64_t g = 0; g * kBlock < M; ++g) {
-    PackPanel(xb, K, RowStride(K), g * kBlock, std::min(kBlock, M - g * kBlock), 0, steps, x_tiles + g * steps * 512);
+    PackPanel(xb, K, RowStride(K), g * kBlock, std::min(kBlock, M - g * kBlock), 0, steps,
+              x_tiles + XBlockAt(steps, 2 * g));
   }
 }
 

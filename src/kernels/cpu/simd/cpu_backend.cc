@@ -123,19 +123,22 @@ class CpuBackend final : public KernelBackend {
       pool_->ParallelRange(amx::PaddedRows(M), amx::kBlock, [&](size_t b, size_t e, int) {
         amx::PackSplitActivations(x, M, K, b, e, xb);
       });
-      if (amx::FewRowsApplyF16(M, w)) {
+      // Up to kFewRowsMax rows: x's hi and lo rows as the few-rows kernel's B tiles.
+      const bool few_rows = amx::FewRowsApplyF16(M, w);
+      uint32_t* x_tiles = nullptr;
+      if (few_rows) {
         const int64_t split_rows = 2 * amx::PaddedRows(M);
-        auto* x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(split_rows, K)));
+        x_tiles = reinterpret_cast<uint32_t*>(Scratch(0, kFewRowsX, amx::FewRowsXElems(split_rows, K)));
         amx::PackFewRows(xb, split_rows, K, x_tiles);
-        const size_t split_floats = amx::FewRowsF16ScratchBytes(K) / 4;
-        pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
-          amx::GemmF16FewRows(x_tiles, M, w, b, e, bias, y, Scratch(worker, kPack, split_floats));
-        });
-        return;
       }
-      const size_t scratch_floats = (amx::GemmScratchBytes(M, K, true) + 3) / 4;
+      const size_t scratch_floats =
+          few_rows ? amx::FewRowsF16ScratchBytes(K) / 4 : (amx::GemmScratchBytes(M, K, true) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
-        amx::GemmF16Split(xb, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
+        if (few_rows) {
+          amx::GemmF16FewRows(x_tiles, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
+        } else {
+          amx::GemmF16Split(xb, M, w, b, e, bias, y, Scratch(worker, kPack, scratch_floats));
+        }
       });
       return;
     }
@@ -159,19 +162,10 @@ class CpuBackend final : public KernelBackend {
         a = hi_lo;
         y_parts = Scratch(0, kSplitOut, static_cast<size_t>(rows * N));
       }
-      if (unit == ComputeUnit::kAmxBf16 && amx::FewRowsApply(rows, w)) {
-        const uint32_t* x_tiles = FewRowsX(a, rows, K);
-        pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int) {
-          amx::GemmBf16FewRows(x_tiles, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y);
-          for (int64_t m = 0; split && m < M; ++m) {
-            for (size_t n = b; n < e; ++n) {
-              y[m * N + n] = y_parts[m * N + n] + y_parts[(M + m) * N + n] + (bias ? bias[n] : 0.f);
-            }
-          }
-        });
-        return;
-      }
-      const uint16_t* xb = RoundRowsToBf16(a, rows, K);
+      // x as the few-rows kernel's B tiles, or rounded for the panel GEMM.
+      const uint32_t* x_tiles =
+          unit == ComputeUnit::kAmxBf16 && amx::FewRowsApply(rows, w) ? FewRowsX(a, rows, K) : nullptr;
+      const uint16_t* xb = x_tiles == nullptr ? RoundRowsToBf16(a, rows, K) : nullptr;
       const size_t scratch_floats = (amx::GemmScratchBytes(rows, K) + 3) / 4;
       pool_->ParallelRange(N, kAmxRowBlock, [&](size_t b, size_t e, int worker) {
         if (IsQuantized(w.dtype)) {
@@ -196,7 +190,12 @@ class CpuBackend final : public KernelBackend {
           }
           return;
         }
-        gemm(xb, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y, Scratch(worker, kPack, scratch_floats), 0);
+        if (x_tiles != nullptr) {
+          amx::GemmBf16FewRows(x_tiles, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y);
+        } else {
+          gemm(xb, rows, w, b, e, split ? nullptr : bias, split ? y_parts : y, Scratch(worker, kPack, scratch_floats),
+               0);
+        }
         for (int64_t m = 0; split && m < M; ++m) {
           for (size_t n = b; n < e; ++n) {
             y[m * N + n] = y_parts[m * N + n] + y_parts[(M + m) * N + n] + (bias ? bias[n] : 0.f);
@@ -258,18 +257,15 @@ class CpuBackend final : public KernelBackend {
     }
     bool few_rows = unit == ComputeUnit::kAmxBf16;
     for (int i = 0; i < count; ++i) few_rows = few_rows && amx::FewRowsApply(M, ws[i]);
-    if (few_rows) {
-      const uint32_t* x_tiles = FewRowsX(x, M, K);
-      pool_->ParallelFor(same_x_tasks_.size(), [&](size_t t, int) {
-        const auto [i, n] = same_x_tasks_[t];
-        amx::GemmBf16FewRows(x_tiles, M, ws[i], n, std::min(n + kAmxRowBlock, ws[i].rows), biases[i], ys[i]);
-      });
-      return;
-    }
-    const uint16_t* xb = RoundRowsToBf16(x, M, K);
+    const uint32_t* x_tiles = few_rows ? FewRowsX(x, M, K) : nullptr;
+    const uint16_t* xb = few_rows ? nullptr : RoundRowsToBf16(x, M, K);
     const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
     pool_->ParallelFor(same_x_tasks_.size(), [&](size_t t, int worker) {
       const auto [i, n] = same_x_tasks_[t];
+      if (few_rows) {
+        amx::GemmBf16FewRows(x_tiles, M, ws[i], n, std::min(n + kAmxRowBlock, ws[i].rows), biases[i], ys[i]);
+        return;
+      }
       gemm(xb, M, ws[i], n, std::min(n + kAmxRowBlock, ws[i].rows), biases[i], ys[i],
            Scratch(worker, kPack, scratch_floats), 0);
     });
@@ -287,19 +283,17 @@ class CpuBackend final : public KernelBackend {
     }
     const int64_t K = gate.cols;
     const bool dots = MatMulUnit(M, gate) == ComputeUnit::kBf16Dot;
-    if (!dots && amx::FewRowsApply(M, gate)) {
-      const uint32_t* x_tiles = FewRowsX(x, M, K);
-      pool_->ParallelRange(gate.rows, kAmxRowBlock / 2, [&](size_t b, size_t e, int) {
-        amx::GemmBf16GateUpSiluFewRows(x_tiles, M, gate, up, b, e, gate_bias, up_bias, out);
-      });
-      return;
-    }
-    const uint16_t* xb = RoundRowsToBf16(x, M, K);
+    const uint32_t* x_tiles = !dots && amx::FewRowsApply(M, gate) ? FewRowsX(x, M, K) : nullptr;
+    const uint16_t* xb = x_tiles == nullptr ? RoundRowsToBf16(x, M, K) : nullptr;
     const size_t scratch_floats = (amx::GemmScratchBytes(M, K) + 3) / 4;
     // Tasks of 64 rows of each: the 128 W rows of MatMul's tasks.
     pool_->ParallelRange(gate.rows, kAmxRowBlock / 2, [&](size_t b, size_t e, int worker) {
-      amx::GemmBf16GateUpSilu(xb, M, gate, up, b, e, gate_bias, up_bias, out, Scratch(worker, kPack, scratch_floats),
-                              dots);
+      if (x_tiles != nullptr) {
+        amx::GemmBf16GateUpSiluFewRows(x_tiles, M, gate, up, b, e, gate_bias, up_bias, out);
+      } else {
+        amx::GemmBf16GateUpSilu(xb, M, gate, up, b, e, gate_bias, up_bias, out, Scratch(worker, kPack, scratch_floats),
+                                dots);
+      }
     });
   }
 
