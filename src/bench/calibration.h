@@ -16,7 +16,7 @@ namespace llm {
 class ThreadPool;
 
 struct Calibration {
-  double read_gbps = 0;       // best of 15 passes over a 1 GiB buffer, three ways to read (read_ways)
+  double read_gbps = 0;       // best of 15 passes over a 1 GiB buffer, four ways to read (read_ways)
   std::string read_ways;      // each way's best, as measured now (not cached)
   double fma_gflops = 0;      // best of 5
   double amx_bf16_gflops = 0; // best of 5 of AMX tile products; 0 where AMX is not usable

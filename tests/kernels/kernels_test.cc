@@ -119,6 +119,34 @@ TEST_P(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
   }
 }
 
+// Decode (one row of x) at depths of whole 32-element steps, where AVX-512
+// Intel CPUs read each task's four row quarters as staggered linear streams
+// (QuarterDots): quarters of 1 row up to hundreds, ranges shorter and longer
+// than the streams' stagger, with and without bias.
+TEST_P(KernelsTest, DecodeOfWholeStepRowsMatchesReference) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (int64_t K : {32, 64, 96, 256, 2048}) {
+      for (int64_t N : {4, 7, 64, 130, 1000}) {
+        const bool with_bias = N % 2 == 0;
+        auto wf = Random(N * K);
+        auto bytes = Store(wf, dtype, 0);
+        const MatView w{bytes.data(), dtype, N, K};
+        auto x = Random(K);
+        auto bias = Random(N);
+        std::vector<float> y_ref(N), y(N, -1e30f);
+        ref_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
+        cpu_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
+        for (int64_t n = 0; n < N; ++n) {
+          double abs_sum = 0;
+          for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[k] * wf[n * K + k]);
+          ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6)
+              << DTypeName(dtype) << " K=" << K << " N=" << N << " row " << n;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(KernelsTest, RmsNormMatchesReference) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
     for (int64_t D : {1, 7, 8, 9, 60, 257}) {

@@ -225,6 +225,79 @@ HWY_INLINE void FourRowDots(DF df, const WT* w0, const XT* x, int64_t K, bool pr
   }
 }
 
+// Where a stream's next load lies modulo 4 KiB matters on the Xeon with AMX:
+// a task's four row quarters (rows of 4 KiB: bf16 at K = 2048) read in step
+// are four streams at one offset of their pages, and read 34-35 GB/s from
+// memory on 2 threads; 512 bytes apart from each other, 38-39 (roof_pairs,
+// README "Decode: four streams out of step"). So each quarter's rows are
+// one linear stream, stream j kStaggerBytes behind stream j - 1, and a
+// row's sum is written when its stream reaches the row's end.
+constexpr int64_t kStaggerBytes = 512;
+
+// Whether QuarterDots takes rows of K elements of WT: 16-bit W (float32 W,
+// two lines a step, read 3% less so in TinyLlama tg128: 7.97-8.03 -> 7.72-7.74
+// tok/s, and keeps FourRowDots), whole steps of two vectors per row, and the
+// stagger a whole number of steps.
+template <class WT>
+HWY_INLINE bool QuarterDotsFit(int64_t K) {
+  const int64_t step = 2 * static_cast<int64_t>(hn::Lanes(DF()));
+  const int64_t lag = kStaggerBytes / static_cast<int64_t>(sizeof(WT));
+  return sizeof(WT) == 2 && K % step == 0 && lag % step == 0;
+}
+
+// y[i] = W[i] . x (+ bias[i]) for the 4 q rows at w (rows K apart): stream j
+// reads rows j q .. j q + q - 1 as one range of q K elements, starting
+// kStaggerBytes after stream j - 1 started, with software prefetches ahead.
+template <class WT>
+HWY_INLINE void QuarterDots(DF df, const WT* w, const float* x, int64_t K, int64_t q, const float* bias, float* y) {
+  const int64_t L = static_cast<int64_t>(hn::Lanes(df));
+  // 2 KiB ahead (one line a step; roof_pairs 2048 x 5632, Xeon with AMX: bf16
+  // 88% -> 92% of the probe beside over 1 KiB, 5 rounds, before the stagger).
+  constexpr int64_t kAhead = 2048;
+  const int64_t lag = kStaggerBytes / static_cast<int64_t>(sizeof(WT));
+  const int64_t len = q * K;  // elements per stream
+  const WT* base[4] = {w, w + len, w + 2 * len, w + 3 * len};
+  int64_t col[4] = {0, 0, 0, 0}, row[4] = {0, 0, 0, 0};
+  VF a[4], b[4];
+  for (int j = 0; j < 4; ++j) a[j] = b[j] = hn::Zero(df);
+  // Stream j at element t = T - j lag of its range; one step: two vectors.
+  const auto step = [&](int j, int64_t t) HWY_ATTR {
+    const WT* p = base[j] + t;
+    hwy::Prefetch(reinterpret_cast<const char*>(p) + kAhead);
+    a[j] = hn::MulAdd(LoadW(df, p), hn::LoadU(df, x + col[j]), a[j]);
+    b[j] = hn::MulAdd(LoadW(df, p + L), hn::LoadU(df, x + col[j] + L), b[j]);
+    col[j] += 2 * L;
+    if (col[j] == K) {
+      const int64_t i = j * q + row[j];
+      y[i] = ReduceSum(df, hn::Add(a[j], b[j])) + (bias ? bias[i] : 0.f);
+      a[j] = b[j] = hn::Zero(df);
+      col[j] = 0;
+      ++row[j];
+    }
+  };
+  const int64_t end = len + 3 * lag;
+  int64_t T = 0;
+  // Ramp: streams start one after the other (as long as the range allows).
+  for (; T < std::min(3 * lag, len); T += 2 * L) {
+    for (int j = 0; j < 4; ++j) {
+      if (T >= j * lag) step(j, T - j * lag);
+    }
+  }
+  for (; T < len; T += 2 * L) {
+    step(0, T);
+    step(1, T - lag);
+    step(2, T - 2 * lag);
+    step(3, T - 3 * lag);
+  }
+  // Drain: streams end one after the other.
+  for (; T < end; T += 2 * L) {
+    for (int j = 0; j < 4; ++j) {
+      const int64_t t = T - j * lag;
+      if (t >= 0 && t < len) step(j, t);
+    }
+  }
+}
+
 template <class WT>
 void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t n_begin, int64_t n_end,
            const float* bias, float* y) {
@@ -252,10 +325,15 @@ void GemvT(const float* x, int64_t M, const WT* w, int64_t K, int64_t N, int64_t
   }
   if (M == 1 && QuarterStreams()) {
     const int64_t quarter = (n_end - n) / 4;
-    for (int64_t i = 0; i < quarter; ++i, ++n) {
-      FourRowDots(df, w + n * K, x, K, prefetch, bias ? bias + n : nullptr, y + n, quarter);
+    if (QuarterDotsFit<WT>(K)) {
+      if (quarter > 0) QuarterDots(df, w + n * K, x, K, quarter, bias ? bias + n : nullptr, y + n);
+      n += 4 * quarter;
+    } else {
+      for (int64_t i = 0; i < quarter; ++i, ++n) {
+        FourRowDots(df, w + n * K, x, K, prefetch, bias ? bias + n : nullptr, y + n, quarter);
+      }
+      n += 3 * quarter;
     }
-    n += 3 * quarter;
   }
   for (; n + 4 <= n_end; n += 4) {
     for (int64_t m = 0; m < M; ++m) {
@@ -2057,8 +2135,11 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 // ahead of every stream: more independent misses in flight than one sequential
 // stream gets from the hardware prefetcher alone on Intel and Zen 3; on Zen 4
 // the prefetches cost a third and one stream reads most, so the calibration
-// takes three ways and keeps the best.
-float ReadSum(const float* x, int64_t n, int streams, bool prefetch) {
+// takes several ways and keeps the best. `stagger_bytes`: the four streams'
+// starts that far apart beyond the quarters (the quarters of a range of
+// whole pages all start at one offset in their pages, which reads ~12% less
+// on the Xeon with AMX: see kStaggerBytes).
+float ReadSum(const float* x, int64_t n, int streams, bool prefetch, int64_t stagger_bytes) {
   const DF df;
   const int64_t L = static_cast<int64_t>(hn::Lanes(df));
   constexpr int64_t kAhead = 256;  // floats: 1 KiB
@@ -2078,11 +2159,20 @@ float ReadSum(const float* x, int64_t n, int streams, bool prefetch) {
     for (int64_t i = whole; i < n; ++i) s += x[i];
     return s;
   }
-  const int64_t quarter = n / 4 / (2 * L) * (2 * L);
+  // Stream j starts at j (quarter + skew) and reads `quarter` floats in the main loop.
+  int64_t skew = stagger_bytes / static_cast<int64_t>(sizeof(float)) / (2 * L) * (2 * L);
+  if (8 * skew > n) skew = 0;
+  const int64_t quarter = (n - 3 * skew) / 4 / (2 * L) * (2 * L);
   const float* s0 = x;
-  const float* s1 = x + quarter;
-  const float* s2 = x + 2 * quarter;
-  const float* s3 = x + 3 * quarter;
+  const float* s1 = x + quarter + skew;
+  const float* s2 = x + 2 * (quarter + skew);
+  const float* s3 = x + 3 * (quarter + skew);
+  // What the main loop leaves: each stream's last `skew` floats, and the tail past the fourth.
+  float rest = 0;
+  for (const float* s : {s0, s1, s2}) {
+    for (int64_t i = quarter; i < quarter + skew; ++i) rest += s[i];
+  }
+  for (int64_t i = 3 * (quarter + skew) + quarter; i < n; ++i) rest += x[i];
   for (int64_t i = 0; i < quarter; i += 2 * L) {
     if (prefetch) {
       hwy::Prefetch(s0 + i + kAhead);
@@ -2100,9 +2190,7 @@ float ReadSum(const float* x, int64_t n, int streams, bool prefetch) {
     a[7] = hn::Add(a[7], hn::LoadU(df, s3 + i + L));
   }
   for (int j = 1; j < 8; ++j) a[0] = hn::Add(a[0], a[j]);
-  float s = ReduceSum(df, a[0]);
-  for (int64_t i = 4 * quarter; i < n; ++i) s += x[i];
-  return s;
+  return ReduceSum(df, a[0]) + rest;
 }
 
 // Twelve independent FMA chains (enough to cover FMA latency x throughput on
@@ -2169,8 +2257,8 @@ HWY_EXPORT(Int8DotPeak);
 HWY_EXPORT(Int8DotsOnVnni);
 bool Int8DotsOnVnni() { return HWY_DYNAMIC_DISPATCH(Int8DotsOnVnni)(); }
 double Int8DotPeak(int64_t iterations, int seed) { return HWY_DYNAMIC_DISPATCH(Int8DotPeak)(iterations, seed); }
-float ReadSum(const float* x, int64_t n, int streams, bool prefetch) {
-  return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n, streams, prefetch);
+float ReadSum(const float* x, int64_t n, int streams, bool prefetch, int64_t stagger_bytes) {
+  return HWY_DYNAMIC_DISPATCH(ReadSum)(x, n, streams, prefetch, stagger_bytes);
 }
 float FmaPeak(int64_t iterations, float seed) { return HWY_DYNAMIC_DISPATCH(FmaPeak)(iterations, seed); }
 int64_t FloatLanes() { return HWY_DYNAMIC_DISPATCH(FloatLanes)(); }

@@ -149,9 +149,10 @@ void WidenRow(const void* src, DType dtype, int64_t n, float* out);
 const char* TargetName();
 
 // Machine probes (calibration): streaming read (`streams` 1 or 4 linear
-// streams, software prefetches 1 KiB ahead or none), and FMA throughput with
-// twelve independent chains (FLOPs = FloatLanes() * 24 * iterations).
-float ReadSum(const float* x, int64_t n, int streams, bool prefetch);
+// streams, software prefetches 1 KiB ahead or none; the four streams' starts
+// `stagger_bytes` apart beyond the quarters of the range), and FMA throughput
+// with twelve independent chains (FLOPs = FloatLanes() * 24 * iterations).
+float ReadSum(const float* x, int64_t n, int streams, bool prefetch, int64_t stagger_bytes = 0);
 float FmaPeak(int64_t iterations, float seed);
 // Int8 ops (2 per multiply-add) of `iterations` rounds of twelve independent
 // VPDPBUSD chains; 0 where the target or CPU has no AVX-512 VNNI.
