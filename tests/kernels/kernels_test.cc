@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/memory_ledger.h"
@@ -24,6 +25,17 @@ namespace llm {
 namespace {
 
 constexpr double kEps = 1.1920929e-7;
+
+// y (one row of x against N rows of W, wf as float) against y_ref within the
+// float32 dot-product bound of each row's sum of |x w|.
+void ExpectRowsWithinDotBound(const float* y, const float* y_ref, const float* x, const float* wf, int64_t K,
+                              int64_t N, const std::string& what) {
+  for (int64_t n = 0; n < N; ++n) {
+    double abs_sum = 0;
+    for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[k] * wf[n * K + k]);
+    ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6) << what << " row " << n;
+  }
+}
 
 // Every test runs once per SIMD target compiled in and supported here (e.g.
 // AVX2, SSE4, SSSE3, scalar), so the fallbacks a CPU without AVX2 would take
@@ -136,12 +148,8 @@ TEST_P(KernelsTest, DecodeOfWholeStepRowsMatchesReference) {
         std::vector<float> y_ref(N), y(N, -1e30f);
         ref_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
         cpu_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
-        for (int64_t n = 0; n < N; ++n) {
-          double abs_sum = 0;
-          for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[k] * wf[n * K + k]);
-          ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6)
-              << DTypeName(dtype) << " K=" << K << " N=" << N << " row " << n;
-        }
+        ExpectRowsWithinDotBound(y.data(), y_ref.data(), x.data(), wf.data(), K, N,
+                                 std::string(DTypeName(dtype)) + " K=" + std::to_string(K) + " N=" + std::to_string(N));
       }
     }
   }
@@ -1006,12 +1014,9 @@ TEST(Bf16Dots, DecodeWithBf16XMatchesReferenceOnRoundedInputs) {
         std::vector<float> y_ref(N), y(N, std::nanf(""));
         ref->MatMul(x_rounded.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
         cpu->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
-        for (int64_t n = 0; n < N; ++n) {
-          double abs_sum = 0;
-          for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x_rounded[k] * wf[n * K + k]);
-          ASSERT_NEAR(y[n], y_ref[n], 2.0 * K * kEps * abs_sum + 1e-6)
-              << "K=" << K << " N=" << N << " offset=" << offset << " row " << n;
-        }
+        ExpectRowsWithinDotBound(
+            y.data(), y_ref.data(), x_rounded.data(), wf.data(), K, N,
+            "K=" + std::to_string(K) + " N=" + std::to_string(N) + " offset=" + std::to_string(offset));
       }
     }
   }
