@@ -96,8 +96,9 @@ double ReadProbeBuffer::Measure(int passes, std::string* ways_out) const {
   volatile float sink = 0;
   // Four ways to read, in turn, and the best pass of any: four streams per
   // thread 512 bytes out of step with software prefetches (first, so that
-  // short measurements give it the most passes: the Xeon with AMX reads
-  // 11-14% more so than with the four at one offset of their pages), the same
+  // short measurements give it the most passes: the Xeon with AMX reads 4-6%
+  // more so than with the four at one offset of their pages over 1 GiB, 10-14%
+  // in a model of 1.5 MiB chunks), the same
   // four in step (Intel and Zen 3 read most so before), four without, one
   // without (Zen 4: 28 vs 46-55 GB/s without prefetches in one test, and one
   // stream 30-33 against four's 28-31 in another).

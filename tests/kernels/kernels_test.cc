@@ -131,25 +131,49 @@ TEST_P(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
   }
 }
 
-// Decode (one row of x) at depths of whole 32-element steps, where AVX-512
-// Intel CPUs read each task's four row quarters as staggered linear streams
-// (QuarterDots): quarters of 1 row up to hundreds, ranges shorter and longer
-// than the streams' stagger, with and without bias.
+// Decode (one to five rows of x) at depths of whole 32-element steps, where
+// AVX-512 Intel CPUs read each task's four row quarters as staggered linear
+// streams (QuarterDots; up to four rows of x in one pass): quarters of 1 row
+// up to hundreds, ranges shorter and longer than the streams' stagger, with
+// and without bias.
 TEST_P(KernelsTest, DecodeOfWholeStepRowsMatchesReference) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
-    for (int64_t K : {32, 64, 96, 256, 2048}) {
-      for (int64_t N : {4, 7, 64, 130, 1000}) {
-        const bool with_bias = N % 2 == 0;
-        auto wf = Random(N * K);
-        auto bytes = Store(wf, dtype, 0);
-        const MatView w{bytes.data(), dtype, N, K};
-        auto x = Random(K);
-        auto bias = Random(N);
-        std::vector<float> y_ref(N), y(N, -1e30f);
-        ref_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y_ref.data());
-        cpu_->MatMul(x.data(), 1, w, with_bias ? bias.data() : nullptr, y.data());
-        ExpectRowsWithinDotBound(y.data(), y_ref.data(), x.data(), wf.data(), K, N,
-                                 std::string(DTypeName(dtype)) + " K=" + std::to_string(K) + " N=" + std::to_string(N));
+    for (int64_t M : {1, 2, 3, 4, 5}) {
+      for (int64_t K : {32, 64, 96, 256, 2048}) {
+        for (int64_t N : {4, 7, 64, 130, 1000}) {
+          const bool with_bias = N % 2 == 0;
+          auto wf = Random(N * K);
+          auto bytes = Store(wf, dtype, 0);
+          const MatView w{bytes.data(), dtype, N, K};
+          auto x = Random(M * K);
+          auto bias = Random(N);
+          std::vector<float> y_ref(M * N), y(M * N, -1e30f);
+          ref_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y_ref.data());
+          cpu_->MatMul(x.data(), M, w, with_bias ? bias.data() : nullptr, y.data());
+          for (int64_t m = 0; m < M; ++m) {
+            ExpectRowsWithinDotBound(y.data() + m * N, y_ref.data() + m * N, x.data() + m * K, wf.data(), K, N,
+                                     std::string(DTypeName(dtype)) + " M=" + std::to_string(M) + " x row " +
+                                         std::to_string(m) + " K=" + std::to_string(K) + " N=" + std::to_string(N));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The read probe sums every element once, whatever the way: one stream or
+// four, with or without prefetches, the four in step or out of step.
+TEST_P(KernelsTest, ReadProbeSumsEveryElementOnce) {
+  for (int64_t n : std::vector<int64_t>{1, 31, 100, 1000, 4099, 100003, int64_t{1} << 20}) {
+    std::vector<float> x(n);
+    double want = 0;
+    for (int64_t i = 0; i < n; ++i) want += x[i] = static_cast<float>(i % 7 + 1);  // integer sums: exact in float
+    for (int streams : {1, 4}) {
+      for (bool prefetch : {false, true}) {
+        for (int64_t stagger : {0, 512, 4096}) {
+          EXPECT_EQ(simd::ReadSum(x.data(), n, streams, prefetch, stagger), want)
+              << "n=" << n << " streams=" << streams << " prefetch=" << prefetch << " stagger=" << stagger;
+        }
       }
     }
   }
