@@ -115,14 +115,10 @@ TEST_P(KernelsTest, MatMulMatchesReferenceOverShapesDtypesAndAlignment) {
             ref_->MatMul(x, M, w, with_bias ? bias.data() : nullptr, y_ref.data());
             cpu_->MatMul(x, M, w, with_bias ? bias.data() : nullptr, y.data());
             for (int64_t m = 0; m < M; ++m) {
-              for (int64_t n = 0; n < N; ++n) {
-                double abs_sum = 0;
-                for (int64_t k = 0; k < K; ++k) abs_sum += std::fabs(x[m * K + k] * wf[n * K + k]);
-                const double tol = 2.0 * K * kEps * abs_sum + 1e-6;
-                ASSERT_NEAR(y[m * N + n], y_ref[m * N + n], tol)
-                    << "MatMul " << DTypeName(dtype) << " M=" << M << " K=" << K << " N=" << N << " offset=" << offset
-                    << " at (" << m << ", " << n << ")";
-              }
+              ExpectRowsWithinDotBound(y.data() + m * N, y_ref.data() + m * N, x + m * K, wf.data(), K, N,
+                                       std::string("MatMul ") + DTypeName(dtype) + " M=" + std::to_string(M) +
+                                           " K=" + std::to_string(K) + " N=" + std::to_string(N) +
+                                           " offset=" + std::to_string(offset) + " x row " + std::to_string(m));
             }
           }
         }
